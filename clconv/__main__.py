@@ -1,0 +1,3 @@
+from clconv.cli import main
+
+main()

@@ -1,0 +1,51 @@
+"""The one exception family of clconv, and its warnings.
+
+Every error a user can cause is a ClconvError: the CLI prints it as one line,
+``clconv: error: <subject>: <cause>``, and exits with ``exit_code``.
+"""
+from __future__ import annotations
+
+import sys
+
+
+class ClconvError(Exception):
+    """A user-facing error. ``subject`` names the file (or option) at fault."""
+
+    exit_code = 2
+
+    def __init__(self, subject: str | None, cause: str):
+        self.subject = None if subject is None else str(subject)
+        self.cause = cause
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.cause}" if self.subject else self.cause
+
+
+class KernelSpecError(ClconvError):
+    """A -k spec that is not a known name, a well-formed matrix, or a readable kernel file."""
+
+
+class OptionError(ClconvError):
+    """An option value out of range or inconsistent with others."""
+
+
+class ImageError(ClconvError):
+    """An input image that cannot be read, is damaged, or is too large."""
+
+
+class OutputError(ClconvError):
+    """An output that exists already, would overwrite the input, or cannot be written."""
+
+
+class DeviceError(ClconvError):
+    """No OpenCL platform, an unknown --device, or a device failure."""
+
+
+class BuildError(ClconvError):
+    """An OpenCL program failed to build; the cause carries the build log."""
+
+
+def warn(message: str) -> None:
+    """One line on stderr; clconv never lets a Python warning reach the user."""
+    print(f"clconv: warning: {message}", file=sys.stderr, flush=True)
