@@ -1,0 +1,44 @@
+// Shared by every clconv program: border handling, written once.
+// Border codes match clconv.params.BORDER_CODES.
+#define BORDER_REFLECT  0   // d c b a | a b c d | d c b a   (scipy "reflect")
+#define BORDER_MIRROR   1   // d c b | a b c d | c b a       (scipy "mirror")
+#define BORDER_NEAREST  2   // a a a | a b c d | d d d
+#define BORDER_WRAP     3   // b c d | a b c d | a b c
+#define BORDER_CONSTANT 4   // k k k | a b c d | k k k
+
+inline int positive_mod(int i, int n) {
+    int r = i % n;
+    return r < 0 ? r + n : r;
+}
+
+// Maps a coordinate that may lie anywhere (also many image sizes away, as
+// with kernels larger than the image) into [0, n); -1 means "the constant".
+// Extensions repeat periodically, exactly as scipy.ndimage extends lines.
+inline int map_index(int i, int n, int border) {
+    if (i >= 0 && i < n) return i;
+    switch (border) {
+    case BORDER_REFLECT: {
+        int p = positive_mod(i, 2 * n);
+        return p < n ? p : 2 * n - 1 - p;
+    }
+    case BORDER_MIRROR: {
+        if (n == 1) return 0;
+        int p = positive_mod(i, 2 * n - 2);
+        return p < n ? p : 2 * n - 2 - p;
+    }
+    case BORDER_NEAREST:
+        return i < 0 ? 0 : n - 1;
+    case BORDER_WRAP:
+        return positive_mod(i, n);
+    default:
+        return -1;
+    }
+}
+
+// One pixel of a plane, with the border rule applied.
+inline float read_px(__global const float *plane, int y, int x, int h, int w,
+                     int border, float cval) {
+    int yy = map_index(y, h, border);
+    int xx = map_index(x, w, border);
+    return (yy < 0 || xx < 0) ? cval : plane[(size_t)yy * w + xx];
+}

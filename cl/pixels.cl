@@ -1,0 +1,87 @@
+// Pixel format conversion and per-pixel steps around the convolutions.
+// Images arrive interleaved (HxWxC, uint8/uint16/float32) and are filtered as
+// float32 planes [C][H][W] in the input's own units (0..255 for 8-bit).
+
+#define DEFINE_UNPACK(NAME, T)                                                \
+__kernel void NAME(__global const T *src, __global float *dst,                \
+                   int h, int w, int channels)                                \
+{                                                                             \
+    const int x = get_global_id(0), y = get_global_id(1);                     \
+    if (x >= w || y >= h) return;                                             \
+    const size_t px = (size_t)y * w + x, plane = (size_t)h * w;               \
+    for (int c = 0; c < channels; ++c)                                        \
+        dst[c * plane + px] = (float)src[px * channels + c];                  \
+}
+DEFINE_UNPACK(unpack_u8, uchar)
+DEFINE_UNPACK(unpack_u16, ushort)
+DEFINE_UNPACK(unpack_f32, float)
+
+// v -> scale * (|v| if use_abs else v) + bias on the first `mapped` channels;
+// integer outputs are then rounded half to even and clipped to [0, maxval].
+inline float map_value(float v, int use_abs, float scale, float bias) {
+    return scale * (use_abs ? fabs(v) : v) + bias;
+}
+
+#define DEFINE_PACK_INT(NAME, T)                                              \
+__kernel void NAME(__global const float *src, __global T *dst,                \
+                   int h, int w, int channels, int mapped,                    \
+                   int use_abs, float scale, float bias, float maxval)        \
+{                                                                             \
+    const int x = get_global_id(0), y = get_global_id(1);                     \
+    if (x >= w || y >= h) return;                                             \
+    const size_t px = (size_t)y * w + x, plane = (size_t)h * w;               \
+    for (int c = 0; c < channels; ++c) {                                      \
+        float v = src[c * plane + px];                                        \
+        if (c < mapped) v = map_value(v, use_abs, scale, bias);               \
+        v = rint(v);                                                          \
+        v = isnan(v) ? 0.0f : clamp(v, 0.0f, maxval);                         \
+        dst[px * channels + c] = (T)v;                                        \
+    }                                                                         \
+}
+DEFINE_PACK_INT(pack_u8, uchar)
+DEFINE_PACK_INT(pack_u16, ushort)
+
+__kernel void pack_f32(__global const float *src, __global float *dst,
+                       int h, int w, int channels, int mapped,
+                       int use_abs, float scale, float bias, float maxval)
+{
+    const int x = get_global_id(0), y = get_global_id(1);
+    if (x >= w || y >= h) return;
+    const size_t px = (size_t)y * w + x, plane = (size_t)h * w;
+    for (int c = 0; c < channels; ++c) {
+        float v = src[c * plane + px];
+        dst[px * channels + c] = c < mapped ? map_value(v, use_abs, scale, bias) : v;
+    }
+}
+
+// Colour times alpha, for alpha-weighted filtering: sum(k*a*c) / sum(k*a).
+__kernel void premultiply(__global const float *colour, int colour_off,
+                          __global const float *alpha, int alpha_off,
+                          __global float *dst, int n)
+{
+    const int i = get_global_id(0), c = get_global_id(1);
+    if (i >= n) return;
+    dst[(size_t)c * n + i] = colour[colour_off + (size_t)c * n + i] * alpha[alpha_off + i];
+}
+
+// Where no visible pixel contributed (sum(k*a) == 0) the source colour under
+// the anchor is kept, so fully transparent areas keep their colour.
+__kernel void unpremultiply(__global const float *num, __global const float *den,
+                            __global const float *fallback,
+                            __global float *dst, int dst_off, int n)
+{
+    const int i = get_global_id(0), c = get_global_id(1);
+    if (i >= n) return;
+    const size_t k = (size_t)c * n + i;
+    const float d = den[i];
+    dst[dst_off + k] = d != 0.0f ? num[k] / d : fallback[k];
+}
+
+// Gradient magnitude sqrt(gx^2 + gy^2), written into dst at dst_off.
+__kernel void magnitude(__global const float *gx, __global const float *gy,
+                        __global float *dst, int dst_off, int n)
+{
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    dst[dst_off + i] = hypot(gx[i], gy[i]);
+}

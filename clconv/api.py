@@ -1,0 +1,143 @@
+"""The Python API: ``clconv.convolve``, numpy in and numpy out."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from clconv.errors import OptionError
+
+SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+ALPHA_MODES = (None, "keep", "filter")
+
+
+def parse_kernels(kernel) -> tuple:
+    """One spec, array or parsed kernel, or a sequence of them (a chain)."""
+    from clconv.kernels import parse_spec
+
+    if isinstance(kernel, (list, tuple)):
+        if not kernel:
+            raise OptionError("--kernel", "at least one kernel is needed")
+        return tuple(parse_spec(k) for k in kernel)
+    return (parse_spec(kernel),)
+
+
+def resolve_mapping(last_kernel, out_dtype: np.dtype, abs=None, scale=None, bias=None):
+    """The output mapping: explicit values win; integer outputs take the last kernel's defaults."""
+    from clconv.engine import MAX_VALUE, Mapping
+
+    integer = np.dtype(out_dtype).kind == "u"
+    if abs is None:
+        abs = bool(last_kernel.abs) if integer else False
+    if bias is None:
+        bias = last_kernel.bias * (MAX_VALUE[np.dtype(out_dtype)] + 1) if integer else 0.0
+    scale = 1.0 if scale is None else scale
+    for name, value in (("--scale", scale), ("--bias", bias)):
+        if not np.isfinite(value):
+            raise OptionError(name, f"must be a finite number, got {value}")
+    return Mapping(bool(abs), float(scale), float(bias))
+
+
+def build_plan(kernels: Sequence, *, in_dtype, out_dtype=None, channels: int = 1, border="reflect",
+               border_value=0.0, flip=False, padding=None, stride=1, dilation=1, alpha=None,
+               abs=None, scale=None, bias=None, algorithm="auto", device_kind="cpu"):
+    """Validate every option and return the Plan (what to compute); nothing is allocated."""
+    from clconv import algorithms
+    from clconv.engine import Plan
+    from clconv.params import Geometry, normalize_border
+
+    parsed = parse_kernels(list(kernels))
+    if flip:
+        parsed = tuple(k.flipped() for k in parsed)
+    if alpha not in ALPHA_MODES:
+        raise OptionError("--alpha", f"unknown alpha mode {alpha!r} (choose keep or filter)")
+    keep_alpha = alpha == "keep"
+    if keep_alpha and channels < 2:
+        raise OptionError("--alpha", "keeping alpha needs at least two channels (colour and alpha)")
+    try:
+        cval = float(border_value)
+    except (TypeError, ValueError):
+        raise OptionError("--border-value", f"expected a number, got {border_value!r}") from None
+    if not np.isfinite(cval):
+        raise OptionError("--border-value", f"must be a finite number, got {border_value}")
+    out_dtype = np.dtype(in_dtype if out_dtype is None else out_dtype)
+    if out_dtype not in SUPPORTED_DTYPES:
+        raise OptionError("--dtype", f"unsupported output dtype {out_dtype} (use uint8, uint16 or float32)")
+    first_shape = parsed[0].gx.shape if hasattr(parsed[0], "gx") else parsed[0].shape
+    return Plan(
+        kernels=parsed,
+        algorithm=algorithms.choose(algorithm, first_shape, device_kind),
+        border=normalize_border(border),
+        cval=cval,
+        flip=bool(flip),
+        geometry=Geometry.parse(padding, stride, dilation),
+        keep_alpha=keep_alpha,
+        mapping=resolve_mapping(parsed[-1], out_dtype, abs, scale, bias),
+        out_dtype=out_dtype,
+    )
+
+
+def as_pixels(image) -> tuple[np.ndarray, bool]:
+    """An HxWxC array of a supported dtype, and whether the input was 2D."""
+    pixels = np.asarray(image)
+    if pixels.dtype.kind == "f" and pixels.dtype != np.float32:
+        pixels = pixels.astype(np.float32)  # the device computes in float32 anyway
+    if pixels.dtype not in SUPPORTED_DTYPES:
+        raise OptionError("image", f"unsupported dtype {pixels.dtype} (use uint8, uint16 or float32)")
+    if pixels.ndim not in (2, 3) or 0 in pixels.shape:
+        raise OptionError("image", f"expected a non-empty HxW or HxWxC array, got shape {pixels.shape}")
+    flat = pixels.ndim == 2
+    return (pixels[:, :, None] if flat else pixels), flat
+
+
+def convolve(image, kernel, border="reflect", device=None, algorithm="auto", *, border_value=0.0,
+             flip=False, padding=None, stride=1, dilation=1, alpha=None, abs=None, scale=None,
+             bias=None, dtype=None, out=None) -> np.ndarray:
+    """Filter ``image`` with ``kernel`` on an OpenCL device.
+
+    Parameters
+    ----------
+    image : numpy array, HxW or HxWxC, uint8, uint16 or float32 (other floats are computed as float32).
+    kernel : a kernel spec ("sobel-x", "gaussian:sigma=2", "1 0 -1; 2 0 -2; 1 0 -1"), a 2D array of
+        correlation weights, or a list of those, run in sequence (intermediates stay float32).
+    border : {'reflect', 'mirror', 'nearest', 'wrap', 'constant'} or an alias; ``border_value`` is the
+        constant, in pixel units.
+    device : 'cpu', 'gpu', 'P:D', a device-name substring, or None (CLCONV_DEVICE, PYOPENCL_CTX, else a
+        GPU if present, else the PoCL CPU device).
+    algorithm : 'auto' or a name of ``clconv.algorithms.REGISTRY``.
+    flip : apply the mathematical convolution (scipy.ndimage.convolve) instead of correlation.
+    padding, stride, dilation : geometry; padding None keeps the input size, an int (or 'valid' = 0)
+        gives PyTorch's conv2d geometry.
+    alpha : None or 'filter' (every channel filtered alike), or 'keep' (the last channel is alpha:
+        kept unchanged, and blurs weight colour by it).
+    abs, scale, bias : output mapping ``scale * (|v| if abs else v) + bias``. Integer outputs are then
+        rounded half to even and clipped, and take the last kernel's defaults (abs for edge detectors,
+        bias for emboss) where these are None; float outputs are raw unless these are given.
+    dtype : output dtype (default: the input's).
+    out : optional preallocated output array of the right shape and dtype, reused.
+
+    Returns
+    -------
+    numpy array of the output shape, 2D if the input was 2D.
+    """
+    from clconv.engine import execute
+    from clconv.runtime import get_runtime
+
+    pixels, flat = as_pixels(image)
+    kernels = kernel if isinstance(kernel, (list, tuple)) else [kernel]
+    rt = get_runtime(device)
+    plan = build_plan(kernels, in_dtype=pixels.dtype, out_dtype=dtype, channels=pixels.shape[2],
+                      border=border, border_value=border_value, flip=flip, padding=padding,
+                      stride=stride, dilation=dilation, alpha=alpha, abs=abs, scale=scale, bias=bias,
+                      algorithm=algorithm, device_kind=rt.info.kind)
+    target = None
+    if out is not None:
+        out_h, out_w = plan.output_shape(pixels.shape[:2])
+        expected = (out_h, out_w) if flat else (out_h, out_w, pixels.shape[2])
+        if out.shape != expected or out.dtype != plan.out_dtype or not out.flags.c_contiguous:
+            raise OptionError("out", f"expected a C-contiguous {plan.out_dtype} array of shape {expected}")
+        target = out.reshape(out_h, out_w, pixels.shape[2])
+    result = execute(rt, pixels, plan, target)
+    if out is not None:
+        return out
+    return result[:, :, 0] if flat else result

@@ -1,0 +1,119 @@
+"""Option values shared by the API and the CLI: border modes and geometry.
+
+Pure Python: validated here once, before anything is allocated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clconv.errors import OptionError
+
+# Canonical names are scipy.ndimage's (the test oracle); codes match cl/common.cl.
+BORDER_CODES = {"reflect": 0, "mirror": 1, "nearest": 2, "wrap": 3, "constant": 4}
+BORDERS = tuple(BORDER_CODES)
+BORDER_ALIASES = {
+    "symmetric": "reflect",
+    "reflect101": "mirror",
+    "reflect_101": "mirror",
+    "edge": "nearest",
+    "replicate": "nearest",
+    "clamp": "nearest",
+    "periodic": "wrap",
+    "tile": "wrap",
+    "circular": "wrap",
+    "zero": "constant",
+}
+BORDER_PICTURES = {
+    "reflect": "d c b a | a b c d | d c b a",
+    "mirror": "d c b | a b c d | c b a",
+    "nearest": "a a a | a b c d | d d d",
+    "wrap": "b c d | a b c d | a b c",
+    "constant": "k k k | a b c d | k k k",
+}
+MAX_GEOMETRY = 1 << 20  # padding, stride and dilation above this are surely mistakes
+
+
+def normalize_border(name: str) -> str:
+    """Canonical border name for a name or alias; OptionError for anything else."""
+    key = str(name).strip().lower()
+    key = BORDER_ALIASES.get(key, key)
+    if key not in BORDER_CODES:
+        known = ", ".join(list(BORDERS) + sorted(BORDER_ALIASES))
+        raise OptionError("--border", f"unknown border mode {name!r} (choose from {known})")
+    return key
+
+
+def _positive_int(value, option: str, minimum: int) -> int:
+    try:
+        number = int(value)
+        if number != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise OptionError(option, f"expected an integer, got {value!r}") from None
+    if not minimum <= number <= MAX_GEOMETRY:
+        raise OptionError(option, f"must be between {minimum} and {MAX_GEOMETRY}, got {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where one kernel's taps fall for each output pixel, along both axes.
+
+    Input row of tap i for output row oy is ``oy*stride + i*dilation - off[0]``;
+    ``sample_off`` places the single pixel that stands for an output pixel
+    (used for kept alpha and for colour where no visible pixel contributes).
+    """
+
+    out_shape: tuple[int, int]
+    off: tuple[int, int]
+    sample_off: tuple[int, int]
+    stride: int
+    dilation: int
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Output geometry: "same" (padding None) or PyTorch's padded/strided/dilated."""
+
+    padding: int | None = None
+    stride: int = 1
+    dilation: int = 1
+
+    @classmethod
+    def parse(cls, padding=None, stride=1, dilation=1) -> "Geometry":
+        if padding is not None:
+            if isinstance(padding, str):
+                if padding.strip().lower() == "valid":
+                    padding = 0
+                elif padding.strip().lower() == "same":
+                    padding = None
+            if padding is not None:
+                padding = _positive_int(padding, "--padding", 0)
+        return cls(padding, _positive_int(stride, "--stride", 1), _positive_int(dilation, "--dilation", 1))
+
+    def window(self, shape: tuple[int, int], kernel_shape: tuple[int, int], flip: bool = False) -> Window:
+        """The window for an input of ``shape``; OptionError if the output would be empty."""
+        s, d = self.stride, self.dilation
+        out, off, sample = [], [], []
+        for n, k in zip(shape, kernel_shape):
+            span = d * (k - 1) + 1  # extent of the dilated kernel
+            if self.padding is None:
+                # "same": the dilated kernel's anchor sits on the output pixel;
+                # a flipped even kernel has its anchor one tap earlier (scipy.ndimage.convolve).
+                anchor = (span - 1) // 2 if flip else span // 2
+                out.append(-(-n // s))
+                off.append(anchor)
+                sample.append(0)
+            else:
+                size = (n + 2 * self.padding - span) // s + 1
+                if size < 1:
+                    raise OptionError(
+                        "--padding",
+                        f"output would be empty: input {n}, padding {self.padding}, kernel {k}, "
+                        f"dilation {d}, stride {s}",
+                    )
+                centre = (k - 1) // 2 if flip else k // 2
+                out.append(size)
+                off.append(self.padding)
+                sample.append(self.padding - d * centre)
+        return Window((out[0], out[1]), (off[0], off[1]), (sample[0], sample[1]), s, d)

@@ -1,0 +1,24 @@
+"""Finds the OpenCL C sources: inside the installed wheel (clconv/cl) or the checkout's top-level cl/."""
+from __future__ import annotations
+
+import functools
+from importlib.resources import files
+from pathlib import Path
+
+
+@functools.cache
+def cl_dir() -> Path:
+    packaged = Path(str(files("clconv") / "cl"))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "cl"
+
+
+@functools.cache
+def read_cl(name: str) -> str:
+    return (cl_dir() / name).read_text(encoding="utf-8")
+
+
+def program_source(name: str) -> str:
+    """A program's full source: the shared helpers, then the program itself (no -I paths needed)."""
+    return read_cl("common.cl") + "\n#line 1\n" + read_cl(name)
