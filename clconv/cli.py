@@ -1,0 +1,207 @@
+"""The clconv command line: thin click commands over the library.
+
+This is the only module that imports click, and the one place where errors
+become messages and exit codes (``ClconvGroup.main``).
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+
+import click
+
+from clconv import __version__
+from clconv.errors import ClconvError
+from clconv.params import BORDER_ALIASES, BORDER_PICTURES, BORDERS
+
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+EXIT_INTERNAL = 1
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so atomic writes clean up as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _error(message: str) -> None:
+    click.echo(f"clconv: error: {message}", err=True)
+
+
+class ClconvGroup(click.Group):
+    """Runs a command and turns every failure into one line on stderr and the SPEC's exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if args is None:
+            args = sys.argv[1:]
+        args = list(args)
+        debug = "--debug" in args
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            code = super().main(args, prog_name or "clconv", complete_var, standalone_mode=False, **extra)
+            code = code if isinstance(code, int) else 0
+        except ClconvError as exc:
+            if debug:
+                traceback.print_exc()
+            _error(str(exc))
+            code = exc.exit_code
+        except click.UsageError as exc:
+            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            _error(f"{where}{exc.format_message()} (see --help)")
+            code = exc.exit_code
+        except click.ClickException as exc:
+            _error(exc.format_message())
+            code = exc.exit_code
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            _error("interrupted")
+            code = EXIT_INTERRUPTED
+        except Terminated:
+            _error("terminated")
+            code = EXIT_TERMINATED
+        except Exception as exc:  # a bug: still one line, unless --debug
+            if debug:
+                traceback.print_exc()
+            _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+            code = EXIT_INTERNAL
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def debug_option(fn):
+    # Read by ClconvGroup.main before parsing; declared so click accepts it anywhere.
+    return click.option("--debug", is_flag=True, expose_value=False, help="Show tracebacks of errors.")(fn)
+
+
+BORDER_HELP = (
+    "Border mode, as scipy.ndimage names them: "
+    + "; ".join(f"{name} ({BORDER_PICTURES[name]})" for name in BORDERS)
+    + ". Aliases: " + ", ".join(f"{a}={c}" for a, c in BORDER_ALIASES.items()) + "."
+)
+
+
+class KernelList(click.ParamType):
+    name = "SPEC"
+
+
+def filter_options(fn):
+    """The filter options shared by apply (and batch, bench): spelled the same everywhere."""
+    from clconv.algorithms import CHOICES
+
+    options = [
+        click.option("-k", "--kernel", "kernels", multiple=True, required=True, metavar="SPEC",
+                     help="Kernel: a name (sobel-x, gaussian:sigma=2, ...), a matrix \"1 0 -1; 2 0 -2; 1 0 -1\", "
+                          "\"WxH: v,v,...\", or a .txt/.csv/.npy file. Repeat to chain kernels."),
+        click.option("--border", default="reflect", show_default=True, metavar="MODE", help=BORDER_HELP),
+        click.option("--border-value", default=0.0, type=float, show_default=True,
+                     help="Value outside the image for --border constant, in pixel units (0..255 for 8-bit)."),
+        click.option("--flip", is_flag=True, help="Mathematical convolution (kernel rotated 180 degrees) instead of correlation."),
+        click.option("--gray", is_flag=True, help="Convert to luminance (ITU-R 601-2) first, keeping alpha."),
+        click.option("--alpha", type=click.Choice(["keep", "filter"]), default="keep", show_default=True,
+                     help="keep: alpha unchanged, blurs weight colour by alpha; filter: alpha filtered like colour."),
+        click.option("--abs/--no-abs", "use_abs", default=None,
+                     help="Take |value| before scaling (default: on for edge detectors)."),
+        click.option("--scale", type=float, default=None, help="Multiply the result (default 1)."),
+        click.option("--bias", type=float, default=None, help="Add to the result, in output units (default 0; emboss: half range)."),
+        click.option("--padding", default=None, metavar="N|valid",
+                     help="CNN geometry: pad N pixels per side with the border mode, kernel top-left aligned."),
+        click.option("--stride", default=1, type=int, show_default=True, help="Output every S-th pixel."),
+        click.option("--dilation", default=1, type=int, show_default=True, help="Spread kernel taps D pixels apart."),
+        click.option("--dtype", type=click.Choice(["uint8", "uint16", "float32"]), default=None,
+                     help="Output sample type (default: the input's; float32 needs .tif/.tiff or .npy)."),
+        click.option("--algorithm", type=click.Choice(list(CHOICES), case_sensitive=False), default="auto",
+                     show_default=True, help="Convolution algorithm."),
+        click.option("--device", default=None, metavar="cpu|gpu|P:D|NAME",
+                     help="OpenCL device (default: CLCONV_DEVICE, PYOPENCL_CTX, else a GPU if present, else PoCL)."),
+        click.option("--max-pixels", default=89_478_485, type=int, show_default=True,
+                     help="Refuse images (and outputs) larger than this many pixels; 0 disables."),
+        debug_option,
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def make_options(values: dict):
+    from clconv.files import FilterOptions
+
+    return FilterOptions(
+        kernels=tuple(values["kernels"]), border=values["border"], border_value=values["border_value"],
+        flip=values["flip"], gray=values["gray"], alpha=values["alpha"], abs=values["use_abs"],
+        scale=values["scale"], bias=values["bias"], padding=values["padding"], stride=values["stride"],
+        dilation=values["dilation"], dtype=values["dtype"], algorithm=values["algorithm"].lower(),
+        device=values["device"], max_pixels=values["max_pixels"],
+    )
+
+
+@click.group(cls=ClconvGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="clconv")
+@debug_option
+def cli():
+    """Filter images with convolution kernels on OpenCL devices (a GPU, or the PoCL CPU device).
+
+    \b
+    Examples:
+      clconv apply -k sobel-x photo.png edges.png
+      clconv apply -k gaussian:sigma=2 -k sharpen --border mirror in.jpg out.jpg
+      clconv kernels gaussian
+    """
+
+
+@cli.command()
+@filter_options
+@click.option("--force", is_flag=True, help="Overwrite an existing output (never the input).")
+@click.argument("input", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+def apply(input, output, force, **values):
+    """Filter one image INPUT into OUTPUT (format from OUTPUT's extension).
+
+    \b
+    Example:
+      clconv apply -k sobel-x samples/shapes.png edges.png
+    """
+    from clconv.files import apply_file
+
+    apply_file(input, output, make_options(values), force=force)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@debug_option
+def kernels(name):
+    """List the named kernels, or print one kernel's weights (NAME may carry parameters or be any SPEC)."""
+    from clconv import kernels as library
+
+    if name is None:
+        for line in library.summary_lines():
+            click.echo(line)
+    else:
+        click.echo(library.describe(name))
+
+
+@cli.command()
+@debug_option
+def devices():
+    """List OpenCL platforms and devices; the one used by default is marked with *."""
+    from clconv import runtime
+
+    found = runtime.list_devices()
+    try:
+        default = runtime.get_runtime(None).info
+    except ClconvError as exc:
+        default = None
+        click.echo(f"clconv: warning: no usable default device: {exc}", err=True)
+    for d in found:
+        mark = "*" if d == default else " "
+        click.echo(f"{mark} {d.index}  {d.name}  [{d.kind}, {d.compute_units} compute units, "
+                   f"{d.global_mem / 2**30:.1f} GiB, max buffer {d.max_alloc / 2**30:.2f} GiB]  {d.platform}")
+
+
+def main(argv=None):
+    return cli.main(argv)
