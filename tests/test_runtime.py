@@ -1,0 +1,89 @@
+"""Device choice (a pure function over device lists) and program caching on the real device."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import clconv
+from clconv.errors import DeviceError
+from clconv.runtime import DeviceInfo, candidates, requested_spec, select_device
+
+
+def dev(p, d, name, kind, platform="Portable Computing Language OpenCL 3.0 PoCL 3.1"):
+    return DeviceInfo(p, d, platform, name, kind, 2, 2**32, 2**30)
+
+
+CPU_OLD = dev(0, 0, "pthread-AMD EPYC", "cpu", "Portable Computing Language OpenCL 3.0 PoCL 3.0-rc2 LLVM 14")
+CPU_NEW = dev(1, 0, "pthread-skylake-avx512-AMD EPYC", "cpu", "Portable Computing Language OpenCL 3.0 PoCL 3.1+debian")
+GPU = dev(2, 0, "NVIDIA H100 80GB HBM3", "gpu", "NVIDIA CUDA OpenCL 3.0 CUDA 13.0")
+GPU2 = dev(2, 1, "NVIDIA A100", "gpu", "NVIDIA CUDA OpenCL 3.0 CUDA 13.0")
+
+
+@pytest.mark.parametrize(
+    "spec, devices, expected",
+    [
+        (None, [CPU_OLD, GPU], GPU),  # default: a GPU when there is one
+        (None, [CPU_OLD, CPU_NEW], CPU_OLD),  # select_device alone: first CPU
+        ("cpu", [GPU, CPU_NEW], CPU_NEW),
+        ("gpu", [CPU_NEW, GPU, GPU2], GPU),
+        ("2:1", [CPU_NEW, GPU, GPU2], GPU2),
+        ("1", [CPU_OLD, CPU_NEW], CPU_NEW),  # PYOPENCL_CTX-style platform index
+        ("a100", [CPU_NEW, GPU, GPU2], GPU2),  # name substring, any case
+        ("nvidia", [CPU_NEW, GPU2, GPU], GPU2),
+        ("debian", [CPU_OLD, CPU_NEW], CPU_NEW),  # platform substring
+    ],
+)
+def test_select_device(spec, devices, expected):
+    assert select_device(spec, devices) == expected
+
+
+@pytest.mark.parametrize("spec", ["gpu", "3:0", "0:7", "quantum"])
+def test_unknown_device_names_the_spec_and_lists_devices(spec):
+    with pytest.raises(DeviceError) as err:
+        select_device(spec, [CPU_OLD, CPU_NEW])
+    assert err.value.subject == f"--device {spec}"
+    assert "pthread-AMD EPYC" in err.value.cause
+
+
+def test_candidates_prefer_gpu_then_newer_pocl():
+    assert candidates(None, [CPU_OLD, CPU_NEW, GPU]) == [GPU, CPU_NEW, CPU_OLD]
+    assert candidates("cpu", [CPU_OLD, GPU, CPU_NEW]) == [CPU_NEW, CPU_OLD]
+    assert candidates("0:0", [CPU_OLD, CPU_NEW]) == [CPU_OLD]
+
+
+def test_requested_spec_order(monkeypatch):
+    monkeypatch.setenv("PYOPENCL_CTX", "0:1")
+    assert requested_spec(None) == "0:1"
+    monkeypatch.setenv("CLCONV_DEVICE", "cpu")
+    assert requested_spec(None) == "cpu"
+    assert requested_spec("gpu") == "gpu"
+    monkeypatch.delenv("CLCONV_DEVICE")
+    monkeypatch.delenv("PYOPENCL_CTX")
+    assert requested_spec(None) is None
+
+
+def test_unknown_device_through_the_api():
+    with pytest.raises(DeviceError):
+        clconv.convolve(np.zeros((4, 4), np.float32), "box", device="no-such-device-xyz")
+
+
+def test_repeated_calls_reuse_context_and_programs(runtime):
+    image = np.random.default_rng(1).random((33, 47), dtype=np.float32)
+    clconv.convolve(image, "sobel-x", device=runtime)
+    builds, kernels = runtime.builds, len(runtime._kernels)
+    for spec in ("sobel-x", "gaussian:sigma=3", "1 2; 3 4"):
+        clconv.convolve(image, spec, device=runtime, border="wrap")
+    assert runtime.builds == builds  # kernel sizes and borders are arguments: no rebuild
+    assert len(runtime._kernels) == kernels
+    from clconv.runtime import get_runtime
+
+    assert get_runtime(runtime.info.index) is runtime
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, clconv; print(sorted(m for m in ('pyopencl', 'numpy', 'PIL', 'click', 'scipy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
