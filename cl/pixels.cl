@@ -22,6 +22,12 @@ inline float map_value(float v, int use_abs, float scale, float bias) {
     return scale * (use_abs ? fabs(v) : v) + bias;
 }
 
+// rint() is slow on PoCL; for 0 <= v <= 65535 adding and subtracting 1.5*2^23
+// rounds half to even exactly (float32 has no bits left below 1 there).
+inline float round_half_even(float v) {
+    return (v + 12582912.0f) - 12582912.0f;  // clconv never builds with -cl-fast-relaxed-math
+}
+
 #define DEFINE_PACK_INT(NAME, T)                                              \
 __kernel void NAME(__global const float *src, __global T *dst,                \
                    int h, int w, int channels, int mapped,                    \
@@ -33,9 +39,8 @@ __kernel void NAME(__global const float *src, __global T *dst,                \
     for (int c = 0; c < channels; ++c) {                                      \
         float v = src[c * plane + px];                                        \
         if (c < mapped) v = map_value(v, use_abs, scale, bias);               \
-        v = rint(v);                                                          \
         v = isnan(v) ? 0.0f : clamp(v, 0.0f, maxval);                         \
-        dst[px * channels + c] = (T)v;                                        \
+        dst[px * channels + c] = (T)round_half_even(v);                       \
     }                                                                         \
 }
 DEFINE_PACK_INT(pack_u8, uchar)
