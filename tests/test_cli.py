@@ -67,7 +67,7 @@ def test_apply_chain_and_options(run_clconv, rgb_png, tmp_path):
     assert result.returncode == 0, result.stderr
     pixels = np.asarray(Image.open(rgb_png)).astype(np.float64)
     box = np.full((3, 3), 1 / 9)
-    planes = [ndi.correlate(ndi.correlate(pixels[..., c], box, mode="nearest"), SOBEL_X, mode="nearest")
+    planes = [ndi.correlate(ndi.correlate(pixels[..., c], box, mode="nearest"), -SOBEL_X, mode="nearest")
               for c in range(3)]
     ref = np.clip(np.rint(0.5 * np.stack(planes, -1) + 100), 0, 255)  # custom kernel: no default abs
     assert np.abs(np.asarray(Image.open(out)).astype(int) - ref).max() <= 1
