@@ -1,0 +1,1161 @@
+"""Reading and writing images: Pillow for the formats, numpy for the pixels.
+
+``load`` returns an :class:`Image` whose ``pixels`` are always ``HxWxC``
+(C-contiguous) in one of three dtypes: ``uint8``, ``uint16`` or ``float32``.
+``save`` writes atomically (a temporary file in the output's folder, then a
+rename) and converts, with a ``clconv: warning:`` line, whatever the chosen
+format cannot hold.
+
+Decisions (see the README):
+
+* Formats are recognised by content, never by the input's extension.
+* Modes: ``1`` -> 8-bit gray; ``L``/``LA``/``RGB``/``RGBA`` as they are;
+  ``P``/``PA`` -> RGB, or RGBA when the palette has transparency; a colour-key
+  transparency (PNG ``tRNS`` on gray or RGB) becomes an alpha channel;
+  ``I;16*`` -> 16-bit gray; ``I`` -> 16-bit gray when its values fit 0..65535
+  (else refused); ``F`` -> float32 gray; ``CMYK`` is kept as four colour
+  channels; ``YCbCr``/``HSV``/``RGBX``/premultiplied modes -> RGB(A);
+  ``LAB`` is refused (Pillow has no colorimetric LAB conversion).
+* 16-bit RGB/RGBA/gray+alpha PNGs and TIFFs keep 16 bits: Pillow decodes them
+  to 8 bits, so the low bytes are decoded a second time with the byte-swapped
+  raw mode and merged.  TIFFs Pillow cannot open at all (float RGB, 16-bit
+  gray+alpha, as this module writes them) are read by a small strip reader.
+* ``.npy`` input (no pickle): 2D, or 3D with 1..4 channels, read like
+  ``numpy.asarray(PIL image)``: 1 = L, 2 = L+alpha, 3 = RGB, 4 = RGBA.
+  uint8/uint16/float32 kept, other float types -> float32, anything else
+  refused.
+* Output: 16-bit colour goes to PNG and TIFF with 16 bits (own writers, as
+  Pillow cannot write them); float32 goes to ``.tif``/``.tiff`` (one channel
+  through Pillow, several through the own writer) or ``.npy``.  Formats that
+  cannot hold alpha (JPEG, BMP, GIF, PPM) get it composited over white;
+  formats without 16 bits get ``rint(v/257)``; CMYK becomes RGB except for
+  JPEG, TIFF and JPEG 2000.  Each of these conversions warns.
+* Carried: the ICC profile (when its colour space matches the output) and
+  the DPI (swapped with the axes by EXIF orientation).  EXIF itself is not
+  carried: the orientation is applied to the pixels on load.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+import sys
+import threading
+import warnings
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image as PILImage
+from PIL import ImageFile, UnidentifiedImageError, features
+
+from clconv.errors import ImageError, OutputError, warn
+
+DEFAULT_MAX_PIXELS = 89_478_485
+
+# clconv enforces its own --max-pixels before decoding; Pillow's bomb check
+# would only add a Python warning (or a second, differently worded error).
+PILImage.MAX_IMAGE_PIXELS = None
+# A damaged image is refused, never half-loaded.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "Image",
+    "load",
+    "load_array",
+    "save",
+    "check_output",
+    "to_gray",
+    "output_format",
+]
+
+_NPY_MAGIC = b"\x93NUMPY"
+_MAGICS = [
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+]
+
+# Pillow's warnings are turned into clconv warnings; catch_warnings is
+# process-global state, so it is entered by one thread at a time.
+_WARN_LOCK = threading.RLock()
+
+
+@dataclass(eq=False)
+class Image:
+    """A decoded image: ``pixels`` is HxWxC, alpha (if any) is the last channel."""
+
+    pixels: np.ndarray
+    has_alpha: bool
+    color: str  # "L", "RGB" or "CMYK": the colour channels, without alpha
+    meta: dict = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def max_value(self) -> float:
+        return _max_value(self.pixels.dtype)
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.pixels.shape[2])
+
+
+def _max_value(dtype) -> float:
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    return 1.0
+
+
+# --------------------------------------------------------------------------
+# small helpers
+
+
+def _os_cause(verb: str, e: OSError) -> str:
+    return f"cannot {verb}: {e.strerror or e}"
+
+
+def _exc_text(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
+
+
+class _Relay:
+    """Collect Python warnings raised inside the block and re-emit them as clconv warnings."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __enter__(self):
+        _WARN_LOCK.acquire()
+        self._cm = warnings.catch_warnings(record=True)
+        self._log = self._cm.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self._cm.__exit__(*exc)
+        finally:
+            _WARN_LOCK.release()
+        seen = set()
+        for w in self._log:
+            msg = " ".join(str(w.message).split())
+            if msg and msg not in seen:
+                seen.add(msg)
+                warn(f"{self.path}: {msg}")
+        return False
+
+
+def _too_large(w: int, h: int, max_pixels: int) -> str | None:
+    if max_pixels and w * h > max_pixels:
+        return f"image is {w}x{h} = {w * h} pixels, over --max-pixels {max_pixels}"
+    return None
+
+
+def _hwc(a: np.ndarray) -> np.ndarray:
+    if a.ndim == 2:
+        a = a[:, :, None]
+    return np.ascontiguousarray(a)
+
+
+# --------------------------------------------------------------------------
+# EXIF orientation, on numpy arrays (the same transforms as ImageOps.exif_transpose)
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    if orientation == 2:
+        a = a[:, ::-1]
+    elif orientation == 3:
+        a = a[::-1, ::-1]
+    elif orientation == 4:
+        a = a[::-1]
+    elif orientation == 5:
+        a = a.transpose(1, 0, 2)
+    elif orientation == 6:
+        a = np.rot90(a, k=-1)
+    elif orientation == 7:
+        a = a.transpose(1, 0, 2)[::-1, ::-1]
+    elif orientation == 8:
+        a = np.rot90(a, k=1)
+    return np.ascontiguousarray(a)
+
+
+def _orientation_of(im) -> int:
+    try:
+        value = im.getexif().get(0x0112)
+        value = int(value) if value is not None else 1
+    except Exception:  # corrupt EXIF: nothing to orient by
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+# --------------------------------------------------------------------------
+# load
+
+
+def load(path, *, gray: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
+    """Decode ``path`` (any format Pillow reads, or ``.npy``) into an :class:`Image`.
+
+    Raises :class:`ImageError` naming ``path`` for a missing, unreadable,
+    damaged, unsupported or too large image.
+    """
+    spath = os.fsdecode(os.fspath(path))
+    try:
+        f = open(spath, "rb")
+    except OSError as e:
+        raise ImageError(spath, _os_cause("read", e)) from e
+    with f:
+        try:
+            head = f.read(16)
+            f.seek(0)
+        except OSError as e:
+            raise ImageError(spath, _os_cause("read", e)) from e
+        if not head:
+            raise ImageError(spath, "empty file (not an image)")
+        if head.startswith(_NPY_MAGIC):
+            pixels = _load_npy(spath, f, max_pixels)
+            c = pixels.shape[2]
+            img = Image(
+                pixels=pixels,
+                has_alpha=c in (2, 4),
+                color="L" if c <= 2 else "RGB",
+                meta={"format": "NPY"},
+                path=spath,
+            )
+        else:
+            with _Relay(spath):
+                img = _load_pillow(spath, f, head, max_pixels)
+    if gray:
+        img = to_gray(img)
+    return img
+
+
+def load_array(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The pixels of a ``.npy`` image as HxWxC (uint8, uint16 or float32); see :func:`load`."""
+    spath = os.fsdecode(os.fspath(path))
+    try:
+        f = open(spath, "rb")
+    except OSError as e:
+        raise ImageError(spath, _os_cause("read", e)) from e
+    with f:
+        return _load_npy(spath, f, max_pixels)
+
+
+def _load_npy(path: str, f, max_pixels: int) -> np.ndarray:
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except ValueError as e:
+        raise ImageError(path, f"damaged .npy header ({_exc_text(e)})") from e
+    if dtype.hasobject or dtype.kind not in "uif" or dtype.fields is not None:
+        raise ImageError(path, f"unsupported .npy dtype {dtype} (use uint8, uint16 or a float type)")
+    if dtype.kind in "ui" and dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        raise ImageError(path, f"unsupported .npy dtype {dtype} (use uint8, uint16 or a float type)")
+    if len(shape) not in (2, 3) or (len(shape) == 3 and not 1 <= shape[2] <= 4):
+        raise ImageError(path, f"unsupported .npy shape {shape} (use HxW or HxWxC with C = 1..4)")
+    h, w = int(shape[0]), int(shape[1])
+    if h == 0 or w == 0:
+        raise ImageError(path, f"empty image (.npy shape {shape})")
+    reason = _too_large(w, h, max_pixels)
+    if reason:
+        raise ImageError(path, reason)
+    f.seek(0)
+    try:
+        a = np.load(f, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ImageError(path, f"truncated or damaged .npy data ({_exc_text(e)})") from e
+    if a.dtype.kind == "f":
+        a = a.astype(np.float32, copy=False)
+    else:
+        a = a.astype(a.dtype.newbyteorder("="), copy=False)
+    return _hwc(a)
+
+
+def _sniff(head: bytes) -> str | None:
+    for magic, name in _MAGICS:
+        if head.startswith(magic):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def _load_pillow(path: str, f, head: bytes, max_pixels: int) -> Image:
+    try:
+        im = PILImage.open(f)
+    except UnidentifiedImageError as e:
+        kind = _sniff(head)
+        if kind == "TIFF":
+            return _load_tiff_fallback(path, f, max_pixels)
+        if kind:
+            raise ImageError(path, f"damaged or unsupported {kind} file (cannot identify image file)") from e
+        raise ImageError(path, "not an image (cannot identify image file)") from e
+    except PILImage.DecompressionBombError as e:  # pragma: no cover - MAX_IMAGE_PIXELS is None
+        raise ImageError(path, _exc_text(e)) from e
+    except (OSError, SyntaxError, ValueError, struct.error, zlib.error, EOFError) as e:
+        raise ImageError(path, f"damaged image header ({_exc_text(e)})") from e
+
+    w, h = im.size
+    reason = _too_large(w, h, max_pixels)
+    if reason:
+        raise ImageError(path, reason)
+    if w == 0 or h == 0:
+        raise ImageError(path, f"empty image ({w}x{h})")
+    fmt = im.format
+
+    try:
+        if fmt == "PNG":
+            # Pillow checks the CRCs of the chunks it parses at open, not those
+            # of IDAT; verify() reads every chunk up to IEND.
+            im.verify()
+            f.seek(0)
+            im = PILImage.open(f)
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        if frames > 1:
+            im.seek(0)
+        tiles = list(im.tile or [])
+        im.load()
+    except MemoryError as e:
+        raise ImageError(path, "not enough memory to decode the image") from e
+    except Exception as e:  # noqa: BLE001 - any decoder failure means damaged data
+        raise ImageError(path, f"truncated or damaged image data ({_exc_text(e)})") from e
+
+    if frames > 1:
+        warn(f"{path}: {frames} frames; only the first is filtered")
+
+    pixels, has_alpha, color = _pixels_of(path, im, f, tiles)
+    orientation = _orientation_of(im)
+    if orientation != 1:
+        pixels = _orient(pixels, orientation)
+
+    meta: dict = {"format": fmt}
+    icc = im.info.get("icc_profile")
+    if icc:
+        meta["icc_profile"] = bytes(icc)
+    dpi = im.info.get("dpi")
+    if dpi and len(dpi) == 2:
+        try:
+            dx, dy = float(dpi[0]), float(dpi[1])
+        except (TypeError, ValueError):
+            dx = dy = 0.0
+        if dx > 0 and dy > 0:
+            meta["dpi"] = (dy, dx) if orientation in (5, 6, 7, 8) else (dx, dy)
+    return Image(pixels=pixels, has_alpha=has_alpha, color=color, meta=meta, path=path)
+
+
+# raw mode that gives the high bytes -> raw mode that gives the low bytes
+_LOW_BYTES = {
+    "RGB;16B": "RGB;16L",
+    "RGB;16L": "RGB;16B",
+    "RGBX;16B": "RGBX;16L",
+    "RGBX;16L": "RGBX;16B",
+    "RGBA;16B": "RGBA;16L",
+    "RGBA;16L": "RGBA;16B",
+    "CMYK;16B": "CMYK;16L",
+    "CMYK;16L": "CMYK;16B",
+}
+# libtiff hands Pillow native-endian samples
+_SWAPPED = "B" if sys.byteorder == "little" else "L"
+for _base in ("RGB", "RGBX", "RGBA", "CMYK"):
+    _LOW_BYTES[f"{_base};16N"] = f"{_base};16{_SWAPPED}"
+
+
+def _tile_rawmode(tile) -> str | None:
+    args = tile[3]
+    if isinstance(args, str):
+        return args
+    if isinstance(args, tuple) and args and isinstance(args[0], str):
+        return args[0]
+    return None
+
+
+def _with_rawmode(tile, rawmode: str):
+    args = tile[3]
+    args = rawmode if isinstance(args, str) else (rawmode, *args[1:])
+    if hasattr(tile, "_replace"):
+        return tile._replace(args=args)
+    return (*tile[:3], args)  # Pillow < 11: plain tuples
+
+
+def _redecode(f, rawmode_for) -> PILImage.Image:
+    """Open the file again and decode its first frame with other raw modes."""
+    f.seek(0)
+    im = PILImage.open(f)
+    if getattr(im, "n_frames", 1) > 1:
+        im.seek(0)
+    im.tile = [_with_rawmode(t, rawmode_for(_tile_rawmode(t))) for t in im.tile]
+    im.load()
+    return im
+
+
+def _sixteen_bit(path, im, f, tiles) -> tuple[np.ndarray, bool, str] | None:
+    """16-bit colour that Pillow decoded to 8 bits: decode the low bytes too."""
+    if im.mode not in ("RGB", "RGBA", "CMYK") or not tiles:
+        return None
+    rawmodes = {_tile_rawmode(t) for t in tiles}
+    if len(rawmodes) != 1:
+        return None
+    rawmode = rawmodes.pop()
+    color = "CMYK" if im.mode == "CMYK" else "RGB"
+    if rawmode == "LA;16B":  # gray+alpha 16-bit PNG, opened as RGBA
+        raw = np.asarray(_redecode(f, lambda r: "RGBA")).astype(np.uint16)
+        a = (raw[..., 0::2] << 8) | raw[..., 1::2]
+        return np.ascontiguousarray(a), True, "L"
+    if rawmode not in _LOW_BYTES:
+        if rawmode and ";16" in rawmode:
+            warn(f"{path}: 16-bit samples ({rawmode}) read as 8-bit; Pillow cannot decode them deeper")
+        return None
+    hi = np.asarray(im).astype(np.uint16)
+    lo = np.asarray(_redecode(f, lambda r: _LOW_BYTES[r])).astype(np.uint16)
+    a = (hi << 8) | lo
+    return np.ascontiguousarray(a), im.mode == "RGBA", color
+
+
+def _key_alpha(a: np.ndarray, key, scale: int = 1) -> np.ndarray | None:
+    """A colour-key transparency (PNG tRNS on gray/RGB) as an alpha channel."""
+    try:
+        key = np.array(key if isinstance(key, tuple) else (key,), dtype=np.int64) * scale
+    except (TypeError, ValueError):
+        return None
+    if key.size != a.shape[2]:
+        return None
+    top = _max_value(a.dtype)
+    mask = np.all(a == key.astype(a.dtype), axis=2)
+    alpha = np.where(mask, 0, top).astype(a.dtype)
+    return np.concatenate([a, alpha[:, :, None]], axis=2)
+
+
+def _has_transparency(im) -> bool:
+    flag = getattr(im, "has_transparency_data", None)  # Pillow >= 10.1
+    if flag is not None:
+        return bool(flag)
+    return "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA")
+
+
+def _pixels_of(path: str, im, f, tiles) -> tuple[np.ndarray, bool, str]:
+    mode = im.mode
+    info = im.info
+    rawmode = _tile_rawmode(tiles[0]) if tiles else None
+    try:
+        if mode in ("RGB", "RGBA", "CMYK"):
+            deep = _sixteen_bit(path, im, f, tiles)
+            if deep is not None:
+                a, has_alpha, color = deep
+                if not has_alpha and "transparency" in info:
+                    keyed = _key_alpha(a, info["transparency"])
+                    if keyed is not None:
+                        return keyed, True, color
+                return a, has_alpha, color
+    except MemoryError as e:
+        raise ImageError(path, "not enough memory to decode the image") from e
+    except Exception as e:  # noqa: BLE001
+        raise ImageError(path, f"truncated or damaged image data ({_exc_text(e)})") from e
+
+    if mode == "1":
+        a = _hwc(np.asarray(im.convert("L")))
+        if "transparency" in info:
+            keyed = _key_alpha(a, info["transparency"], 255)
+            if keyed is not None:
+                return keyed, True, "L"
+        return a, False, "L"
+    if mode == "L":
+        a = _hwc(np.asarray(im))
+        if "transparency" in info:
+            scale = {"L;2": 85, "L;4": 17}.get(rawmode or "", 1)
+            keyed = _key_alpha(a, info["transparency"], scale)
+            if keyed is not None:
+                return keyed, True, "L"
+        return a, False, "L"
+    if mode == "LA":
+        return _hwc(np.asarray(im)), True, "L"
+    if mode == "La":
+        return _hwc(np.asarray(im.convert("LA"))), True, "L"
+    if mode == "RGB":
+        a = _hwc(np.asarray(im))
+        if "transparency" in info:
+            keyed = _key_alpha(a, info["transparency"])
+            if keyed is not None:
+                return keyed, True, "RGB"
+        return a, False, "RGB"
+    if mode == "RGBA":
+        return _hwc(np.asarray(im)), True, "RGB"
+    if mode in ("RGBa", "PA"):
+        return _hwc(np.asarray(im.convert("RGBA"))), True, "RGB"
+    if mode == "P":
+        if _has_transparency(im):
+            return _hwc(np.asarray(im.convert("RGBA"))), True, "RGB"
+        return _hwc(np.asarray(im.convert("RGB"))), False, "RGB"
+    if mode in ("RGBX", "YCbCr", "HSV"):
+        return _hwc(np.asarray(im.convert("RGB"))), False, "RGB"
+    if mode == "CMYK":
+        return _hwc(np.asarray(im)), False, "CMYK"
+    if mode.startswith("I;16"):
+        a = _hwc(np.asarray(im).astype(np.uint16))
+        if "transparency" in info:
+            keyed = _key_alpha(a, info["transparency"])
+            if keyed is not None:
+                return keyed, True, "L"
+        return a, False, "L"
+    if mode == "I":
+        a = np.asarray(im)
+        if a.size and (int(a.min()) < 0 or int(a.max()) > 65535):
+            raise ImageError(path, "unsupported 32-bit integer image (values outside 0..65535)")
+        a = _hwc(a.astype(np.uint16))
+        if "transparency" in info:
+            keyed = _key_alpha(a, info["transparency"])
+            if keyed is not None:
+                return keyed, True, "L"
+        return a, False, "L"
+    if mode == "F":
+        return _hwc(np.asarray(im).astype(np.float32)), False, "L"
+    if mode == "LAB":
+        raise ImageError(path, "unsupported colour mode LAB (convert it to RGB first)")
+    raise ImageError(path, f"unsupported image mode {mode}")
+
+
+# --------------------------------------------------------------------------
+# a small TIFF strip reader, for what Pillow cannot open (float RGB, 16-bit
+# gray+alpha: what this module's own TIFF writer produces, and the like)
+
+_TIFF_TYPES = {1: "B", 2: "c", 3: "H", 4: "I", 5: "II", 6: "b", 7: "B", 8: "h", 9: "i", 10: "ii", 11: "f", 12: "d", 13: "I", 16: "Q"}
+_TIFF_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _tiff_ifd(f, bo: str, offset: int, size: int) -> tuple[dict, int]:
+    f.seek(offset)
+    raw = f.read(2)
+    if len(raw) < 2:
+        raise EOFError("IFD beyond the end of the file")
+    (n,) = struct.unpack(bo + "H", raw)
+    entries = f.read(12 * n + 4)
+    if len(entries) < 12 * n + 4:
+        raise EOFError("truncated IFD")
+    tags = {}
+    for i in range(n):
+        tag, typ, count, value = struct.unpack(bo + "HHI4s", entries[12 * i: 12 * i + 12])
+        if typ not in _TIFF_SIZES:
+            continue
+        nbytes = _TIFF_SIZES[typ] * count
+        if nbytes > size:
+            raise ValueError(f"tag {tag} larger than the file")
+        if nbytes <= 4:
+            data = value[:nbytes]
+        else:
+            (off,) = struct.unpack(bo + "I", value)
+            here = f.tell()
+            f.seek(off)
+            data = f.read(nbytes)
+            f.seek(here)
+            if len(data) < nbytes:
+                raise EOFError(f"tag {tag} beyond the end of the file")
+        if typ in (2, 7):
+            tags[tag] = data
+        else:
+            tags[tag] = struct.unpack(bo + _TIFF_TYPES[typ][-1] * (count * len(_TIFF_TYPES[typ])), data)
+    (next_ifd,) = struct.unpack(bo + "I", entries[12 * n:])
+    return tags, next_ifd
+
+
+def _load_tiff_fallback(path: str, f, max_pixels: int) -> Image:
+    try:
+        return _read_tiff(path, f, max_pixels)
+    except ImageError:
+        raise
+    except _Unsupported as e:
+        raise ImageError(path, f"unsupported TIFF layout ({e})") from e
+    except MemoryError as e:
+        raise ImageError(path, "not enough memory to decode the image") from e
+    except Exception as e:  # noqa: BLE001
+        raise ImageError(path, f"truncated or damaged image data ({_exc_text(e)})") from e
+
+
+def _read_tiff(path: str, f, max_pixels: int) -> Image:
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(0)
+    head = f.read(8)
+    bo = "<" if head[:2] == b"II" else ">"
+    magic, first = struct.unpack(bo + "HI", head[2:8])
+    if magic != 42:
+        raise _Unsupported("BigTIFF")
+    tags, nxt = _tiff_ifd(f, bo, first, size)
+    frames, seen = 1, {first}
+    while nxt and nxt not in seen and frames < 100_000:
+        seen.add(nxt)
+        frames += 1
+        try:
+            _, nxt = _tiff_ifd(f, bo, nxt, size)
+        except (EOFError, ValueError, struct.error):
+            break
+
+    def one(tag, default=None):
+        v = tags.get(tag)
+        return v[0] if v else default
+
+    w, h = one(256), one(257)
+    if not w or not h:
+        raise ValueError("no image size")
+    reason = _too_large(w, h, max_pixels)
+    if reason:
+        raise ImageError(path, reason)
+    spp = one(277, 1)
+    bps = set(tags.get(258, (1,)))
+    fmts = set(tags.get(339, (1,)))
+    if len(bps) != 1 or len(fmts) != 1:
+        raise _Unsupported("mixed sample sizes")
+    bits, sfmt = bps.pop(), fmts.pop()
+    if (sfmt, bits) == (1, 8):
+        dtype = np.dtype(np.uint8)
+    elif (sfmt, bits) == (1, 16):
+        dtype = np.dtype(bo + "u2")
+    elif (sfmt, bits) == (3, 32):
+        dtype = np.dtype(bo + "f4")
+    elif (sfmt, bits) == (3, 64):
+        dtype = np.dtype(bo + "f8")
+    else:
+        raise _Unsupported(f"{bits}-bit samples of format {sfmt}")
+    compression = one(259, 1)
+    if compression not in (1, 8, 32946):
+        raise _Unsupported(f"compression {compression}")
+    predictor = one(317, 1)
+    if predictor not in (1, 2) or (predictor == 2 and sfmt == 3):
+        raise _Unsupported(f"predictor {predictor}")
+    if one(284, 1) != 1:
+        raise _Unsupported("planar configuration 2")
+    if 322 in tags:
+        raise _Unsupported("tiles")
+    photometric = one(262, 1)
+    base = {1: 1, 2: 3, 5: 4}.get(photometric)
+    if base is None or spp < base:
+        raise _Unsupported(f"photometric {photometric} with {spp} samples")
+    color = {1: "L", 2: "RGB", 5: "CMYK"}[photometric]
+    extras = tags.get(338, ())
+    has_alpha = spp > base and bool(extras) and extras[0] in (1, 2) and color != "CMYK"
+
+    offsets, counts = tags.get(273), tags.get(279)
+    if not offsets or not counts or len(offsets) != len(counts):
+        raise ValueError("no strips")
+    chunks = []
+    for off, n in zip(offsets, counts):
+        f.seek(off)
+        data = f.read(n)
+        if len(data) < n:
+            raise EOFError("image file is truncated")
+        if compression != 1:
+            data = zlib.decompress(data)
+        chunks.append(data)
+    data = b"".join(chunks)
+    need = w * h * spp * dtype.itemsize
+    if len(data) < need:
+        raise EOFError("image file is truncated")
+    a = np.frombuffer(data, dtype=dtype, count=w * h * spp).reshape(h, w, spp)
+    if predictor == 2:
+        a = np.cumsum(a.astype(dtype.newbyteorder("=")), axis=1, dtype=dtype.newbyteorder("="))
+    a = a.astype(np.float32 if sfmt == 3 else dtype.newbyteorder("="))
+    if extras and extras[0] == 1 and has_alpha:  # associated alpha: unpremultiply
+        top = _max_value(a.dtype)
+        alpha = a[..., base:base + 1].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            col = np.where(alpha > 0, a[..., :base] * top / np.where(alpha > 0, alpha, 1), 0)
+        if a.dtype != np.float32:
+            col = np.clip(np.rint(col), 0, top)
+        a = np.concatenate([col.astype(a.dtype), a[..., base:base + 1]], axis=2)
+    a = np.ascontiguousarray(a[..., : base + (1 if has_alpha else 0)])
+
+    if frames > 1:
+        warn(f"{path}: {frames} frames; only the first is filtered")
+    orientation = one(274, 1)
+    if orientation in range(2, 9):
+        a = _orient(a, orientation)
+    meta: dict = {"format": "TIFF"}
+    if 34675 in tags:
+        meta["icc_profile"] = bytes(tags[34675])
+    xr, yr, unit = tags.get(282), tags.get(283), one(296, 2)
+    if xr and yr and xr[1] and yr[1] and unit in (2, 3):
+        k = 2.54 if unit == 3 else 1.0
+        dx, dy = xr[0] / xr[1] * k, yr[0] / yr[1] * k
+        if dx > 0 and dy > 0:
+            meta["dpi"] = (dy, dx) if orientation in (5, 6, 7, 8) else (dx, dy)
+    return Image(pixels=a, has_alpha=has_alpha, color=color, meta=meta, path=path)
+
+
+# --------------------------------------------------------------------------
+# gray
+
+
+def _rgb_to_l(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601-2 luma with Pillow's fixed-point rounding (exact for 8-bit)."""
+    if rgb.dtype == np.float32:
+        r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+        return (0.299 * r + 0.587 * g + 0.114 * b).astype(np.float32)
+    c = rgb.astype(np.uint64)
+    y = (c[..., 0] * 19595 + c[..., 1] * 38470 + c[..., 2] * 7471 + 0x8000) >> 16
+    return y.astype(rgb.dtype)
+
+
+def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
+    """Pillow's naive CMYK -> RGB (exact for 8-bit), at any depth."""
+    if cmyk.dtype == np.float32:
+        k = cmyk[..., 3:]
+        return ((1 - cmyk[..., :3]) * (1 - k)).astype(np.float32)
+    top = int(_max_value(cmyk.dtype))
+    if cmyk.dtype == np.uint8:
+        c = cmyk.astype(np.int64)
+        nk = 255 - c[..., 3:]
+        t = c[..., :3] * nk + 128
+        return np.clip(nk - (((t >> 8) + t) >> 8), 0, 255).astype(np.uint8)
+    c = cmyk.astype(np.float64)
+    nk = top - c[..., 3:]
+    return np.clip(np.rint(nk - c[..., :3] * nk / top), 0, top).astype(cmyk.dtype)
+
+
+def to_gray(img: Image) -> Image:
+    """Luminance (ITU-R 601-2, as Pillow's ``convert("L")``), keeping alpha."""
+    if img.color == "L":
+        return img
+    a = img.pixels
+    n = 4 if img.color == "CMYK" else 3
+    col = a[..., :n]
+    if img.color == "CMYK":
+        col = _cmyk_to_rgb(col)
+    y = _rgb_to_l(col)[..., None]
+    if img.has_alpha:
+        y = np.concatenate([y, a[..., -1:]], axis=2)
+    meta = dict(img.meta)
+    return Image(pixels=np.ascontiguousarray(y), has_alpha=img.has_alpha, color="L", meta=meta, path=img.path)
+
+
+# --------------------------------------------------------------------------
+# output formats
+
+
+@dataclass(frozen=True)
+class _Fmt:
+    name: str
+    alpha: bool  # can hold an alpha channel
+    cmyk: bool  # can hold CMYK
+    gray: bool  # can hold gray (else gray is written as RGB, losslessly)
+    u16: str  # "none", "gray" (16-bit gray only) or "all"
+    icc: bool = False
+    dpi: bool = False
+    options: tuple = ()
+
+
+_FORMATS = {
+    "PNG": _Fmt("PNG", alpha=True, cmyk=False, gray=True, u16="all", icc=True, dpi=True),
+    "JPEG": _Fmt("JPEG", alpha=False, cmyk=True, gray=True, u16="none", icc=True, dpi=True, options=(("quality", 95),)),
+    "TIFF": _Fmt("TIFF", alpha=True, cmyk=True, gray=True, u16="all", icc=True, dpi=True),
+    "WEBP": _Fmt("WEBP", alpha=True, cmyk=False, gray=False, u16="none", icc=True, options=(("quality", 90),)),
+    "BMP": _Fmt("BMP", alpha=False, cmyk=False, gray=True, u16="none", dpi=True),
+    "GIF": _Fmt("GIF", alpha=False, cmyk=False, gray=True, u16="none"),
+    "PPM": _Fmt("PPM", alpha=False, cmyk=False, gray=True, u16="gray"),
+    "TGA": _Fmt("TGA", alpha=True, cmyk=False, gray=True, u16="none"),
+    "QOI": _Fmt("QOI", alpha=True, cmyk=False, gray=False, u16="none"),
+    "JPEG2000": _Fmt("JPEG2000", alpha=True, cmyk=True, gray=True, u16="gray"),
+    "AVIF": _Fmt("AVIF", alpha=True, cmyk=False, gray=False, u16="none", icc=True, options=(("quality", 90),)),
+}
+
+_EXTENSIONS = {
+    ".png": "PNG",
+    ".apng": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".jpe": "JPEG",
+    ".jfif": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".dib": "BMP",
+    ".gif": "GIF",
+    ".ppm": "PPM",
+    ".pgm": "PPM",
+    ".pnm": "PPM",
+    ".tga": "TGA",
+    ".qoi": "QOI",
+    ".jp2": "JPEG2000",
+    ".j2k": "JPEG2000",
+    ".j2c": "JPEG2000",
+    ".jpc": "JPEG2000",
+    ".jpf": "JPEG2000",
+    ".jpx": "JPEG2000",
+    ".avif": "AVIF",
+    ".npy": "NPY",
+}
+_FEATURES = {"WEBP": "webp", "JPEG2000": "jpg_2000", "AVIF": "avif"}
+_FLOAT_EXTENSIONS = (".tif", ".tiff", ".npy")
+_USE = "use .png, .jpg, .tif, ..."
+
+
+def _available(feature: str) -> bool:
+    with _WARN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # older Pillow warns about feature names it does not know
+        try:
+            return bool(features.check(feature))
+        except Exception:  # noqa: BLE001
+            return False
+
+
+def output_format(path) -> str:
+    """The format name ('PNG', 'JPEG', 'TIFF', ..., 'NPY') an output path's extension selects."""
+    spath = os.fsdecode(os.fspath(path))
+    ext = os.path.splitext(spath)[1].lower()
+    if not ext:
+        raise OutputError(spath, f"unknown output format (no extension; {_USE})")
+    name = _EXTENSIONS.get(ext)
+    if name is None:
+        raise OutputError(spath, f"unknown output format '{ext}' ({_USE})")
+    feature = _FEATURES.get(name)
+    if feature and not _available(feature):
+        raise OutputError(spath, f"output format '{ext}' is not available in this Pillow build ({_USE})")
+    return name
+
+
+def check_output(path, *, float_output: bool) -> None:
+    """Refuse an output path whose format clconv cannot write, before any work is done."""
+    spath = os.fsdecode(os.fspath(path))
+    output_format(spath)
+    if float_output and os.path.splitext(spath)[1].lower() not in _FLOAT_EXTENSIONS:
+        raise OutputError(spath, "float output needs .tif/.tiff or .npy")
+
+
+# --------------------------------------------------------------------------
+# save
+
+
+def _icc_space(icc: bytes) -> bytes | None:
+    return bytes(icc[16:20]) if icc and len(icc) >= 20 else None
+
+
+def _composite_white(a: np.ndarray) -> np.ndarray:
+    top = _max_value(a.dtype)
+    col = a[..., :-1].astype(np.float64)
+    alpha = a[..., -1:].astype(np.float64) / top
+    out = col * alpha + top * (1.0 - alpha)
+    if a.dtype == np.float32:
+        return out.astype(np.float32)
+    return np.clip(np.rint(out), 0, top).astype(a.dtype)
+
+
+def _to_8bit(a: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(a.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+
+
+def save(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | None = None) -> None:
+    """Write ``pixels`` (HxW or HxWxC; uint8, uint16 or float32) to ``path``, atomically.
+
+    The format follows the extension; what it cannot hold is converted with a
+    warning.  Raises :class:`OutputError` for an unknown or unsuitable format
+    and for any failure to write (nothing is left behind).
+    """
+    spath = os.fsdecode(os.fspath(path))
+    meta = meta or {}
+    fmt_name = output_format(spath)
+    a = np.asarray(pixels)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"pixels must be HxW or HxWxC, not shape {a.shape}")
+    if a.dtype not in (np.uint8, np.uint16, np.float32):
+        raise ValueError(f"pixels must be uint8, uint16 or float32, not {a.dtype}")
+    if color not in ("L", "RGB", "CMYK"):
+        raise ValueError(f"color must be L, RGB or CMYK, not {color!r}")
+    if color == "CMYK" and has_alpha:
+        raise ValueError("CMYK with alpha is not supported")
+    need = {"L": 1, "RGB": 3, "CMYK": 4}[color] + (1 if has_alpha else 0)
+    if a.shape[2] != need:
+        raise ValueError(f"{color}{'+alpha' if has_alpha else ''} needs {need} channels, not {a.shape[2]}")
+    a = a.astype(a.dtype.newbyteorder("="), copy=False)
+
+    if fmt_name == "NPY":
+        out = np.ascontiguousarray(a[:, :, 0] if a.shape[2] == 1 else a)
+        _atomic_write(spath, lambda fo: np.save(fo, out, allow_pickle=False))
+        return
+
+    fmt = _FORMATS[fmt_name]
+    ext = os.path.splitext(spath)[1].lower()
+    if a.dtype == np.float32 and ext not in (".tif", ".tiff"):
+        raise OutputError(spath, "float output needs .tif/.tiff or .npy")
+
+    def note(msg: str) -> None:
+        warn(f"{spath}: {msg}")
+
+    # depth
+    if a.dtype == np.uint16 and not (fmt.u16 == "all" or (fmt.u16 == "gray" and color == "L")):
+        note(f"{fmt_name} holds 8 bits per channel; 16-bit values scaled to 8-bit")
+        a = _to_8bit(a)
+    # alpha
+    if has_alpha and not fmt.alpha:
+        note(f"{fmt_name} cannot hold alpha; composited over white")
+        a = _composite_white(a)
+        has_alpha = False
+    # CMYK
+    if color == "CMYK" and not fmt.cmyk:
+        note(f"{fmt_name} cannot hold CMYK; converted to RGB")
+        a = _cmyk_to_rgb(a)
+        color = "RGB"
+    # gray written as RGB where the format has no gray (lossless, no warning)
+    if color == "L" and not fmt.gray:
+        col = np.repeat(a[..., :1], 3, axis=2)
+        a = np.concatenate([col, a[..., 1:]], axis=2) if has_alpha else col
+        color = "RGB"
+    if fmt_name == "GIF" and color != "L":
+        note("GIF holds at most 256 colours; colours quantized")
+
+    icc = meta.get("icc_profile") if fmt.icc else None
+    if icc:
+        want = {"L": b"GRAY", "RGB": b"RGB ", "CMYK": b"CMYK"}[color]
+        if _icc_space(icc) != want:
+            space = (_icc_space(icc) or b"?").decode("latin-1").strip()
+            note(f"{space} ICC profile dropped: it does not fit the {color} output")
+            icc = None
+    dpi = meta.get("dpi") if fmt.dpi else None
+    if dpi is not None:
+        try:
+            dpi = (float(dpi[0]), float(dpi[1]))
+            if not (dpi[0] > 0 and dpi[1] > 0):
+                dpi = None
+        except (TypeError, ValueError, IndexError):
+            dpi = None
+
+    c = a.shape[2]
+    own = (a.dtype == np.uint16 and c > 1) or (a.dtype == np.float32 and c > 1)
+    if own and fmt_name == "PNG":
+        if color == "CMYK":  # pragma: no cover - CMYK is converted above
+            raise AssertionError
+        _atomic_write(spath, lambda fo: _write_png16(fo, a, icc, dpi))
+        return
+    if own and fmt_name == "TIFF":
+        if a.nbytes + (len(icc) if icc else 0) + 65536 >= 2**32:
+            raise OutputError(spath, "image too large for TIFF (over 4 GiB; use .npy)")
+        _atomic_write(spath, lambda fo: _write_tiff(fo, a, color, has_alpha, icc, dpi))
+        return
+
+    im = _to_pil(a, color, has_alpha)
+    kwargs = dict(fmt.options)
+    if icc:
+        kwargs["icc_profile"] = icc
+    if dpi:
+        kwargs["dpi"] = dpi
+    if fmt_name == "JPEG2000" and ext in (".j2k", ".j2c", ".jpc"):
+        kwargs["no_jp2"] = True
+
+    def write(fo) -> None:
+        with _Relay(spath):
+            try:
+                im.save(fo, format=fmt_name, **kwargs)
+            except (ValueError, KeyError, TypeError) as e:
+                raise OutputError(spath, f"cannot write as {fmt_name}: {_exc_text(e)}") from e
+
+    _atomic_write(spath, write)
+
+
+def _to_pil(a: np.ndarray, color: str, has_alpha: bool) -> PILImage.Image:
+    h, w, c = a.shape
+    if a.dtype == np.float32:
+        return PILImage.frombytes("F", (w, h), np.ascontiguousarray(a[:, :, 0]).tobytes())
+    if a.dtype == np.uint16:
+        return PILImage.frombytes("I;16", (w, h), np.ascontiguousarray(a[:, :, 0]).astype("<u2").tobytes())
+    mode = {("L", False): "L", ("L", True): "LA", ("RGB", False): "RGB", ("RGB", True): "RGBA", ("CMYK", False): "CMYK"}[
+        (color, has_alpha)
+    ]
+    return PILImage.frombytes(mode, (w, h), np.ascontiguousarray(a).tobytes())
+
+
+def _png_chunk(fo, kind: bytes, data: bytes) -> None:
+    fo.write(struct.pack(">I", len(data)))
+    fo.write(kind)
+    fo.write(data)
+    fo.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)) & 0xFFFFFFFF))
+
+
+def _write_png16(fo, a: np.ndarray, icc, dpi) -> None:
+    """16-bit gray+alpha / RGB / RGBA PNG (Pillow cannot write these)."""
+    h, w, c = a.shape
+    ctype = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    fo.write(b"\x89PNG\r\n\x1a\n")
+    _png_chunk(fo, b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0))
+    if icc:
+        _png_chunk(fo, b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
+    if dpi:
+        ppm = [int(d / 0.0254 + 0.5) for d in dpi]
+        _png_chunk(fo, b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1))
+    bpp = 2 * c
+    comp = zlib.compressobj(6)
+    pending = []
+    pending_len = 0
+    rows_per_block = max(1, (1 << 20) // (w * bpp + 1))
+    for y0 in range(0, h, rows_per_block):
+        raw = np.ascontiguousarray(a[y0: y0 + rows_per_block].astype(">u2")).view(np.uint8).reshape(-1, w * bpp)
+        filt = raw.copy()
+        filt[:, bpp:] -= raw[:, :-bpp]  # PNG filter 1 (Sub), modulo 256
+        block = np.empty((filt.shape[0], w * bpp + 1), np.uint8)
+        block[:, 0] = 1
+        block[:, 1:] = filt
+        out = comp.compress(block.tobytes())
+        if out:
+            pending.append(out)
+            pending_len += len(out)
+        if pending_len >= (1 << 20):
+            _png_chunk(fo, b"IDAT", b"".join(pending))
+            pending, pending_len = [], 0
+    pending.append(comp.flush())
+    _png_chunk(fo, b"IDAT", b"".join(pending))
+    _png_chunk(fo, b"IEND", b"")
+
+
+def _write_tiff(fo, a: np.ndarray, color: str, has_alpha: bool, icc, dpi) -> None:
+    """Uncompressed little-endian TIFF for 16-bit and float32 multi-channel images."""
+    h, w, c = a.shape
+    dtype = np.dtype("<f4") if a.dtype == np.float32 else np.dtype("<u2")
+    bits = 8 * dtype.itemsize
+    sfmt = 3 if a.dtype == np.float32 else 1
+    photometric = {"L": 1, "RGB": 2, "CMYK": 5}[color]
+    row_bytes = w * c * dtype.itemsize
+    rps = max(1, min(h, (1 << 20) // row_bytes))
+    nstrips = (h + rps - 1) // rps
+    counts = [min(rps, h - i * rps) * row_bytes for i in range(nstrips)]
+
+    entries = []  # (tag, type, values as tuple or bytes)
+    entries.append((256, 4, (w,)))
+    entries.append((257, 4, (h,)))
+    entries.append((258, 3, (bits,) * c))
+    entries.append((259, 3, (1,)))
+    entries.append((262, 3, (photometric,)))
+    entries.append((273, 4, None))  # strip offsets, filled below
+    entries.append((277, 3, (c,)))
+    entries.append((278, 4, (rps,)))
+    entries.append((279, 4, tuple(counts)))
+    if dpi:
+        entries.append((282, 5, (int(round(dpi[0] * 1000)), 1000)))
+        entries.append((283, 5, (int(round(dpi[1] * 1000)), 1000)))
+    entries.append((284, 3, (1,)))
+    if dpi:
+        entries.append((296, 3, (2,)))
+    if has_alpha:
+        entries.append((338, 3, (2,)))  # unassociated alpha
+    entries.append((339, 3, (sfmt,) * c))
+    if icc:
+        entries.append((34675, 7, bytes(icc)))
+    entries.sort(key=lambda e: e[0])
+
+    fmt_of = {3: "H", 4: "I", 5: "I", 7: "B"}
+    ifd_off = 8
+    ifd_len = 2 + 12 * len(entries) + 4
+    extra_off = ifd_off + ifd_len
+
+    def payload(typ, vals):
+        if typ == 7:
+            return vals
+        return struct.pack("<" + fmt_of[typ] * len(vals), *vals)
+
+    # lay out the out-of-line values; strip offsets depend on where data starts
+    sizes = {}
+    for tag, typ, vals in entries:
+        n = nstrips if tag == 273 else len(vals)
+        sizes[tag] = n * {3: 2, 4: 4, 5: 4, 7: 1}[typ]
+    extra_len = sum(s + (s & 1) for s in sizes.values() if s > 4)
+    data_off = extra_off + extra_len
+    data_off += (-data_off) % 16
+    offsets = tuple(data_off + sum(counts[:i]) for i in range(nstrips))
+
+    ifd = [struct.pack("<H", len(entries))]
+    extra = []
+    pos = extra_off
+    for tag, typ, vals in entries:
+        if tag == 273:
+            vals = offsets
+        body = payload(typ, vals)
+        count = len(vals) // (2 if typ == 5 else 1) if typ != 7 else len(vals)
+        if len(body) <= 4:
+            ifd.append(struct.pack("<HHI", tag, typ, count) + body.ljust(4, b"\x00"))
+        else:
+            ifd.append(struct.pack("<HHII", tag, typ, count, pos))
+            extra.append(body + (b"\x00" if len(body) & 1 else b""))
+            pos += len(body) + (len(body) & 1)
+    ifd.append(struct.pack("<I", 0))
+    fo.write(b"II*\x00" + struct.pack("<I", ifd_off))
+    fo.write(b"".join(ifd))
+    fo.write(b"".join(extra))
+    fo.write(b"\x00" * (data_off - pos))
+    for y0 in range(0, h, rps):
+        fo.write(np.ascontiguousarray(a[y0: y0 + rps].astype(dtype)).tobytes())
+
+
+# --------------------------------------------------------------------------
+# atomic write
+
+
+def _atomic_write(path: str, write) -> None:
+    """Write through ``write(fileobj)`` into a temporary file next to ``path``, then rename.
+
+    The temporary file is created with mode 0o666 so that the umask (and a
+    default ACL) applies as to any new file.  On any failure, interruption
+    included, the temporary file is removed and ``path`` is left untouched.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    ext = os.path.splitext(path)[1]
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".clconv-{secrets.token_hex(6)}{ext}")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise OutputError(path, _os_cause("write", e)) from e
+    else:  # pragma: no cover
+        raise OutputError(path, "cannot write: no free temporary file name")
+    try:
+        with os.fdopen(fd, "wb") as fo:
+            write(fo)
+            fo.flush()
+            os.fsync(fo.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OutputError):
+            raise
+        if isinstance(e, OSError):
+            raise OutputError(path, _os_cause("write", e)) from e
+        raise
+    try:  # make the rename durable; best effort
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
