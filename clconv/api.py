@@ -60,6 +60,10 @@ def build_plan(kernels: Sequence, *, in_dtype, out_dtype=None, channels: int = 1
         raise OptionError("--border-value", f"expected a number, got {border_value!r}") from None
     if not np.isfinite(cval):
         raise OptionError("--border-value", f"must be a finite number, got {border_value}")
+    if str(border).strip().lower() == "zero":  # SPEC: zero = constant 0
+        if cval != 0.0:
+            raise OptionError("--border-value", f"--border zero means constant 0, not {cval:g} "
+                                                "(use --border constant to choose the value)")
     out_dtype = np.dtype(in_dtype if out_dtype is None else out_dtype)
     if out_dtype not in SUPPORTED_DTYPES:
         raise OptionError("--dtype", f"unsupported output dtype {out_dtype} (use uint8, uint16 or float32)")
