@@ -22,19 +22,27 @@ def parse_kernels(kernel) -> tuple:
     return (parse_spec(kernel),)
 
 
-def resolve_mapping(last_kernel, out_dtype: np.dtype, abs=None, scale=None, bias=None):
-    """The output mapping: explicit values win; integer outputs take the last kernel's defaults."""
+def resolve_mapping(last_kernel, out_dtype, in_dtype=None, abs=None, scale=None, bias=None):
+    """The output mapping: explicit values win; integer outputs take the last kernel's defaults.
+
+    An integer output of another type than the input is converted between ranges
+    (16-bit 65535 -> 8-bit 255, float 1.0 -> 8-bit 255) before ``scale`` applies.
+    """
     from clconv.engine import MAX_VALUE, Mapping
 
-    integer = np.dtype(out_dtype).kind == "u"
+    out_dtype = np.dtype(out_dtype)
+    in_dtype = out_dtype if in_dtype is None else np.dtype(in_dtype)
+    integer = out_dtype.kind == "u"
     if abs is None:
         abs = bool(last_kernel.abs) if integer else False
     if bias is None:
-        bias = last_kernel.bias * (MAX_VALUE[np.dtype(out_dtype)] + 1) if integer else 0.0
+        bias = last_kernel.bias * (MAX_VALUE[out_dtype] + 1) if integer else 0.0
     scale = 1.0 if scale is None else scale
     for name, value in (("--scale", scale), ("--bias", bias)):
         if not np.isfinite(value):
             raise OptionError(name, f"must be a finite number, got {value}")
+    if integer and in_dtype != out_dtype:
+        scale = scale * MAX_VALUE[out_dtype] / MAX_VALUE[in_dtype]
     return Mapping(bool(abs), float(scale), float(bias))
 
 
@@ -67,16 +75,15 @@ def build_plan(kernels: Sequence, *, in_dtype, out_dtype=None, channels: int = 1
     out_dtype = np.dtype(in_dtype if out_dtype is None else out_dtype)
     if out_dtype not in SUPPORTED_DTYPES:
         raise OptionError("--dtype", f"unsupported output dtype {out_dtype} (use uint8, uint16 or float32)")
-    first_shape = parsed[0].gx.shape if hasattr(parsed[0], "gx") else parsed[0].shape
     return Plan(
         kernels=parsed,
-        algorithm=algorithms.choose(algorithm, first_shape, device_kind),
+        algorithm=algorithms.choose(algorithm, parsed[0].shape, device_kind),
         border=normalize_border(border),
         cval=cval,
         flip=bool(flip),
         geometry=Geometry.parse(padding, stride, dilation),
         keep_alpha=keep_alpha,
-        mapping=resolve_mapping(parsed[-1], out_dtype, abs, scale, bias),
+        mapping=resolve_mapping(parsed[-1], out_dtype, in_dtype, abs, scale, bias),
         out_dtype=out_dtype,
     )
 
@@ -117,7 +124,9 @@ def convolve(image, kernel, border="reflect", device=None, algorithm="auto", *, 
     abs, scale, bias : output mapping ``scale * (|v| if abs else v) + bias``. Integer outputs are then
         rounded half to even and clipped, and take the last kernel's defaults (abs for edge detectors,
         bias for emboss) where these are None; float outputs are raw unless these are given.
-    dtype : output dtype (default: the input's).
+    dtype : output dtype (default: the input's). An integer dtype other than the input's converts
+        between ranges (uint16 65535 -> uint8 255; float 1.0 -> uint8 255); float32 output keeps
+        the input's units.
     out : optional preallocated output array of the right shape and dtype, reused.
 
     Returns

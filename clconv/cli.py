@@ -8,12 +8,13 @@ from __future__ import annotations
 import signal
 import sys
 import traceback
+import warnings
 
 import click
 
 from clconv import __version__
-from clconv.errors import ClconvError
-from clconv.params import BORDER_ALIASES, BORDER_PICTURES, BORDERS
+from clconv.errors import ClconvError, warn
+from clconv.params import BORDER_ALIASES, BORDER_PICTURES, BORDERS, DEFAULT_MAX_PIXELS
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -41,6 +42,8 @@ class ClconvGroup(click.Group):
         args = list(args)
         debug = "--debug" in args
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        # SPEC: no Python warning reaches stderr as such; each becomes one clconv line.
+        warnings.showwarning = lambda message, category, *rest: warn(f"{category.__name__}: {message}")
         try:
             code = super().main(args, prog_name or "clconv", complete_var, standalone_mode=False, **extra)
             code = code if isinstance(code, int) else 0
@@ -86,10 +89,6 @@ BORDER_HELP = (
 )
 
 
-class KernelList(click.ParamType):
-    name = "SPEC"
-
-
 def filter_options(fn):
     """The filter options shared by apply (and batch, bench): spelled the same everywhere."""
     from clconv.algorithms import CHOICES
@@ -119,7 +118,7 @@ def filter_options(fn):
                      show_default=True, help="Convolution algorithm."),
         click.option("--device", default=None, metavar="cpu|gpu|P:D|NAME",
                      help="OpenCL device (default: CLCONV_DEVICE, PYOPENCL_CTX, else a GPU if present, else PoCL)."),
-        click.option("--max-pixels", default=89_478_485, type=int, show_default=True,
+        click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, type=int, show_default=True,
                      help="Refuse images (and outputs) larger than this many pixels; 0 disables."),
         debug_option,
     ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clconv.algorithms import Algorithm
-from clconv.kernels import Linear, Magnitude
+from clconv.kernels import Linear
 from clconv.params import BORDER_CODES, Geometry, Window
 
 PIXELS_CL = "pixels.cl"
@@ -47,12 +47,8 @@ class Plan:
     def output_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
         """Output height and width for an input of ``shape``, validating the geometry."""
         for kernel in self.kernels:
-            shape = self.geometry.window(shape, kernel_shape(kernel), self.flip).out_shape
+            shape = self.geometry.window(shape, kernel.shape, self.flip).out_shape
         return shape
-
-
-def kernel_shape(kernel) -> tuple[int, int]:
-    return kernel.gx.shape if isinstance(kernel, Magnitude) else kernel.shape
 
 
 @dataclass(frozen=True)
@@ -100,7 +96,7 @@ def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None) -
 
 def _apply(rt, planes: Planes, kernel, plan: Plan) -> Planes:
     """One kernel of the chain: new planes of the output shape."""
-    window = plan.geometry.window(planes.shape, kernel_shape(kernel), plan.flip)
+    window = plan.geometry.window(planes.shape, kernel.shape, plan.flip)
     result = new_planes(rt, planes.count, window.out_shape)
     if not plan.keep_alpha:
         _filter(rt, planes, result, kernel, window, plan)

@@ -6,13 +6,13 @@ naming the file at fault; the input is never written.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from clconv.errors import OptionError, OutputError
 
-DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's limit
+from clconv.params import DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,6 @@ class FilterOptions:
     algorithm: str = "auto"
     device: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
-    extra: dict = field(default_factory=dict)
 
     def plan_for(self, in_dtype, channels: int, has_alpha: bool, out_dtype=None, device_kind="cpu"):
         from clconv.api import build_plan

@@ -50,8 +50,7 @@ from PIL import Image as PILImage
 from PIL import ImageFile, UnidentifiedImageError, features
 
 from clconv.errors import ImageError, OutputError, warn
-
-DEFAULT_MAX_PIXELS = 89_478_485
+from clconv.params import DEFAULT_MAX_PIXELS
 
 # clconv enforces its own --max-pixels before decoding; Pillow's bomb check
 # would only add a Python warning (or a second, differently worded error).

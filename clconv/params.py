@@ -30,6 +30,7 @@ BORDER_PICTURES = {
     "wrap": "b c d | a b c d | a b c",
     "constant": "k k k | a b c d | k k k",
 }
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own limit
 MAX_GEOMETRY = 1 << 20  # padding, stride and dilation above this are surely mistakes
 
 

@@ -241,3 +241,14 @@ def test_sixteen_bit_stays_sixteen_bit(run_clconv, tmp_path):
     with Image.open(out) as image:
         assert image.mode in ("I;16", "I")
     assert np.abs(got - ref).max() <= 1
+
+
+def test_dtype_change_converts_between_ranges(run_clconv, tmp_path):
+    ramp = (np.arange(40 * 30).reshape(30, 40) * 50).astype(np.uint16)
+    src, out = tmp_path / "g16.png", tmp_path / "g8.png"
+    Image.fromarray(ramp).save(src)
+    result = run_clconv("apply", "-k", "identity", "--dtype", "uint8", src, out)
+    assert result.returncode == 0, result.stderr
+    got = pixels_of(out)
+    assert got.dtype == np.uint8
+    assert np.abs(got.astype(int) - np.rint(ramp * (255 / 65535))).max() <= 1
