@@ -199,9 +199,11 @@ class Runtime:
     # size), so letting it pick per image size would recompile for new shapes.
     LOCAL_SIZE = (64, 1, 1)
 
-    def launch(self, cl_file: str, name: str, global_size: tuple[int, ...], *args):
-        """Enqueue a kernel over at least ``global_size`` work-items (kernels bound-check)."""
-        local = self.LOCAL_SIZE[: len(global_size)]
+    def launch(self, cl_file: str, name: str, global_size: tuple[int, ...], *args, local=None):
+        """Enqueue a kernel over at least ``global_size`` work-items (kernels bound-check).
+
+        ``local`` overrides the fixed local size for kernels tuned to their own."""
+        local = tuple(local) if local is not None else self.LOCAL_SIZE[: len(global_size)]
         padded = tuple(-(-g // l) * l for g, l in zip(global_size, local))
         kern = self.kernel(cl_file, name)
         kern.set_args(*args)
