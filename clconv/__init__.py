@@ -5,13 +5,20 @@ Importing clconv is cheap: pyopencl is imported only when a device is needed.
 from clconv.errors import ClconvError
 
 __version__ = "0.1.0"
-__all__ = ["convolve", "ClconvError", "__version__"]
+__all__ = ["convolve", "convolve_bank", "matmul", "convolution_matrix", "ClconvError", "__version__"]
+
+# Lazy: `clconv --help` and `clconv kernels` never pay for numpy/pyopencl start-up.
+_LAZY = {
+    "convolve": "clconv.api",
+    "convolve_bank": "clconv.api",
+    "matmul": "clconv.gemm",
+    "convolution_matrix": "clconv.matrix",
+}
 
 
 def __getattr__(name):
-    # Lazy: `clconv --help` and `clconv kernels` never pay for numpy/pyopencl start-up.
-    if name == "convolve":
-        from clconv.api import convolve
+    if name in _LAZY:
+        import importlib
 
-        return convolve
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'clconv' has no attribute {name!r}")

@@ -75,9 +75,14 @@ def build_plan(kernels: Sequence, *, in_dtype, out_dtype=None, channels: int = 1
     out_dtype = np.dtype(in_dtype if out_dtype is None else out_dtype)
     if out_dtype not in SUPPORTED_DTYPES:
         raise OptionError("--dtype", f"unsupported output dtype {out_dtype} (use uint8, uint16 or float32)")
+    name = algorithms.check_name(algorithm)
+    if name != "auto":  # an explicit algorithm must be able to run every kernel: say so before any work
+        for kernel in parsed:
+            for part in (kernel.gx, kernel.gy) if hasattr(kernel, "gx") else (kernel,):
+                algorithms.resolve(name, part, image_pixels=0, device_kind=device_kind)
     return Plan(
         kernels=parsed,
-        algorithm=algorithms.choose(algorithm, parsed[0].shape, device_kind),
+        algorithm=name,
         border=normalize_border(border),
         cval=cval,
         flip=bool(flip),
@@ -154,3 +159,30 @@ def convolve(image, kernel, border="reflect", device=None, algorithm="auto", *, 
     if out is not None:
         return out
     return result[:, :, 0] if flat else result
+
+
+def convolve_bank(image, kernels, border="reflect", device=None, algorithm="auto", *, border_value=0.0,
+                  flip=False, padding=None, stride=1, dilation=1, alpha=None, abs=None, scale=None,
+                  bias=None, dtype=None) -> list:
+    """Filter ``image`` with each kernel of ``kernels`` separately (a filter bank, not a chain).
+
+    Returns one array per kernel, in order, each as ``convolve(image, kernel, ...)`` would return
+    it, with that kernel's own default output mapping. The image is uploaded once; with
+    ``algorithm="gemm"`` same-shaped kernels come from a single unfold and a single GEMM.
+    Options as for :func:`convolve`.
+    """
+    from clconv.engine import execute_bank
+    from clconv.runtime import get_runtime
+
+    pixels, flat = as_pixels(image)
+    if isinstance(kernels, (str, np.ndarray)) or not kernels:
+        raise OptionError("kernels", "expected a non-empty list of kernels")
+    rt = get_runtime(device)
+    plan = build_plan(list(kernels), in_dtype=pixels.dtype, out_dtype=dtype, channels=pixels.shape[2],
+                      border=border, border_value=border_value, flip=flip, padding=padding,
+                      stride=stride, dilation=dilation, alpha=alpha, abs=abs, scale=scale, bias=bias,
+                      algorithm=algorithm, device_kind=rt.info.kind)
+    mappings = [resolve_mapping(k, plan.out_dtype, pixels.dtype, abs, scale, bias) for k in plan.kernels]
+    results = execute_bank(rt, pixels, plan, mappings)
+    return [r[:, :, 0] if flat else r for r in results]
+

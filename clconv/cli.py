@@ -156,18 +156,24 @@ def cli():
 @cli.command()
 @filter_options
 @click.option("--force", is_flag=True, help="Overwrite an existing output (never the input).")
+@click.option("--each", is_flag=True,
+              help="A filter bank: apply every -k to INPUT separately (not chained), one output per kernel; "
+                   "{kernel} in OUTPUT is replaced by each kernel's file-safe spec.")
+@click.option("--explain", is_flag=True, help="Say on stderr which algorithm runs each kernel, and why.")
 @click.argument("input", type=click.Path(dir_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))
-def apply(input, output, force, **values):
+def apply(input, output, force, each, explain, **values):
     """Filter one image INPUT into OUTPUT (format from OUTPUT's extension).
 
     \b
-    Example:
+    Examples:
       clconv apply -k sobel-x samples/shapes.png edges.png
+      clconv apply -k sobel-x -k sobel-y --each in.png out-{kernel}.png
     """
     from clconv.files import apply_file
 
-    apply_file(input, output, make_options(values), force=force)
+    say = (lambda line: click.echo(f"clconv: explain: {line}", err=True)) if explain else None
+    apply_file(input, output, make_options(values), force=force, each=each, explain=say)
 
 
 @cli.command()

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clconv.algorithms import Algorithm
-from clconv.kernels import Linear
+from clconv import algorithms
+from clconv.algorithms import direct
+from clconv.kernels import Linear, Magnitude
 from clconv.params import BORDER_CODES, Geometry, Window
 
 PIXELS_CL = "pixels.cl"
@@ -19,6 +20,7 @@ UNPACK = {np.dtype(np.uint8): "unpack_u8", np.dtype(np.uint16): "unpack_u16", np
 PACK = {np.dtype(np.uint8): "pack_u8", np.dtype(np.uint16): "pack_u16", np.dtype(np.float32): "pack_f32"}
 MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
 FLOAT_BYTES = 4
+ANCHOR = Linear("anchor", np.ones((1, 1)))  # samples the pixel an output pixel stands for
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,14 @@ class Mapping:
 
 @dataclass(frozen=True)
 class Plan:
-    """What to compute. Kernels are already flipped when ``flip`` is set."""
+    """What to compute. Kernels are already flipped when ``flip`` is set.
+
+    ``algorithm`` is 'auto' or a registry name; how each kernel runs is
+    decided when its input size is known (``choices`` says it in advance).
+    """
 
     kernels: tuple
-    algorithm: Algorithm
+    algorithm: str = "auto"
     border: str = "reflect"
     cval: float = 0.0
     flip: bool = False
@@ -49,6 +55,21 @@ class Plan:
         for kernel in self.kernels:
             shape = self.geometry.window(shape, kernel.shape, self.flip).out_shape
         return shape
+
+    def choices(self, shape: tuple[int, int], device_kind: str, bank: bool = False) -> list[tuple[str, str, str]]:
+        """(kernel spec, algorithm, reason) for each linear filter, in order: of the chain, or
+        of the bank (every kernel on the same input) when ``bank``."""
+        found = []
+        for kernel in self.kernels:
+            parts = [kernel.gx, kernel.gy] if isinstance(kernel, Magnitude) else [kernel]
+            bank_size = len(self.kernels) if bank else len(parts)
+            for part in parts:
+                algorithm, reason = algorithms.resolve(self.algorithm, part, image_pixels=shape[0] * shape[1],
+                                                       device_kind=device_kind, bank_size=bank_size)
+                found.append((part.spec, algorithm.name, reason))
+            if not bank:
+                shape = self.geometry.window(shape, kernel.shape, self.flip).out_shape
+        return found
 
 
 @dataclass(frozen=True)
@@ -78,20 +99,48 @@ def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None) -
     out_h, out_w = plan.output_shape((h, w))
     if out is None:
         out = np.empty((out_h, out_w, channels), plan.out_dtype)
+    planes = _unpack(rt, pixels)
+    for kernel in plan.kernels:
+        planes = _apply(rt, planes, kernel, plan)
+    return _pack(rt, planes, plan.mapping, channels - 1 if plan.keep_alpha else channels, out)
+
+
+def _unpack(rt, pixels: np.ndarray) -> Planes:
+    h, w, channels = pixels.shape
     planes = new_planes(rt, channels, (h, w))
     rt.launch(PIXELS_CL, UNPACK[pixels.dtype], (w, h),
               rt.upload(np.ascontiguousarray(pixels)), planes.buffer,
               np.int32(h), np.int32(w), np.int32(channels))
-    for kernel in plan.kernels:
-        planes = _apply(rt, planes, kernel, plan)
-    mapping = plan.mapping
-    mapped = channels - 1 if plan.keep_alpha else channels
+    return planes
+
+
+def _pack(rt, planes: Planes, mapping: Mapping, mapped: int, out: np.ndarray) -> np.ndarray:
+    out_h, out_w = planes.shape
     out_buf = rt.alloc(out.nbytes)
     rt.launch(PIXELS_CL, PACK[out.dtype], (out_w, out_h), planes.buffer, out_buf,
-              np.int32(out_h), np.int32(out_w), np.int32(channels), np.int32(mapped),
+              np.int32(out_h), np.int32(out_w), np.int32(planes.count), np.int32(mapped),
               np.int32(mapping.use_abs), np.float32(mapping.scale), np.float32(mapping.bias),
               np.float32(MAX_VALUE[out.dtype]))
     return rt.download(out_buf, out)
+
+
+def execute_bank(rt, pixels: np.ndarray, plan: Plan, mappings: list) -> list:
+    """Each kernel of ``plan`` applied to the same image (not chained): one upload, one
+    bank of correlations (one unfold and one GEMM with the gemm algorithm), one result
+    per kernel, each with its own output mapping."""
+    h, w, channels = pixels.shape
+    planes = _unpack(rt, pixels)
+    mapped = channels - 1 if plan.keep_alpha else channels
+    linear = all(isinstance(k, Linear) for k in plan.kernels)
+    shapes = {k.shape for k in plan.kernels}
+    if plan.keep_alpha or not linear or len(shapes) != 1:
+        results = [_apply(rt, planes, kernel, plan) for kernel in plan.kernels]  # each by its own rules
+    else:
+        window = plan.geometry.window((h, w), shapes.pop(), plan.flip)
+        results = [new_planes(rt, channels, window.out_shape) for _ in plan.kernels]
+        _correlate_bank(rt, planes, results, list(plan.kernels), window, plan)
+    return [_pack(rt, result, mapping, mapped, np.empty((*result.shape, channels), plan.out_dtype))
+            for result, mapping in zip(results, mappings)]
 
 
 def _apply(rt, planes: Planes, kernel, plan: Plan) -> Planes:
@@ -111,19 +160,34 @@ def _apply(rt, planes: Planes, kernel, plan: Plan) -> Planes:
     return result
 
 
-def _correlate(rt, src: Planes, dst: Planes, weights: np.ndarray, window: Window, plan: Plan, cval=None):
+def _resolve(rt, kernel: Linear, src: Planes, plan: Plan, bank_size: int = 1):
+    return algorithms.resolve(plan.algorithm, kernel, image_pixels=src.size, device_kind=rt.info.kind,
+                              bank_size=bank_size)[0]
+
+
+def _correlate(rt, src: Planes, dst: Planes, kernel: Linear, window: Window, plan: Plan, cval=None):
     cval = plan.cval if cval is None else cval
-    plan.algorithm.correlate(rt, src, dst, weights, window, BORDER_CODES[plan.border], cval)
+    _resolve(rt, kernel, src, plan).correlate(rt, src, dst, kernel, window, BORDER_CODES[plan.border], cval)
+
+
+def _correlate_bank(rt, src: Planes, dsts: list, kernels: list, window: Window, plan: Plan) -> None:
+    """Several same-shaped kernels over the same planes: at once where the algorithm can."""
+    algorithm = _resolve(rt, kernels[0], src, plan, bank_size=len(kernels))
+    same_choice = all(_resolve(rt, k, src, plan, len(kernels)) is algorithm for k in kernels)
+    if algorithm.correlate_bank and same_choice and len({k.shape for k in kernels}) == 1:
+        algorithm.correlate_bank(rt, src, dsts, kernels, window, BORDER_CODES[plan.border], plan.cval)
+        return
+    for kernel, dst in zip(kernels, dsts):
+        _correlate(rt, src, dst, kernel, window, plan)
 
 
 def _filter(rt, src: Planes, dst: Planes, kernel, window: Window, plan: Plan) -> None:
     """Plain filtering of every plane of ``src``: a linear kernel, or a gradient magnitude."""
     if isinstance(kernel, Linear):
-        _correlate(rt, src, dst, kernel.weights, window, plan)
+        _correlate(rt, src, dst, kernel, window, plan)
         return
     gx, gy = new_planes(rt, src.count, dst.shape), new_planes(rt, src.count, dst.shape)
-    _correlate(rt, src, gx, kernel.gx.weights, window, plan)
-    _correlate(rt, src, gy, kernel.gy.weights, window, plan)
+    _correlate_bank(rt, src, [gx, gy], [kernel.gx, kernel.gy], window, plan)
     n = src.count * dst.size
     rt.launch(PIXELS_CL, "magnitude", (n,), gx.buffer, gy.buffer, dst.buffer, np.int32(dst.offset), np.int32(n))
 
@@ -131,7 +195,7 @@ def _filter(rt, src: Planes, dst: Planes, kernel, window: Window, plan: Plan) ->
 def _sample(rt, src: Planes, dst: Planes, window: Window, plan: Plan) -> None:
     """The pixel that stands for each output pixel (its anchor), border rules applied."""
     at_anchor = Window(window.out_shape, window.sample_off, window.sample_off, window.stride, 1)
-    _correlate(rt, src, dst, np.ones((1, 1), np.float32), at_anchor, plan)
+    direct.correlate(rt, src, dst, ANCHOR, at_anchor, BORDER_CODES[plan.border], plan.cval)
 
 
 def _filter_alpha_weighted(rt, colour: Planes, alpha: Planes, dst: Planes, kernel, window, plan) -> None:
@@ -147,8 +211,8 @@ def _filter_alpha_weighted(rt, colour: Planes, alpha: Planes, dst: Planes, kerne
     numerator = new_planes(rt, colour.count, dst.shape)
     denominator = new_planes(rt, 1, dst.shape)
     fallback = new_planes(rt, colour.count, dst.shape)
-    _correlate(rt, premultiplied, numerator, kernel.weights, window, plan, cval=plan.cval * plan.cval)
-    _correlate(rt, alpha, denominator, kernel.weights, window, plan)
+    _correlate(rt, premultiplied, numerator, kernel, window, plan, cval=plan.cval * plan.cval)
+    _correlate(rt, alpha, denominator, kernel, window, plan)
     _sample(rt, colour, fallback, window, plan)
     rt.launch(PIXELS_CL, "unpremultiply", (n_out, colour.count), numerator.buffer, denominator.buffer,
               fallback.buffer, dst.buffer, np.int32(dst.offset), np.int32(n_out))

@@ -84,28 +84,56 @@ def check_paths(input: str, output: str, force: bool) -> None:
         raise OutputError(output, f"folder {folder} does not exist")
 
 
-def apply_file(input: str, output: str, options: FilterOptions, force: bool = False) -> dict:
-    """Filter ``input`` into ``output``; returns facts for reports (pixels, shapes)."""
+def each_outputs(output: str, kernel_specs) -> list[str]:
+    """OUTPUT with ``{kernel}`` replaced by each kernel's file-safe spec (for ``--each``)."""
+    from clconv.kernels import file_safe
+
+    if "{kernel}" not in output:
+        raise OptionError("--each", f"OUTPUT {output!r} needs {{kernel}}, e.g. out-{{kernel}}.png")
+    outputs = [output.replace("{kernel}", file_safe(spec)) for spec in kernel_specs]
+    if len(set(outputs)) != len(outputs):
+        raise OptionError("--each", "two kernels give the same output name; give each kernel once")
+    return outputs
+
+
+def apply_file(input: str, output: str, options: FilterOptions, force: bool = False, each: bool = False,
+               explain=None) -> dict:
+    """Filter ``input`` into ``output`` (or, with ``each``, into one output per kernel from one
+    pass); ``explain`` receives a line per filter saying which algorithm runs it and why.
+    Returns facts for reports (pixels, outputs)."""
     from clconv import imageio
-    from clconv.engine import execute
+    from clconv.api import resolve_mapping
+    from clconv.engine import execute, execute_bank
     from clconv.runtime import get_runtime
 
     input, output = os.fspath(input), os.fspath(output)
     options.validate()
-    check_paths(input, output, force)
-    if options.dtype:
-        imageio.check_output(output, float_output=np.dtype(options.dtype) == np.float32)
-    else:
-        imageio.check_output(output, float_output=output.lower().endswith(".npy"))
+    outputs = each_outputs(output, options.kernels) if each else [output]
+    for target in outputs:
+        check_paths(input, target, force)
+        float_output = np.dtype(options.dtype) == np.float32 if options.dtype else target.lower().endswith(".npy")
+        imageio.check_output(target, float_output=float_output)
     image = imageio.load(input, gray=options.gray, max_pixels=options.max_pixels)
-    out_dtype = output_dtype(options, output, image.pixels.dtype)
-    if out_dtype == np.float32:
-        imageio.check_output(output, float_output=True)
+    out_dtype = output_dtype(options, outputs[0], image.pixels.dtype)
+    for target in outputs:
+        if output_dtype(options, target, image.pixels.dtype) == np.float32:
+            imageio.check_output(target, float_output=True)
     rt = get_runtime(options.device)
     plan = options.plan_for(image.pixels.dtype, image.pixels.shape[2], image.has_alpha, out_dtype, rt.info.kind)
-    out_h, out_w = plan.output_shape(image.pixels.shape[:2])
+    shape = image.pixels.shape[:2]
+    out_h, out_w = (plan.geometry.window(shape, plan.kernels[0].shape, plan.flip).out_shape if each
+                    else plan.output_shape(shape))
     if options.max_pixels and out_h * out_w > options.max_pixels:
         raise OutputError(output, f"output would be {out_w}x{out_h} pixels, over --max-pixels {options.max_pixels}")
-    pixels = execute(rt, image.pixels, plan)
-    imageio.save(output, pixels, has_alpha=image.has_alpha, color=image.color, meta=image.meta)
-    return {"pixels": int(out_h * out_w), "shape": pixels.shape, "dtype": str(pixels.dtype)}
+    if explain:
+        for spec, algorithm, reason in plan.choices(shape, rt.info.kind, bank=each):
+            explain(f"{spec}: {algorithm} ({reason}) on {rt.info.name}")
+    if each:
+        mappings = [resolve_mapping(k, out_dtype, image.pixels.dtype, options.abs, options.scale, options.bias)
+                    for k in plan.kernels]
+        results = execute_bank(rt, image.pixels, plan, mappings)
+    else:
+        results = [execute(rt, image.pixels, plan)]
+    for target, pixels in zip(outputs, results):
+        imageio.save(target, pixels, has_alpha=image.has_alpha, color=image.color, meta=image.meta)
+    return {"pixels": int(out_h * out_w), "outputs": outputs}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
@@ -67,6 +68,12 @@ def _frozen_array(a, ndim: int) -> np.ndarray:
     return out
 
 
+# A kernel counts as rank 1 when its best rank-1 approximation is this close
+# (relative to its largest weight): far below float32's 6e-8, so the split is exact
+# at the precision the device computes in.
+RANK1_TOLERANCE = 1e-9
+
+
 @dataclass(frozen=True, eq=False)
 class Linear:
     """One linear filter: correlation weights as written, plus output-mapping defaults.
@@ -108,6 +115,27 @@ class Linear:
     def nonnegative(self) -> bool:
         """All weights >= 0: colour is alpha-weighted under ``--alpha keep``."""
         return bool(np.all(self.weights >= 0))
+
+    def separable_factors(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(column, row)`` with ``np.outer(column, row) == weights`` (to float64
+        rounding), or None when the kernel's rank is above 1. Named kernels carry
+        their factors; any other kernel is tested by SVD, once."""
+        return self.factors if self.factors is not None else self._svd_factors
+
+    @functools.cached_property
+    def _svd_factors(self) -> tuple[np.ndarray, np.ndarray] | None:
+        w = self.weights
+        if w.shape[0] == 1:
+            return np.ones(1), w[0].copy()
+        if w.shape[1] == 1:
+            return w[:, 0].copy(), np.ones(1)
+        u, s, vt = np.linalg.svd(w)
+        root = np.sqrt(s[0])
+        column, row = u[:, 0] * root, vt[0] * root
+        scale = float(np.max(np.abs(w)))
+        if float(np.max(np.abs(np.outer(column, row) - w))) > RANK1_TOLERANCE * scale:
+            return None
+        return column, row
 
     def flipped(self) -> "Linear":
         """The weights rotated 180 degrees (``--flip``), same spec and defaults."""

@@ -224,6 +224,11 @@ class Runtime:
         self.cl.enqueue_copy(self.queue, array, buffer, is_blocking=True)
         return array
 
+    def copy(self, dst, src, nbytes: int, dst_offset: int = 0, src_offset: int = 0):
+        """Device-to-device copy of ``nbytes`` (enqueued only)."""
+        return self.cl.enqueue_copy(self.queue, dst, src, byte_count=int(nbytes),
+                                    src_offset=int(src_offset), dst_offset=int(dst_offset))
+
     def kernel(self, cl_file: str, name: str):
         """A cached cl.Kernel (pyopencl makes a new one on every attribute access)."""
         key = (cl_file, name)

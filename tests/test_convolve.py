@@ -549,7 +549,10 @@ def _random_weights(rng, kh, kw, dtype, kind):
     if kind == "blur":
         w = rng.random((kh, kw))
         return w / w.sum() if w.sum() > 0 else np.ones((kh, kw)) / (kh * kw)
-    w = rng.standard_normal((kh, kw))
+    if kind == "rank1":  # separable: every algorithm, the separable one included, takes these
+        w = np.outer(rng.standard_normal(kh), rng.standard_normal(kw))
+    else:
+        w = rng.standard_normal((kh, kw))
     if np.dtype(dtype) in oracle.INT_MAX:
         # sum|w| <= 2 keeps float32's accumulation error well under the integer tolerance of 1
         w *= rng.uniform(0.25, 2.0) / max(np.abs(w).sum(), 1e-12)
@@ -559,7 +562,7 @@ def _random_weights(rng, kh, kw, dtype, kind):
 @settings(max_examples=60, **HYP)
 @given(h=st.integers(1, 300), w=st.integers(1, 300), kh=st.integers(1, 15), kw=st.integers(1, 15),
        dtype=st.sampled_from(DTYPES), channels=st.sampled_from([0, 1, 3, 4]), border=st.sampled_from(MODES),
-       cval=st.sampled_from([0.0, 37.5, -2.0]), flip=st.booleans(), kind=st.sampled_from(["blur", "signed"]),
+       cval=st.sampled_from([0.0, 37.5, -2.0]), flip=st.booleans(), kind=st.sampled_from(["blur", "signed", "rank1"]),
        algorithm=st.sampled_from(ALGORITHMS), seed=st.integers(0, 2**32 - 1))
 def test_property_random_filters(h, w, kh, kw, dtype, channels, border, cval, flip, kind, algorithm, seed):
     rng = np.random.default_rng(seed)
@@ -585,12 +588,12 @@ def _check_or_refused(img, weights, border, algorithm, **kw):
        padding=st.sampled_from([None, 0, 1, 2, 3, 6, "valid"]), stride=st.integers(1, 4),
        dilation=st.integers(1, 4), dtype=st.sampled_from(DTYPES), channels=st.sampled_from([0, 3]),
        border=st.sampled_from(MODES), flip=st.booleans(), algorithm=st.sampled_from(ALGORITHMS),
-       seed=st.integers(0, 2**32 - 1))
+       kind=st.sampled_from(["signed", "rank1"]), seed=st.integers(0, 2**32 - 1))
 def test_property_random_geometry(h, w, kh, kw, padding, stride, dilation, dtype, channels, border, flip,
-                                  algorithm, seed):
+                                  algorithm, kind, seed):
     rng = np.random.default_rng(seed)
     img = _random_image(rng, h, w, channels, dtype)
-    weights = _random_weights(rng, kh, kw, dtype, "signed")
+    weights = _random_weights(rng, kh, kw, dtype, kind)
     kw_ = dict(padding=padding, stride=stride, dilation=dilation, flip=flip, border_value=1.0)
     oh, ow = formula_shape(h, w, kh, kw, padding, stride, dilation)
     if oh < 1 or ow < 1:

@@ -7,9 +7,9 @@ SUMMARY = "sliding window over every tap; any kernel, border and geometry"
 CL_FILE = "direct.cl"
 
 
-def correlate(rt, src, dst, weights: np.ndarray, window, border_code: int, cval: float) -> None:
-    kh, kw = weights.shape
-    w_buf = rt.upload(np.ascontiguousarray(weights, dtype=np.float32))
+def correlate(rt, src, dst, kernel, window, border_code: int, cval: float) -> None:
+    kh, kw = kernel.shape
+    w_buf = rt.upload(np.ascontiguousarray(kernel.weights, dtype=np.float32))
     (h, w), (out_h, out_w) = src.shape, dst.shape
     rt.launch(
         CL_FILE, "correlate", (out_w, out_h, src.count),
