@@ -177,6 +177,42 @@ def apply(input, output, force, each, explain, **values):
 
 
 @cli.command()
+@click.option("-k", "--kernel", required=True, metavar="SPEC", help="One linear kernel (any -k form).")
+@click.option("--shape", required=True, metavar="HxW", help="The input image's height and width.")
+@click.option("--border", default="reflect", show_default=True, metavar="MODE", help="Border mode (as for apply).")
+@click.option("--border-value", default=0.0, type=float, help="Constant for --border constant (0 keeps it linear).")
+@click.option("--flip", is_flag=True, help="Mathematical convolution instead of correlation.")
+@click.option("--padding", default=None, metavar="N|valid", help="CNN geometry (as for apply).")
+@click.option("--stride", default=1, type=int, show_default=True)
+@click.option("--dilation", default=1, type=int, show_default=True)
+@click.option("-o", "--output", default=None, metavar="FILE.npz", help="Save the sparse matrix instead of printing it.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --output.")
+@debug_option
+def matrix(kernel, shape, border, border_value, flip, padding, stride, dilation, output, force):
+    """Print the convolution as a matrix M (Ho*Wo x H*W): M @ image.ravel() == the filtered image.
+
+    \b
+    Examples:
+      clconv matrix -k sobel-x --shape 3x4
+      clconv matrix -k gaussian:sigma=2 --shape 256x256 -o m.npz
+    """
+    import os
+
+    from clconv.errors import OutputError
+    from clconv.matrix import convolution_matrix, format_matrix, parse_shape, save_matrix
+
+    size = parse_shape(shape)
+    m = convolution_matrix(kernel, size, border, flip=flip, padding=padding, stride=stride,
+                           dilation=dilation, border_value=border_value)
+    if output is None:
+        click.echo(format_matrix(m, size))
+        return
+    if os.path.lexists(output) and not force:
+        raise OutputError(output, "exists (use --force to overwrite)")
+    save_matrix(output, m)
+
+
+@cli.command()
 @click.argument("name", required=False)
 @debug_option
 def kernels(name):

@@ -1,0 +1,182 @@
+"""The algorithm registry: the rules of `auto` as a table, algorithms against each other,
+filter banks, bounded im2col bands, and the CLI's --each/--explain."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import clconv
+from clconv import algorithms
+from clconv.algorithms import REGISTRY, choose_auto, im2col
+from clconv.errors import OptionError
+from clconv.kernels import Linear, parse_spec
+
+BORDERS = ("reflect", "mirror", "nearest", "wrap", "constant")
+RNG = np.random.default_rng(2026)
+RANK2 = np.array([[1.0, 2.0, 0.0], [0.0, 1.0, 3.0], [2.0, 0.0, 1.0]])
+
+
+def rank1(kh, kw, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.outer(rng.standard_normal(kh), rng.standard_normal(kw))
+
+
+# ---------------------------------------------------------------- auto, as a table
+@pytest.mark.parametrize(
+    "weights, pixels, device, bank, expected",
+    [
+        ("sobel-x", 10**6, "cpu", 1, "direct"),          # rank 1 but 3x3: one pass wins
+        ("sharpen", 10**6, "cpu", 1, "direct"),          # rank above 1
+        ("box:size=5", 10**6, "cpu", 1, "separable"),    # rank 1, 25 taps -> 10
+        ("gaussian:sigma=2", 10**6, "cpu", 1, "separable"),
+        ("gaussian:sigma=2", 100, "cpu", 1, "direct"),   # tiny image
+        (rank1(7, 3), 10**6, "cpu", 1, "separable"),     # custom kernels are tested by SVD
+        (rank1(1, 31), 10**6, "cpu", 1, "direct"),       # already one pass
+        (np.tile(RANK2, (3, 3)), 10**6, "cpu", 1, "direct"),
+        ("gaussian:sigma=2", 10**6, "gpu", 16, "gemm"),  # a big bank on a GPU: one GEMM
+        ("sobel-x", 10**6, "gpu", 15, "direct"),
+        ("sobel-x", 10**6, "cpu", 64, "direct"),         # never GEMM on the CPU (PERF-NOTES)
+    ],
+)
+def test_auto_rules(weights, pixels, device, bank, expected):
+    kernel = parse_spec(weights)
+    name, reason = choose_auto(kernel, image_pixels=pixels, device_kind=device, bank_size=bank)
+    assert name == expected, reason
+    assert reason
+
+
+def test_every_algorithm_is_a_choice_and_explicit_refusals_are_option_errors():
+    assert set(algorithms.CHOICES) == {"auto", *REGISTRY}
+    with pytest.raises(OptionError, match="not separable"):
+        clconv.convolve(np.zeros((8, 8), np.float32), RANK2, algorithm="separable")
+    with pytest.raises(OptionError, match="unknown algorithm"):
+        clconv.convolve(np.zeros((8, 8), np.float32), "box", algorithm="fft-someday")
+
+
+def test_rank1_detection_by_svd():
+    assert parse_spec("1 2 1; 2 4 2; 1 2 1").separable_factors() is not None
+    assert parse_spec(RANK2).separable_factors() is None
+    assert parse_spec("sharpen").separable_factors() is None
+    col, row = parse_spec(rank1(5, 4, seed=3)).separable_factors()
+    np.testing.assert_allclose(np.outer(col, row), rank1(5, 4, seed=3), atol=1e-12)
+
+
+# ---------------------------------------------------------------- algorithms against each other
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 90), w=st.integers(1, 90), kh=st.integers(1, 9), kw=st.integers(1, 9),
+       border=st.sampled_from(BORDERS), flip=st.booleans(), stride=st.integers(1, 3), dilation=st.integers(1, 3),
+       padding=st.sampled_from([None, None, 0, 2]), seed=st.integers(0, 2**31))
+def test_algorithms_agree(h, w, kh, kw, border, flip, stride, dilation, padding, seed):
+    rng = np.random.default_rng(seed)
+    image = rng.standard_normal((h, w, 2)).astype(np.float32)
+    weights = rank1(kh, kw, seed)  # every algorithm accepts rank 1
+    options = dict(border=border, border_value=0.5, flip=flip, stride=stride, dilation=dilation, padding=padding)
+    try:
+        results = {name: clconv.convolve(image, weights, algorithm=name, **options) for name in REGISTRY}
+    except OptionError:  # output would be empty for this geometry: every algorithm agrees on that too
+        return
+    reference = results["direct"]
+    scale = np.abs(weights).sum() * max(1.0, float(np.abs(image).max()))
+    for name, out in results.items():
+        assert out.shape == reference.shape, name
+        np.testing.assert_allclose(out, reference, atol=2e-5 * scale, err_msg=name)
+
+
+# ---------------------------------------------------------------- filter banks
+@pytest.mark.parametrize("algorithm", ["auto", *REGISTRY])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_bank_equals_separate_calls(algorithm, dtype):
+    image = (RNG.random((37, 51, 3)) * 255).astype(dtype)
+    bank = ["sobel-x", "sobel-y", "box", "emboss", "1 2 1; 2 4 2; 1 2 1"]
+    if algorithm == "separable":
+        bank = ["sobel-x", "sobel-y", "box", "1 2 1; 2 4 2; 1 2 1"]
+    outs = clconv.convolve_bank(image, bank, algorithm=algorithm, border="mirror")
+    assert len(outs) == len(bank)
+    for spec, out in zip(bank, outs):
+        alone = clconv.convolve(image, spec, algorithm="direct", border="mirror")
+        assert out.dtype == alone.dtype and out.shape == alone.shape
+        tolerance = 1 if dtype == np.uint8 else 1e-3
+        assert np.abs(out.astype(np.float64) - alone).max() <= tolerance, spec
+
+
+def test_bank_matches_the_oracle_and_handles_mixed_shapes_and_alpha():
+    image = RNG.random((40, 33), dtype=np.float32) * 100
+    bank = ["box:size=5", "sobel-x", RANK2, "gaussian:sigma=1.5"]
+    outs = clconv.convolve_bank(image, bank, border="wrap")
+    for spec, out in zip(bank, outs):
+        ref = ndi.correlate(image.astype(np.float64), parse_spec(spec).weights, mode="wrap")
+        np.testing.assert_allclose(out, ref, atol=1e-3)
+    rgba = (RNG.random((20, 24, 4)) * 255).astype(np.uint8)
+    for out, spec in zip(clconv.convolve_bank(rgba, ["box", "sobel-x"], alpha="keep"), ["box", "sobel-x"]):
+        np.testing.assert_array_equal(out, clconv.convolve(rgba, spec, alpha="keep"))
+
+
+def test_sobel_magnitude_runs_gx_gy_as_a_bank_through_gemm():
+    image = RNG.random((45, 38), dtype=np.float32) * 255
+    gx = ndi.correlate(image.astype(np.float64), parse_spec("sobel-x").weights, mode="reflect")
+    gy = ndi.correlate(image.astype(np.float64), parse_spec("sobel-y").weights, mode="reflect")
+    for algorithm in ("gemm", "direct", "auto"):
+        out = clconv.convolve(image, "sobel", algorithm=algorithm)
+        np.testing.assert_allclose(out, np.hypot(gx, gy), atol=2e-3)
+
+
+def test_im2col_bands_are_bounded_and_give_the_same_result(monkeypatch):
+    assert im2col.band_rows(taps=49, out_w=4096, out_h=4096) * 49 * 4096 * 4 <= im2col.BAND_BYTES
+    assert im2col.band_rows(taps=1025 * 1025, out_w=4096, out_h=4096) == 1  # at least one row
+    image = RNG.random((67, 45, 2), dtype=np.float32)
+    whole = clconv.convolve_bank(image, ["sobel-x", "box:size=5", RANK2], algorithm="gemm")
+    monkeypatch.setattr(im2col, "BAND_BYTES", 9 * 45 * 4 * 3 + 5)  # about 3 rows of 9 taps per band
+    monkeypatch.setattr(im2col.band_rows, "__defaults__", (im2col.BAND_BYTES,))
+    assert im2col.band_rows(9, 45, 67) == 3
+    banded = clconv.convolve_bank(image, ["sobel-x", "box:size=5", RANK2], algorithm="gemm")
+    for a, b in zip(whole, banded):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(clconv.convolve(image, "box:size=7", algorithm="gemm"),
+                               clconv.convolve(image, "box:size=7", algorithm="direct"), atol=1e-5)
+
+
+# ---------------------------------------------------------------- CLI
+def test_each_writes_one_output_per_kernel(run_clconv, tmp_path):
+    from PIL import Image
+
+    pixels = (RNG.random((30, 41, 3)) * 255).astype(np.uint8)
+    src = tmp_path / "in.png"
+    Image.fromarray(pixels).save(src)
+    result = run_clconv("apply", "-k", "sobel-x", "-k", "sobel-y", "-k", "gaussian:sigma=2", "--each",
+                        "--explain", src, tmp_path / "out-{kernel}.png")
+    assert result.returncode == 0, result.stderr
+    explained = [line for line in result.stderr.splitlines() if line.startswith("clconv: explain: ")]
+    assert len(explained) == 3 and "separable" in explained[2]
+    for spec, name in [("sobel-x", "sobel-x"), ("sobel-y", "sobel-y"), ("gaussian:sigma=2", "gaussian-sigma2")]:
+        with Image.open(tmp_path / f"out-{name}.png") as image:
+            got = np.asarray(image)
+        assert np.array_equal(got, clconv.convolve(pixels, spec)), spec
+    missing = run_clconv("apply", "-k", "sobel-x", "-k", "sobel-y", "--each", src, tmp_path / "plain.png")
+    assert missing.returncode == 2 and "{kernel}" in missing.stderr
+    assert not (tmp_path / "plain.png").exists()
+
+
+def test_matrix_command_prints_and_saves(run_clconv, tmp_path):
+    import scipy.sparse
+
+    shown = run_clconv("matrix", "-k", "sobel-x", "--shape", "3x3")
+    assert shown.returncode == 0, shown.stderr
+    rows = [line.split() for line in shown.stdout.splitlines() if line and not line.startswith("#")]
+    assert len(rows) == 9 and all(len(r) == 9 for r in rows)
+    image = np.arange(9, dtype=np.float32).reshape(3, 3) ** 2
+    m = np.array(rows, dtype=float)
+    np.testing.assert_allclose(m @ image.ravel(), clconv.convolve(image, "sobel-x").ravel(), atol=1e-3)
+    saved = tmp_path / "m.npz"
+    result = run_clconv("matrix", "-k", "gaussian:sigma=1", "--shape", "20x30", "--border", "wrap", "-o", saved)
+    assert result.returncode == 0, result.stderr
+    big = scipy.sparse.load_npz(saved)
+    x = RNG.random((20, 30), dtype=np.float32)
+    np.testing.assert_allclose(big @ x.ravel(), clconv.convolve(x, "gaussian:sigma=1", border="wrap").ravel(),
+                               atol=1e-5)
+    again = run_clconv("matrix", "-k", "box", "--shape", "4x4", "-o", saved)
+    assert again.returncode == 2 and "exists" in again.stderr
+    too_big = run_clconv("matrix", "-k", "box", "--shape", "300x300")
+    assert too_big.returncode == 2 and len(too_big.stderr.strip().splitlines()) == 1
