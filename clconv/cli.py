@@ -198,10 +198,13 @@ def matrix(kernel, shape, border, border_value, flip, padding, stride, dilation,
     """
     import os
 
-    from clconv.errors import OutputError
-    from clconv.matrix import convolution_matrix, format_matrix, parse_shape, save_matrix
+    from clconv.errors import OptionError, OutputError
+    from clconv.matrix import MAX_PRINT, convolution_matrix, format_matrix, parse_shape, save_matrix
 
     size = parse_shape(shape)
+    if output is None and size[0] * size[1] > MAX_PRINT:  # refuse before building a matrix nobody sees
+        raise OptionError("--shape", f"{size[0]}x{size[1]} is too large to print (at most {MAX_PRINT} input "
+                                     "pixels); use --output FILE.npz")
     m = convolution_matrix(kernel, size, border, flip=flip, padding=padding, stride=stride,
                            dilation=dilation, border_value=border_value)
     if output is None:

@@ -217,8 +217,10 @@ def convolution_matrix(kernel, shape, border="reflect", *, flip=False, padding=N
         return m
     offset = np.zeros(ho * wo, dtype=np.float64)
     if cval != 0.0:
-        inside = vy @ weights @ vx.T  # weight of the taps that read a pixel, per output pixel
-        offset = (cval * (weights.sum() - inside)).ravel()
+        # weight of the taps outside, per output pixel: outside in y, plus inside in y and outside in x
+        # (no cancellation: exactly 0 where every tap reads a pixel)
+        outside = ((1.0 - vy) @ weights.sum(axis=1))[:, None] + vy @ weights @ (1.0 - vx).T
+        offset = (cval * outside).ravel()
     return m, offset
 
 
@@ -229,6 +231,8 @@ def convolution_matrix(kernel, shape, border="reflect", *, flip=False, padding=N
 
 def format_matrix(m, shape, max_size: int = MAX_PRINT) -> str:
     """The dense matrix as text: a ``#`` header line, then one line per row, columns aligned.
+
+    No trailing newline (``click.echo``/``print`` add one).
 
     Numbers are ``%g`` (6 significant digits), right-aligned to a common width.  Matrices with
     more than ``max_size`` columns (input pixels) or ``4*max_size`` rows are refused with
@@ -246,7 +250,7 @@ def format_matrix(m, shape, max_size: int = MAX_PRINT) -> str:
     lines = [f"# {rows}x{cols} convolution matrix: row oy*Wo+ox per output pixel, "
              f"column y*{w}+x per pixel of the {h}x{w} input"]
     lines += ["  ".join(c.rjust(width) for c in row) for row in cells]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 def save_matrix(path, m) -> None:
