@@ -142,7 +142,7 @@ def test_im2col_bands_are_bounded_and_give_the_same_result(monkeypatch):
 def test_each_writes_one_output_per_kernel(run_clconv, tmp_path):
     from PIL import Image
 
-    pixels = (RNG.random((30, 41, 3)) * 255).astype(np.uint8)
+    pixels = (RNG.random((70, 81, 3)) * 255).astype(np.uint8)  # above auto's tiny-image size
     src = tmp_path / "in.png"
     Image.fromarray(pixels).save(src)
     result = run_clconv("apply", "-k", "sobel-x", "-k", "sobel-y", "-k", "gaussian:sigma=2", "--each",
