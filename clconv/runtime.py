@@ -6,6 +6,7 @@ own kernel cache then serves later processes) and each kernel fetched once.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import warnings
@@ -176,6 +177,7 @@ class Runtime:
             raise DeviceError(info.describe(), f"cannot open the device ({exc})") from exc
         self.builds = 0  # programs built by this runtime: repeated calls must not rebuild
         self._programs: dict[str, object] = {}
+        self._recorders: list[list] = []
         self._kernels: dict[tuple[str, str], object] = {}
 
     def program(self, cl_file: str):
@@ -207,7 +209,25 @@ class Runtime:
         padded = tuple(-(-g // l) * l for g, l in zip(global_size, local))
         kern = self.kernel(cl_file, name)
         kern.set_args(*args)
-        return self.cl.enqueue_nd_range_kernel(self.queue, kern, padded, local)
+        event = self.cl.enqueue_nd_range_kernel(self.queue, kern, padded, local)
+        for events in self._recorders:
+            events.append(event)
+        return event
+
+    @contextlib.contextmanager
+    def recording(self):
+        """Collects the events of every kernel launched inside the block (for device-only timings)."""
+        events: list = []
+        self._recorders.append(events)
+        try:
+            yield events
+        finally:
+            self._recorders.remove(events)
+
+    @staticmethod
+    def device_seconds(events) -> float:
+        """Total kernel execution time of ``events`` (they must have completed), from profiling."""
+        return sum(e.profile.end - e.profile.start for e in events) * 1e-9
 
     def alloc(self, nbytes: int):
         """A device buffer of at least one byte."""
