@@ -5,16 +5,26 @@ import numpy as np
 
 SUMMARY = "sliding window over every tap; any kernel, border and geometry"
 CL_FILE = "direct.cl"
+VEC_W, VEC_ROWS = 16, 2  # outputs per work-item of correlate_vec (as in cl/direct.cl)
 
 
 def correlate(rt, src, dst, kernel, window, border_code: int, cval: float) -> None:
     kh, kw = kernel.shape
     w_buf = rt.upload(np.ascontiguousarray(kernel.weights, dtype=np.float32))
     (h, w), (out_h, out_w) = src.shape, dst.shape
+    i32 = np.int32
+    if window.stride == 1:  # vectorised: 16 x 2 outputs per work-item
+        rt.launch(
+            CL_FILE, "correlate_vec", (-(-out_w // VEC_W), -(-out_h // VEC_ROWS), src.count),
+            src.buffer, i32(src.offset), dst.buffer, i32(dst.offset), w_buf, i32(kh), i32(kw),
+            i32(h), i32(w), i32(out_h), i32(out_w), i32(window.dilation),
+            i32(window.off[0]), i32(window.off[1]), i32(border_code), np.float32(cval),
+        )
+        return
     rt.launch(
         CL_FILE, "correlate", (out_w, out_h, src.count),
-        src.buffer, np.int32(src.offset), dst.buffer, np.int32(dst.offset),
-        w_buf, np.int32(kh), np.int32(kw), np.int32(h), np.int32(w),
-        np.int32(out_h), np.int32(out_w), np.int32(window.stride), np.int32(window.dilation),
-        np.int32(window.off[0]), np.int32(window.off[1]), np.int32(border_code), np.float32(cval),
+        src.buffer, i32(src.offset), dst.buffer, i32(dst.offset),
+        w_buf, i32(kh), i32(kw), i32(h), i32(w),
+        i32(out_h), i32(out_w), i32(window.stride), i32(window.dilation),
+        i32(window.off[0]), i32(window.off[1]), i32(border_code), np.float32(cval),
     )
