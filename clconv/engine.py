@@ -74,18 +74,29 @@ class Plan:
 
 @dataclass(frozen=True)
 class Planes:
-    """``count`` float32 planes of ``shape``, starting ``offset`` floats into ``buffer``."""
+    """``count`` float32 channels of ``shape``, starting ``offset`` floats into ``buffer``.
+
+    Channels are separate planes ([C][H][W], ``interleave`` 1), or all of them
+    interleaved in one HxWxC image (``interleave`` == count), filtered in place.
+    """
 
     buffer: object
     offset: int
     count: int
     shape: tuple[int, int]
+    interleave: int = 1
 
     @property
     def size(self) -> int:
         return self.shape[0] * self.shape[1]
 
+    @property
+    def planes(self) -> int:
+        """Separate planes an algorithm iterates over (1 when the channels are interleaved)."""
+        return self.count // self.interleave
+
     def sub(self, first: int, count: int) -> "Planes":
+        assert self.interleave == 1, "channels of an interleaved image are not separate planes"
         return Planes(self.buffer, self.offset + first * self.size, count, self.shape)
 
 
@@ -99,10 +110,49 @@ def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None) -
     out_h, out_w = plan.output_shape((h, w))
     if out is None:
         out = np.empty((out_h, out_w, channels), plan.out_dtype)
+    if _in_place(rt, pixels, plan):
+        return _execute_in_place(rt, pixels, plan, out)
     planes = _unpack(rt, pixels)
     for kernel in plan.kernels:
         planes = _apply(rt, planes, kernel, plan)
     return _pack(rt, planes, plan.mapping, channels - 1 if plan.keep_alpha else channels, out)
+
+
+def _in_place(rt, pixels: np.ndarray, plan: Plan) -> bool:
+    """Whether ``plan`` can filter the interleaved float32 image as it is, with no conversion:
+    float32 in and out, no output mapping, no kept alpha, and every filter run by ``direct``."""
+    if pixels.dtype != np.float32 or plan.out_dtype != np.float32 or plan.keep_alpha:
+        return False
+    if plan.mapping != Mapping():
+        return False
+    shape = pixels.shape[:2]
+    for kernel in plan.kernels:
+        parts = [kernel.gx, kernel.gy] if isinstance(kernel, Magnitude) else [kernel]
+        for part in parts:
+            chosen, _ = algorithms.resolve(plan.algorithm, part, image_pixels=shape[0] * shape[1],
+                                           device_kind=rt.info.kind, bank_size=len(parts))
+            if chosen.name != "direct":
+                return False
+        shape = plan.geometry.window(shape, kernel.shape, plan.flip).out_shape
+    return True
+
+
+def _execute_in_place(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray) -> np.ndarray:
+    """Zero-copy path: the device reads the caller's array and writes into ``out`` directly
+    (channels interleaved, taps ``channels`` apart), so memory is input + output."""
+    h, w, channels = pixels.shape
+    source = pixels if pixels.flags.c_contiguous and pixels.flags.writeable else np.ascontiguousarray(pixels).copy()
+    src = Planes(rt.wrap(source), 0, channels, (h, w), interleave=channels)
+    out_buf = rt.wrap(out, writable=True)
+    for index, kernel in enumerate(plan.kernels):
+        window = plan.geometry.window(src.shape, kernel.shape, plan.flip)
+        last = index == len(plan.kernels) - 1
+        buffer = out_buf if last else rt.alloc(channels * window.out_shape[0] * window.out_shape[1] * FLOAT_BYTES)
+        dst = Planes(buffer, 0, channels, window.out_shape, interleave=channels)
+        _filter(rt, src, dst, kernel, window, plan)
+        src = dst
+    rt.read_back(out_buf, out)
+    return out
 
 
 def _unpack(rt, pixels: np.ndarray) -> Planes:
@@ -186,7 +236,8 @@ def _filter(rt, src: Planes, dst: Planes, kernel, window: Window, plan: Plan) ->
     if isinstance(kernel, Linear):
         _correlate(rt, src, dst, kernel, window, plan)
         return
-    gx, gy = new_planes(rt, src.count, dst.shape), new_planes(rt, src.count, dst.shape)
+    gx, gy = (Planes(rt.alloc(src.count * dst.size * FLOAT_BYTES), 0, src.count, dst.shape, src.interleave)
+              for _ in range(2))
     _correlate_bank(rt, src, [gx, gy], [kernel.gx, kernel.gy], window, plan)
     n = src.count * dst.size
     rt.launch(PIXELS_CL, "magnitude", (n,), gx.buffer, gy.buffer, dst.buffer, np.int32(dst.offset), np.int32(n))

@@ -240,6 +240,21 @@ class Runtime:
         flags = self.cl.mem_flags.READ_ONLY | self.cl.mem_flags.COPY_HOST_PTR
         return self.cl.Buffer(self.context, flags, hostbuf=array)
 
+    def wrap(self, array, writable: bool = False):
+        """A buffer over a C-contiguous numpy array's own memory (USE_HOST_PTR): no copy on CPU
+        devices, and the driver moves the data where it must. Read the result back with
+        ``read_back`` (a map), never by reading ``array`` directly."""
+        mf = self.cl.mem_flags
+        access = mf.READ_WRITE if writable else mf.READ_ONLY
+        return self.cl.Buffer(self.context, access | mf.USE_HOST_PTR, hostbuf=array)
+
+    def read_back(self, buffer, array) -> None:
+        """Make a ``wrap``-ped array's memory hold the device's results (map, then unmap)."""
+        mapped, _ = self.cl.enqueue_map_buffer(self.queue, buffer, self.cl.map_flags.READ, 0,
+                                               array.shape, array.dtype, is_blocking=True)
+        mapped.base.release(self.queue)
+        self.queue.finish()
+
     def download(self, buffer, array):
         self.cl.enqueue_copy(self.queue, array, buffer, is_blocking=True)
         return array
