@@ -54,57 +54,91 @@ __kernel void correlate(__global const float *src, int src_off,
 // vectoriser does not manage this loop), scalar weights broadcast. A
 // work-item whose whole window lies inside the image runs without any border
 // arithmetic; only work-items at an edge take the scalar path.
+//
+// One kernel per (input, output) sample type: 8- and 16-bit images are read
+// and written as they are, converted inside the kernel, and the output mapping
+// v -> scale * (|v| if use_abs) + bias (then, for integers, round half to even
+// and clip to [0, maxval]) is applied on the way out, so an image is filtered
+// in one pass with no conversion passes around it.
 #define VEC_W 16
 #define VEC_ROWS 2
-__kernel void correlate_vec(__global const float *src, int src_off,
-                            __global float *dst, int dst_off,
-                            __global const float *weights, int kh, int kw,
-                            int h, int w, int out_h, int out_w, int cs,
-                            int dil, int off_y, int off_x,
-                            int border, float cval)
-{
-    const int e0 = get_global_id(0) * VEC_W, oy0 = get_global_id(1) * VEC_ROWS;
-    const int c = get_global_id(2);
-    const int row_len = w * cs, out_len = out_w * cs, step = dil * cs;
-    if (e0 >= out_len || oy0 >= out_h) return;
-    __global const float *plane = src + src_off + (size_t)c * h * row_len;
-    __global float *out = dst + dst_off + (size_t)c * out_h * out_len;
-    const int x0 = e0 - off_x * cs, y0 = oy0 - off_y;
-    if (e0 + VEC_W <= out_len && oy0 + VEC_ROWS <= out_h && x0 >= 0 && y0 >= 0
-        && x0 + VEC_W - 1 + (kw - 1) * step < row_len && y0 + VEC_ROWS - 1 + (kh - 1) * dil < h) {
-        float16 acc0 = (float16)(0.0f), acc1 = (float16)(0.0f);
-        for (int i = 0; i < kh; ++i) {
-            __global const float *row0 = plane + (size_t)(y0 + i * dil) * row_len + x0;
-            __global const float *row1 = row0 + row_len;
-            __global const float *wr = weights + i * kw;
-            for (int j = 0; j < kw; ++j) {
-                const float16 wt = (float16)(wr[j]);
-                acc0 = fma(wt, vload16(0, row0 + j * step), acc0);
-                acc1 = fma(wt, vload16(0, row1 + j * step), acc1);
-            }
-        }
-        vstore16(acc0, 0, out + (size_t)oy0 * out_len + e0);
-        vstore16(acc1, 0, out + (size_t)(oy0 + 1) * out_len + e0);
-        return;
-    }
-    for (int r = 0; r < VEC_ROWS; ++r) {
-        const int oy = oy0 + r;
-        if (oy >= out_h) break;
-        for (int q = 0; q < VEC_W; ++q) {
-            const int e = e0 + q;
-            if (e >= out_len) break;
-            const int ox = e / cs, ch = e - ox * cs;
-            float acc = 0.0f;
-            for (int i = 0; i < kh; ++i) {
-                const int yy = map_index(y0 + r + i * dil, h, border);
-                __global const float *wr = weights + i * kw;
-                for (int j = 0; j < kw; ++j) {
-                    const float v = yy < 0 ? cval
-                        : row_px(plane + (size_t)yy * row_len, ox - off_x + j * dil, ch, w, cs, border, cval);
-                    acc = fma(wr[j], v, acc);
-                }
-            }
-            out[(size_t)oy * out_len + e] = acc;
-        }
-    }
+
+#define LOAD16_float(p) vload16(0, p)
+#define LOAD16_uchar(p) convert_float16(vload16(0, p))
+#define LOAD16_ushort(p) convert_float16(vload16(0, p))
+
+// 0 <= v <= 65535 after the clamp: adding and subtracting 1.5 * 2^23 rounds half
+// to even exactly (rint is slow on PoCL); clconv never builds with fast-math.
+#define STORE16_float(v, p) vstore16(v, 0, p)
+#define STORE16_uchar(v, p) vstore16(convert_uchar16((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f), 0, p)
+#define STORE16_ushort(v, p) vstore16(convert_ushort16((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f), 0, p)
+#define STORE1_float(v) (v)
+#define STORE1_uchar(v) ((uchar)((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f))
+#define STORE1_ushort(v) ((ushort)((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f))
+
+#define DEFINE_CORRELATE_VEC(NAME, S, D)                                                         \
+__kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_off,              \
+                   __global const float *weights, int kh, int kw,                                 \
+                   int h, int w, int out_h, int out_w, int cs,                                    \
+                   int dil, int off_y, int off_x, int border, float cval,                         \
+                   int use_abs, float scale, float bias, float maxval)                            \
+{                                                                                                 \
+    const int e0 = get_global_id(0) * VEC_W, oy0 = get_global_id(1) * VEC_ROWS;                  \
+    const int c = get_global_id(2);                                                               \
+    const int row_len = w * cs, out_len = out_w * cs, step = dil * cs;                            \
+    if (e0 >= out_len || oy0 >= out_h) return;                                                    \
+    __global const S *plane = src + src_off + (size_t)c * h * row_len;                            \
+    __global D *out = dst + dst_off + (size_t)c * out_h * out_len;                                \
+    const int x0 = e0 - off_x * cs, y0 = oy0 - off_y;                                             \
+    if (e0 + VEC_W <= out_len && oy0 + VEC_ROWS <= out_h && x0 >= 0 && y0 >= 0                    \
+        && x0 + VEC_W - 1 + (kw - 1) * step < row_len && y0 + VEC_ROWS - 1 + (kh - 1) * dil < h) { \
+        float16 acc0 = (float16)(0.0f), acc1 = (float16)(0.0f);                                   \
+        for (int i = 0; i < kh; ++i) {                                                            \
+            __global const S *row0 = plane + (size_t)(y0 + i * dil) * row_len + x0;              \
+            __global const S *row1 = row0 + row_len;                                              \
+            __global const float *wr = weights + i * kw;                                          \
+            for (int j = 0; j < kw; ++j) {                                                        \
+                const float16 wt = (float16)(wr[j]);                                              \
+                acc0 = fma(wt, LOAD16_##S(row0 + j * step), acc0);                                \
+                acc1 = fma(wt, LOAD16_##S(row1 + j * step), acc1);                                \
+            }                                                                                     \
+        }                                                                                         \
+        acc0 = (float16)(scale) * (use_abs ? fabs(acc0) : acc0) + (float16)(bias);                \
+        acc1 = (float16)(scale) * (use_abs ? fabs(acc1) : acc1) + (float16)(bias);                \
+        STORE16_##D(acc0, out + (size_t)oy0 * out_len + e0);                                      \
+        STORE16_##D(acc1, out + (size_t)(oy0 + 1) * out_len + e0);                                \
+        return;                                                                                   \
+    }                                                                                             \
+    for (int r = 0; r < VEC_ROWS; ++r) {                                                          \
+        const int oy = oy0 + r;                                                                   \
+        if (oy >= out_h) break;                                                                   \
+        for (int q = 0; q < VEC_W; ++q) {                                                         \
+            const int e = e0 + q;                                                                 \
+            if (e >= out_len) break;                                                              \
+            const int ox = e / cs, ch = e - ox * cs;                                              \
+            float acc = 0.0f;                                                                     \
+            for (int i = 0; i < kh; ++i) {                                                        \
+                const int yy = map_index(y0 + r + i * dil, h, border);                            \
+                __global const float *wr = weights + i * kw;                                      \
+                for (int j = 0; j < kw; ++j) {                                                    \
+                    const int xx = map_index(ox - off_x + j * dil, w, border);                    \
+                    const float v = (yy < 0 || xx < 0) ? cval                                     \
+                        : (float)plane[(size_t)yy * row_len + xx * cs + ch];                      \
+                    acc = fma(wr[j], v, acc);                                                     \
+                }                                                                                 \
+            }                                                                                     \
+            acc = scale * (use_abs ? fabs(acc) : acc) + bias;                                     \
+            out[(size_t)oy * out_len + e] = STORE1_##D(acc);                                      \
+        }                                                                                         \
+    }                                                                                             \
 }
+
+DEFINE_CORRELATE_VEC(correlate_vec, float, float)
+DEFINE_CORRELATE_VEC(correlate_vec_u8_f32, uchar, float)
+DEFINE_CORRELATE_VEC(correlate_vec_u16_f32, ushort, float)
+DEFINE_CORRELATE_VEC(correlate_vec_f32_u8, float, uchar)
+DEFINE_CORRELATE_VEC(correlate_vec_f32_u16, float, ushort)
+DEFINE_CORRELATE_VEC(correlate_vec_u8_u8, uchar, uchar)
+DEFINE_CORRELATE_VEC(correlate_vec_u8_u16, uchar, ushort)
+DEFINE_CORRELATE_VEC(correlate_vec_u16_u8, ushort, uchar)
+DEFINE_CORRELATE_VEC(correlate_vec_u16_u16, ushort, ushort)

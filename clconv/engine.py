@@ -85,6 +85,7 @@ class Planes:
     count: int
     shape: tuple[int, int]
     interleave: int = 1
+    dtype: str = "float32"  # the samples' type: only the in-place path reads or writes integers
 
     @property
     def size(self) -> int:
@@ -119,11 +120,13 @@ def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None) -
 
 
 def _in_place(rt, pixels: np.ndarray, plan: Plan) -> bool:
-    """Whether ``plan`` can filter the interleaved float32 image as it is, with no conversion:
-    float32 in and out, no output mapping, no kept alpha, and every filter run by ``direct``."""
-    if pixels.dtype != np.float32 or plan.out_dtype != np.float32 or plan.keep_alpha:
+    """Whether ``plan`` can filter the interleaved image as it is, with no conversion passes:
+    no kept alpha and every filter run by ``direct``; integer samples and an output mapping
+    are converted inside the kernels, which needs stride 1 (float32 without mapping: any)."""
+    if plan.keep_alpha:
         return False
-    if plan.mapping != Mapping():
+    plain = pixels.dtype == np.float32 and plan.out_dtype == np.float32 and plan.mapping == Mapping()
+    if not plain and (plan.geometry.stride != 1 or any(isinstance(k, Magnitude) for k in plan.kernels)):
         return False
     shape = pixels.shape[:2]
     for kernel in plan.kernels:
@@ -139,17 +142,27 @@ def _in_place(rt, pixels: np.ndarray, plan: Plan) -> bool:
 
 def _execute_in_place(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray) -> np.ndarray:
     """Zero-copy path: the device reads the caller's array and writes into ``out`` directly
-    (channels interleaved, taps ``channels`` apart), so memory is input + output."""
+    (channels interleaved, taps ``channels`` apart), so memory is input + output. The first
+    filter reads the input's samples, the last writes the output's, with the mapping."""
     h, w, channels = pixels.shape
     source = pixels if pixels.flags.c_contiguous and pixels.flags.writeable else np.ascontiguousarray(pixels).copy()
-    src = Planes(rt.wrap(source), 0, channels, (h, w), interleave=channels)
+    src = Planes(rt.wrap(source), 0, channels, (h, w), channels, pixels.dtype.name)
     out_buf = rt.wrap(out, writable=True)
     for index, kernel in enumerate(plan.kernels):
         window = plan.geometry.window(src.shape, kernel.shape, plan.flip)
         last = index == len(plan.kernels) - 1
-        buffer = out_buf if last else rt.alloc(channels * window.out_shape[0] * window.out_shape[1] * FLOAT_BYTES)
-        dst = Planes(buffer, 0, channels, window.out_shape, interleave=channels)
-        _filter(rt, src, dst, kernel, window, plan)
+        if last:
+            dst = Planes(out_buf, 0, channels, window.out_shape, channels, out.dtype.name)
+        else:
+            size = channels * window.out_shape[0] * window.out_shape[1] * FLOAT_BYTES
+            dst = Planes(rt.alloc(size), 0, channels, window.out_shape, channels)
+        if isinstance(kernel, Magnitude):  # float32 in and out here
+            _filter(rt, src, dst, kernel, window, plan)
+        else:
+            mapping = plan.mapping if last and plan.mapping != Mapping() else None
+            if dst.dtype != "float32" and mapping is None:
+                mapping = Mapping()
+            direct.correlate(rt, src, dst, kernel, window, BORDER_CODES[plan.border], plan.cval, mapping)
         src = dst
     rt.read_back(out_buf, out)
     return out
