@@ -64,13 +64,21 @@ __kernel void correlate(__global const float *src, int src_off,
 #define VEC_ROWS 2
 
 #define LOAD16_float(p) vload16(0, p)
+#ifdef CLCONV_CPU
+// On CPU devices 16 bytes move faster as one uint4 than as a uchar16 (PoCL);
+// unaligned uint access is fine on x86 but not portable, so GPUs take vload16.
+#define LOAD16_uchar(p) convert_float16(as_uchar16(vload4(0, (__global const uint *)(p))))
+#define STORE_BYTES16(b, p) vstore4(as_uint4(b), 0, (__global uint *)(p))
+#else
 #define LOAD16_uchar(p) convert_float16(vload16(0, p))
+#define STORE_BYTES16(b, p) vstore16(b, 0, p)
+#endif
 #define LOAD16_ushort(p) convert_float16(vload16(0, p))
 
 // 0 <= v <= 65535 after the clamp: adding and subtracting 1.5 * 2^23 rounds half
 // to even exactly (rint is slow on PoCL); clconv never builds with fast-math.
 #define STORE16_float(v, p) vstore16(v, 0, p)
-#define STORE16_uchar(v, p) vstore16(convert_uchar16((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f), 0, p)
+#define STORE16_uchar(v, p) STORE_BYTES16(convert_uchar16((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f), p)
 #define STORE16_ushort(v, p) vstore16(convert_ushort16((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f), 0, p)
 #define STORE1_float(v) (v)
 #define STORE1_uchar(v) ((uchar)((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f))

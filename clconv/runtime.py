@@ -176,6 +176,8 @@ class Runtime:
         except cl.Error as exc:
             raise DeviceError(info.describe(), f"cannot open the device ({exc})") from exc
         self.builds = 0  # programs built by this runtime: repeated calls must not rebuild
+        # CPU-only code paths (e.g. unaligned word loads) are compiled in with -DCLCONV_CPU.
+        self.build_options = ["-DCLCONV_CPU=1"] if info.kind == "cpu" else []
         self._programs: dict[str, object] = {}
         self._recorders: list[list] = []
         self._kernels: dict[tuple[str, str], object] = {}
@@ -188,7 +190,7 @@ class Runtime:
                 with warnings.catch_warnings():
                     # pyopencl warns on non-empty build logs; clconv reports its own errors.
                     warnings.simplefilter("ignore")
-                    prog = self.cl.Program(self.context, source).build()
+                    prog = self.cl.Program(self.context, source).build(options=self.build_options)
             except self.cl.Error as exc:
                 if "unknown target CPU" in str(exc):
                     raise DeviceError(self.info.describe(), UNUSABLE_CPU_HINT) from exc
