@@ -21,6 +21,8 @@ PACK = {np.dtype(np.uint8): "pack_u8", np.dtype(np.uint16): "pack_u16", np.dtype
 MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
 FLOAT_BYTES = 4
 ANCHOR = Linear("anchor", np.ones((1, 1)))  # samples the pixel an output pixel stands for
+# Algorithms whose kernels read and write interleaved images of any sample type in place.
+IN_PLACE_ALGORITHMS = ("direct", "separable")
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,9 @@ def _in_place(rt, pixels: np.ndarray, plan: Plan) -> bool:
         for part in parts:
             chosen, _ = algorithms.resolve(plan.algorithm, part, image_pixels=shape[0] * shape[1],
                                            device_kind=rt.info.kind, bank_size=len(parts))
-            if chosen.name != "direct":
+            if chosen.name not in IN_PLACE_ALGORITHMS:
+                return False
+            if chosen.name == "separable" and plan.geometry.stride != 1:
                 return False
         shape = plan.geometry.window(shape, kernel.shape, plan.flip).out_shape
     return True
@@ -162,7 +166,8 @@ def _execute_in_place(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray) -> np
             mapping = plan.mapping if last and plan.mapping != Mapping() else None
             if dst.dtype != "float32" and mapping is None:
                 mapping = Mapping()
-            direct.correlate(rt, src, dst, kernel, window, BORDER_CODES[plan.border], plan.cval, mapping)
+            chosen, _ = algorithms.resolve(plan.algorithm, kernel, image_pixels=src.size, device_kind=rt.info.kind)
+            chosen.correlate(rt, src, dst, kernel, window, BORDER_CODES[plan.border], plan.cval, mapping)
         src = dst
     rt.read_back(out_buf, out)
     return out
