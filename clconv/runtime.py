@@ -180,6 +180,7 @@ class Runtime:
         self.build_options = ["-DCLCONV_CPU=1"] if info.kind == "cpu" else []
         self._programs: dict[str, object] = {}
         self._recorders: list[list] = []
+        self._scratch: dict[str, tuple] = {}
         self._kernels: dict[tuple[str, str], object] = {}
 
     def program(self, cl_file: str):
@@ -237,6 +238,16 @@ class Runtime:
             return self.cl.Buffer(self.context, self.cl.mem_flags.READ_WRITE, max(int(nbytes), 1))
         except self.cl.Error as exc:
             raise DeviceError(self.info.describe(), f"cannot allocate {nbytes} bytes ({exc})") from exc
+
+    def scratch(self, name: str, nbytes: int):
+        """A device buffer kept for reuse under ``name`` (grown when too small): intermediates
+        that would otherwise be new memory, and page faults, on every call. Safe because the
+        queue is in order; the largest size used stays allocated."""
+        held = self._scratch.get(name)
+        if held is None or held[0] < nbytes:
+            held = (int(nbytes), self.alloc(nbytes))
+            self._scratch[name] = held
+        return held[1]
 
     def upload(self, array):
         flags = self.cl.mem_flags.READ_ONLY | self.cl.mem_flags.COPY_HOST_PTR

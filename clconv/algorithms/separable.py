@@ -23,7 +23,7 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
     column, row = (np.ascontiguousarray(f, dtype=np.float32) for f in kernel.separable_factors())
     (h, w), (out_h, out_w) = src.shape, dst.shape
     cs, planes = src.interleave, src.planes
-    tmp = rt.alloc(planes * h * out_w * cs * 4)
+    tmp = rt.scratch("separable.tmp", planes * h * out_w * cs * 4)
     i32, f32 = np.int32, np.float32
     # Beyond the image, a whole row of constant pixels has filtered to cval * sum(row).
     column_cval = f32(cval * float(row.astype(np.float64).sum()))
