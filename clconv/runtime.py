@@ -295,7 +295,7 @@ def _runtime_for(platform_index: int, device_index: int) -> Runtime:
     raise DeviceError(f"{platform_index}:{device_index}", "device disappeared")  # pragma: no cover
 
 
-PROBE_PROGRAM = "pixels.cl"  # every run needs it, so building it to probe a device costs nothing
+PROBE_PROGRAM = "direct.cl"  # nearly every run needs it, so building it to probe a device costs nothing
 
 
 @functools.cache
