@@ -113,6 +113,10 @@ def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None) -
     out_h, out_w = plan.output_shape((h, w))
     if out is None:
         out = np.empty((out_h, out_w, channels), plan.out_dtype)
+    from clconv import tiling
+
+    if tiling.needs_tiles(rt, pixels, plan):
+        return tiling.execute_tiled(rt, pixels, plan, out)
     if _in_place(rt, pixels, plan):
         return _execute_in_place(rt, pixels, plan, out)
     planes = _unpack(rt, pixels)
@@ -211,9 +215,19 @@ def execute_bank(rt, pixels: np.ndarray, plan: Plan, mappings: list) -> list:
             for result, mapping in zip(results, mappings)]
 
 
-def _apply(rt, planes: Planes, kernel, plan: Plan) -> Planes:
+def execute_window(rt, pixels: np.ndarray, plan: Plan, window: Window) -> np.ndarray:
+    """The single kernel of ``plan`` over ``pixels`` through an explicit ``window`` (the
+    tiles of clconv.tiling), on the general path."""
+    channels = pixels.shape[2]
+    result = _apply(rt, _unpack(rt, pixels), plan.kernels[0], plan, window)
+    out = np.empty((*window.out_shape, channels), plan.out_dtype)
+    return _pack(rt, result, plan.mapping, channels - 1 if plan.keep_alpha else channels, out)
+
+
+def _apply(rt, planes: Planes, kernel, plan: Plan, window: Window | None = None) -> Planes:
     """One kernel of the chain: new planes of the output shape."""
-    window = plan.geometry.window(planes.shape, kernel.shape, plan.flip)
+    if window is None:
+        window = plan.geometry.window(planes.shape, kernel.shape, plan.flip)
     result = new_planes(rt, planes.count, window.out_shape)
     if not plan.keep_alpha:
         _filter(rt, planes, result, kernel, window, plan)

@@ -39,6 +39,7 @@ import secrets
 import numpy as np
 
 from clconv.errors import KernelSpecError, OptionError, OutputError
+from clconv.params import map_index
 
 __all__ = ["MAX_NNZ", "MAX_PRINT", "convolution_matrix", "format_matrix", "save_matrix", "parse_shape"]
 
@@ -55,27 +56,6 @@ _CHUNK = 1 << 22  # kernel slots per block of output rows (bounds the temporary 
 # --------------------------------------------------------------------------- #
 
 
-def _map_index(i: np.ndarray, n: int, border: str) -> np.ndarray:
-    """``map_index`` of cl/common.cl, vectorised: coordinates into [0, n), -1 for the constant."""
-    inside = (i >= 0) & (i < n)
-    if border == "reflect":
-        p = np.mod(i, 2 * n)
-        mapped = np.where(p < n, p, 2 * n - 1 - p)
-    elif border == "mirror":
-        if n == 1:
-            mapped = np.zeros_like(i)
-        else:
-            p = np.mod(i, 2 * n - 2)
-            mapped = np.where(p < n, p, 2 * n - 2 - p)
-    elif border == "nearest":
-        mapped = np.clip(i, 0, n - 1)
-    elif border == "wrap":
-        mapped = np.mod(i, n)
-    else:  # constant
-        mapped = np.full_like(i, -1)
-    return np.where(inside, i, mapped)
-
-
 def _axis(n_out: int, n_in: int, taps: int, stride: int, dilation: int, off: int, border: str):
     """One axis, folded: for each output coordinate the distinct input coordinates its taps read.
 
@@ -86,7 +66,7 @@ def _axis(n_out: int, n_in: int, taps: int, stride: int, dilation: int, off: int
     """
     o = np.arange(n_out, dtype=np.int64)[:, None]
     t = np.arange(taps, dtype=np.int64)[None, :]
-    mapped = _map_index(o * stride + t * dilation - off, n_in, border)  # (n_out, taps), -1 outside
+    mapped = map_index(o * stride + t * dilation - off, n_in, border)  # (n_out, taps), -1 outside
     inside = mapped >= 0
     key = np.where(inside, mapped, n_in)  # outside sorts last
     order = np.argsort(key, axis=1, kind="stable")

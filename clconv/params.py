@@ -34,6 +34,31 @@ DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own limit
 MAX_GEOMETRY = 1 << 20  # padding, stride and dilation above this are surely mistakes
 
 
+def map_index(i, n: int, border: str):
+    """``map_index`` of cl/common.cl on a numpy array of coordinates: each mapped into
+    [0, n) by the border rule (periodically, however far outside), -1 for the constant."""
+    import numpy as np
+
+    i = np.asarray(i)
+    inside = (i >= 0) & (i < n)
+    if border == "reflect":
+        p = np.mod(i, 2 * n)
+        mapped = np.where(p < n, p, 2 * n - 1 - p)
+    elif border == "mirror":
+        if n == 1:
+            mapped = np.zeros_like(i)
+        else:
+            p = np.mod(i, 2 * n - 2)
+            mapped = np.where(p < n, p, 2 * n - 2 - p)
+    elif border == "nearest":
+        mapped = np.clip(i, 0, n - 1)
+    elif border == "wrap":
+        mapped = np.mod(i, n)
+    else:  # constant
+        mapped = np.full_like(i, -1)
+    return np.where(inside, i, mapped)
+
+
 def normalize_border(name: str) -> str:
     """Canonical border name for a name or alias; OptionError for anything else."""
     key = str(name).strip().lower()

@@ -181,6 +181,7 @@ class Runtime:
         self._programs: dict[str, object] = {}
         self._recorders: list[list] = []
         self._scratch: dict[str, tuple] = {}
+        self.max_alloc = info.max_alloc  # the largest single buffer; bigger images go in tiles
         self._kernels: dict[tuple[str, str], object] = {}
 
     def program(self, cl_file: str):
