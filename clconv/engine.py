@@ -6,7 +6,7 @@ dtype conversion, alpha weighting, gradient magnitude and the output mapping.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -201,6 +201,13 @@ def execute_bank(rt, pixels: np.ndarray, plan: Plan, mappings: list) -> list:
     bank of correlations (one unfold and one GEMM with the gemm algorithm), one result
     per kernel, each with its own output mapping."""
     h, w, channels = pixels.shape
+    singles = [replace(plan, kernels=(kernel,), mapping=mapping) for kernel, mapping in zip(plan.kernels, mappings)]
+    bank_algorithm = algorithms.resolve(plan.algorithm, plan.kernels[0] if isinstance(plan.kernels[0], Linear)
+                                        else plan.kernels[0].gx, image_pixels=h * w, device_kind=rt.info.kind,
+                                        bank_size=len(plan.kernels))[0]
+    if bank_algorithm.correlate_bank is None and all(_in_place(rt, pixels, single) for single in singles):
+        # zero-copy reads cost nothing to repeat: each kernel straight from the caller's array
+        return [execute(rt, pixels, single) for single in singles]
     planes = _unpack(rt, pixels)
     mapped = channels - 1 if plan.keep_alpha else channels
     linear = all(isinstance(k, Linear) for k in plan.kernels)

@@ -34,8 +34,8 @@ def correlate_bank(rt, src, dsts, kernels, window, border_code: int, cval: float
     (h, w), (out_h, out_w) = src.shape, dsts[0].shape
     rows = band_rows(taps, out_w, out_h)
     most = rows * out_w
-    cols = rt.alloc(panel_count(most) * PANEL * taps * FLOAT)
-    band_out = rt.alloc(count * most * FLOAT) if count > 1 else None
+    cols = rt.scratch("im2col.cols", panel_count(most) * PANEL * taps * FLOAT)
+    band_out = rt.scratch("im2col.out", count * most * FLOAT) if count > 1 else None
     i32 = np.int32
     for plane in range(src.count):
         for row0 in range(0, out_h, rows):
