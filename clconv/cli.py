@@ -150,6 +150,7 @@ def cli():
       clconv apply -k sobel-x photo.png edges.png
       clconv apply -k gaussian:sigma=2 -k sharpen --border mirror in.jpg out.jpg
       clconv kernels gaussian
+      clconv bench --quick
     """
 
 
@@ -213,6 +214,49 @@ def matrix(kernel, shape, border, border_value, flip, padding, stride, dilation,
     if os.path.lexists(output) and not force:
         raise OutputError(output, "exists (use --force to overwrite)")
     save_matrix(output, m)
+
+
+@cli.command()
+@click.option("--size", "sizes", multiple=True, metavar="WxH", help="Image size (repeatable), e.g. 4096x4096.")
+@click.option("-k", "--kernel", "kernels", multiple=True, metavar="SPEC", help="Kernel (repeatable; each a workload).")
+@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(["uint8", "uint16", "float32"]),
+              help="Sample type (repeatable).")
+@click.option("--channels", "channels", multiple=True, type=int, help="Channels (repeatable).")
+@click.option("--algorithm", default="all", show_default=True, metavar="all|auto|NAME",
+              help="Which algorithms to measure.")
+@click.option("--device", "devices", multiple=True, metavar="SPEC|all", help="Device (repeatable, or all).")
+@click.option("--border", default="reflect", show_default=True, metavar="MODE")
+@click.option("--repeat", type=int, default=None, help="Rounds per measurement (median and min over them).")
+@click.option("--quick", is_flag=True, help="Small sizes and kernels: under a minute on 2 cores.")
+@click.option("--preset", type=click.Choice(["targets"]), default=None,
+              help="targets: the workloads of the performance targets, with each goal checked.")
+@click.option("--json", "json_path", default=None, metavar="FILE", help="Write the results as JSON.")
+@click.option("--plot", "plot_path", default=None, metavar="FILE.png", help="Plot throughput by kernel size.")
+@debug_option
+def bench(sizes, kernels, dtypes, channels, algorithm, devices, border, repeat, quick, preset, json_path, plot_path):
+    """Measure clconv's algorithms against numpy/scipy (and OpenCV when installed) on a device.
+
+    \b
+    Examples:
+      clconv bench --quick
+      clconv bench --size 4096x4096 -k sobel-x -k gaussian:sigma=3 --dtype float32 --json b.json
+      clconv bench --preset targets --plot targets.png
+    """
+    from clconv import bench as library
+
+    options = {"algorithm": algorithm, "border": border, "repeat": repeat, "quick": quick, "preset": preset,
+               "json": json_path, "plot": plot_path}
+    if sizes:
+        options["sizes"] = [library.parse_size(s) for s in sizes]
+    if kernels:
+        options["kernels"] = list(kernels)
+    if dtypes:
+        options["dtypes"] = list(dtypes)
+    if channels:
+        options["channels"] = list(channels)
+    if devices:
+        options["devices"] = "all" if "all" in devices else list(devices)
+    return library.run_cli(options, click.echo)
 
 
 @cli.command()
