@@ -70,16 +70,17 @@ __kernel void premultiply(__global const float *colour, int colour_off,
 }
 
 // Where no visible pixel contributed (sum(k*a) == 0) the source colour under
-// the anchor is kept, so fully transparent areas keep their colour.
+// the anchor is kept, so fully transparent areas keep their colour. `zero` is 0
+// for exact sums; an FFT's sums carry round-off, so there it is a small bound.
 __kernel void unpremultiply(__global const float *num, __global const float *den,
                             __global const float *fallback,
-                            __global float *dst, int dst_off, int n)
+                            __global float *dst, int dst_off, int n, float zero)
 {
     const int i = get_global_id(0), c = get_global_id(1);
     if (i >= n) return;
     const size_t k = (size_t)c * n + i;
     const float d = den[i];
-    dst[dst_off + k] = d != 0.0f ? num[k] / d : fallback[k];
+    dst[dst_off + k] = fabs(d) > zero ? num[k] / d : fallback[k];
 }
 
 // Gradient magnitude sqrt(gx^2 + gy^2), written into dst at dst_off.

@@ -51,7 +51,7 @@ def build_plan(kernels: Sequence, *, in_dtype, out_dtype=None, channels: int = 1
                abs=None, scale=None, bias=None, algorithm="auto", device_kind="cpu"):
     """Validate every option and return the Plan (what to compute); nothing is allocated."""
     from clconv import algorithms
-    from clconv.engine import Plan
+    from clconv.engine import MAX_VALUE, Plan
     from clconv.params import Geometry, normalize_border
 
     parsed = parse_kernels(list(kernels))
@@ -90,6 +90,7 @@ def build_plan(kernels: Sequence, *, in_dtype, out_dtype=None, channels: int = 1
         keep_alpha=keep_alpha,
         mapping=resolve_mapping(parsed[-1], out_dtype, in_dtype, abs, scale, bias),
         out_dtype=out_dtype,
+        alpha_max=MAX_VALUE[np.dtype(in_dtype)],
     )
 
 

@@ -36,6 +36,11 @@ def rank1(kh, kw, seed=0):
         (rank1(7, 3), 10**6, "cpu", 1, "separable"),     # custom kernels are tested by SVD
         (rank1(1, 31), 10**6, "cpu", 1, "direct"),       # already one pass
         (np.tile(RANK2, (3, 3)), 10**6, "cpu", 1, "direct"),
+        (np.random.default_rng(1).standard_normal((13, 13)), 10**6, "cpu", 1, "fft"),  # 169 taps, rank > 1
+        (np.random.default_rng(1).standard_normal((11, 15)), 10**6, "cpu", 1, "direct"),  # 165 taps
+        (np.random.default_rng(1).standard_normal((31, 31)), 10**6, "cpu", 1, "fft"),
+        (np.random.default_rng(1).standard_normal((31, 31)), 100, "cpu", 1, "direct"),  # tiny image
+        ("gaussian:sigma=5", 10**6, "cpu", 1, "separable"),  # rank 1 beats fft
         ("gaussian:sigma=2", 10**6, "gpu", 16, "gemm"),  # a big bank on a GPU: one GEMM
         ("sobel-x", 10**6, "gpu", 15, "direct"),
         ("sobel-x", 10**6, "cpu", 64, "direct"),         # never GEMM on the CPU (PERF-NOTES)
