@@ -1088,12 +1088,16 @@ def write_plot(rows: list[dict], path: str) -> None:
     lines = -(-len(groups) // columns)
     fig = Figure(figsize=(6.5 * columns + 2.5, 4.8 * lines), layout="constrained")
     axes = fig.subplots(lines, columns, squeeze=False).ravel()
+    # One colour per series across every panel, so the single legend tells them apart.
+    labels = sorted({label for series in groups.values() for label in series})
+    palette = [f"C{i % 10}" for i in range(len(labels))]
+    colour = dict(zip(labels, palette))
     for ax, ((size, dtype, channels), series) in zip(axes, sorted(groups.items())):
         kernels = sorted({k for points in series.values() for k in points})
         where = {k: i for i, k in enumerate(kernels)}
         for label, points in sorted(series.items()):
             keys = sorted(points)
-            ax.plot([where[k] for k in keys], [points[k] for k in keys], marker="o",
+            ax.plot([where[k] for k in keys], [points[k] for k in keys], marker="o", color=colour[label],
                     linestyle="-" if label.startswith("clconv") else "--", label=label)
         ax.set_xticks(range(len(kernels)), [k[1] if len(k[1]) <= 20 else k[1][:17] + "..." for k in kernels],
                       rotation=20, fontsize="small")
