@@ -41,6 +41,7 @@ from typing import Callable
 
 import numpy as np
 
+from clconv.atomic import write_atomically
 from clconv.errors import OptionError
 
 DTYPES = ("uint8", "uint16", "float32")
@@ -1018,13 +1019,11 @@ def format_header(doc: dict) -> list[str]:
 
 
 def write_json(doc: dict, path: str) -> None:
-    _atomic(path, lambda tmp: _dump(doc, tmp))
+    write_atomically(path, lambda fo: _dump(doc, fo))
 
 
-def _dump(doc, tmp):
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(_finite(doc), f, indent=1)
-        f.write("\n")
+def _dump(doc, fileobj):
+    fileobj.write((json.dumps(_finite(doc), indent=1) + "\n").encode("utf-8"))
 
 
 def _finite(value):
@@ -1038,22 +1037,6 @@ def _finite(value):
     if isinstance(value, np.generic):
         return _finite(value.item())
     return value
-
-
-def _atomic(path: str, write) -> None:
-    from clconv.errors import OutputError
-
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".clconv-bench-", suffix=os.path.splitext(path)[1], dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(path, f"cannot write ({exc.strerror or exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _check_output_folder(path: str, option: str) -> None:
@@ -1113,7 +1096,7 @@ def write_plot(rows: list[dict], path: str) -> None:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
     fig.legend(list(legend.values()), list(legend), loc="outside right upper", fontsize="small")
-    _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    write_atomically(path, lambda fo: fig.savefig(fo, format="png", dpi=100))
 
 
 # --------------------------------------------------------------------------- entry points

@@ -37,7 +37,6 @@ Decisions (see the README):
 from __future__ import annotations
 
 import os
-import secrets
 import struct
 import sys
 import threading
@@ -49,6 +48,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageFile, UnidentifiedImageError, features
 
+from clconv.atomic import write_atomically
 from clconv.errors import ImageError, OutputError, warn
 from clconv.params import DEFAULT_MAX_PIXELS
 
@@ -894,7 +894,7 @@ def save(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | 
 
     if fmt_name == "NPY":
         out = np.ascontiguousarray(a[:, :, 0] if a.shape[2] == 1 else a)
-        _atomic_write(spath, lambda fo: np.save(fo, out, allow_pickle=False))
+        write_atomically(spath, lambda fo: np.save(fo, out, allow_pickle=False))
         return
 
     fmt = _FORMATS[fmt_name]
@@ -948,12 +948,12 @@ def save(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | 
     if own and fmt_name == "PNG":
         if color == "CMYK":  # pragma: no cover - CMYK is converted above
             raise AssertionError
-        _atomic_write(spath, lambda fo: _write_png16(fo, a, icc, dpi))
+        write_atomically(spath, lambda fo: _write_png16(fo, a, icc, dpi))
         return
     if own and fmt_name == "TIFF":
         if a.nbytes + (len(icc) if icc else 0) + 65536 >= 2**32:
             raise OutputError(spath, "image too large for TIFF (over 4 GiB; use .npy)")
-        _atomic_write(spath, lambda fo: _write_tiff(fo, a, color, has_alpha, icc, dpi))
+        write_atomically(spath, lambda fo: _write_tiff(fo, a, color, has_alpha, icc, dpi))
         return
 
     im = _to_pil(a, color, has_alpha)
@@ -972,7 +972,7 @@ def save(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | 
             except (ValueError, KeyError, TypeError) as e:
                 raise OutputError(spath, f"cannot write as {fmt_name}: {_exc_text(e)}") from e
 
-    _atomic_write(spath, write)
+    write_atomically(spath, write)
 
 
 def _to_pil(a: np.ndarray, color: str, has_alpha: bool) -> PILImage.Image:
@@ -1111,50 +1111,3 @@ def _write_tiff(fo, a: np.ndarray, color: str, has_alpha: bool, icc, dpi) -> Non
 # atomic write
 
 
-def _atomic_write(path: str, write) -> None:
-    """Write through ``write(fileobj)`` into a temporary file next to ``path``, then rename.
-
-    The temporary file is created with mode 0o666 so that the umask (and a
-    default ACL) applies as to any new file.  On any failure, interruption
-    included, the temporary file is removed and ``path`` is left untouched.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    ext = os.path.splitext(path)[1]
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = os.path.join(folder, f".clconv-{secrets.token_hex(6)}{ext}")
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise OutputError(path, _os_cause("write", e)) from e
-    else:  # pragma: no cover
-        raise OutputError(path, "cannot write: no free temporary file name")
-    try:
-        with os.fdopen(fd, "wb") as fo:
-            write(fo)
-            fo.flush()
-            os.fsync(fo.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OutputError):
-            raise
-        if isinstance(e, OSError):
-            raise OutputError(path, _os_cause("write", e)) from e
-        raise
-    try:  # make the rename durable; best effort
-        dfd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)

@@ -34,11 +34,10 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 
 import numpy as np
 
-from clconv.errors import KernelSpecError, OptionError, OutputError
+from clconv.errors import KernelSpecError, OptionError
 from clconv.params import map_index
 
 __all__ = ["MAX_NNZ", "MAX_PRINT", "convolution_matrix", "format_matrix", "save_matrix", "parse_shape"]
@@ -242,33 +241,9 @@ def save_matrix(path, m) -> None:
     import scipy.sparse as sp
 
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = os.path.join(folder, f".clconv-{secrets.token_hex(6)}.npz")
-        try:
-            fd = os.open(tmp, flags, 0o666)  # the umask applies, as to any new file
-            break
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise OutputError(path, f"cannot write: {e.strerror or e}") from e
-    else:  # pragma: no cover
-        raise OutputError(path, "cannot write: no free temporary file name")
-    try:
-        with os.fdopen(fd, "wb") as fo:
-            sp.save_npz(fo, sp.csr_array(m), compressed=True)
-            fo.flush()
-            os.fsync(fo.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise OutputError(path, f"cannot write: {e.strerror or e}") from e
-        raise
+    from clconv.atomic import write_atomically
+
+    write_atomically(path, lambda fo: sp.save_npz(fo, sp.csr_array(m), compressed=True))
 
 
 _SHAPE_RE = re.compile(r"\s*(\d+)\s*(?:[xX×]\s*(\d+)\s*)?", re.ASCII)

@@ -242,7 +242,7 @@ def test_option_dict_defaults_and_validation():
     assert custom.sizes == ((2160, 3840), (5, 7)) and custom.repeat == 9 and custom.channels == (3,)
     assert custom.devices == ("cpu",) and custom.dtypes == ("uint16",)
     assert bench.parse_size("64") == (64, 64)
-    for bad in ({"dtypes": ["float64"]}, {"sizes": ["12y4"]}, {"sizes": ["0x4"]}, {"algorithm": "fft"},
+    for bad in ({"dtypes": ["float64"]}, {"sizes": ["12y4"]}, {"sizes": ["0x4"]}, {"algorithm": "no-such-algorithm"},
                 {"repeat": 0}, {"preset": "everything"}, {"channels": [0]}, {"border": "sideways"}):
         with pytest.raises(OptionError):
             bench.settings_from(bad)
