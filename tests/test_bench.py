@@ -302,3 +302,25 @@ def test_apply_is_timed_as_the_installed_script():
     found = bench.measure_apply(None, warm_runs=1, cold_runs=0)
     assert "error" not in found, found
     assert found["warm_s"] > 0 and found["command"].split()[1:4] == ["apply", "-k", "sharpen"]
+
+
+def test_bench_command_through_the_installed_script(run_clconv, tmp_path):
+    report = tmp_path / "bench.json"
+    result = run_clconv("bench", "--size", "48x40", "-k", "box", "-k", "3x1: 1,0,-1", "--dtype", "float32",
+                        "--dtype", "uint8", "--channels", "3", "--algorithm", "direct", "--repeat", "1",
+                        "--json", report)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    doc = json.loads(report.read_text())
+    assert doc["clconv"] and doc["device"]
+    rows = [r for r in doc["results"] if not r["reference"]]
+    assert {r["algorithm"] for r in rows} == {"direct"}
+    assert {r["dtype"] for r in rows} == {"float32", "uint8"}
+    assert {r["size"] for r in rows} == {"48x40"}  # WxH, as given
+    assert {r["kernel"] for r in rows} == {"box", "3x1: 1,0,-1"}
+    for key in ("algorithm", "device", "size", "kernel", "dtype", "median_ms", "min_ms", "mpix_s", "gflop_s",
+                "gb_s", "max_error", "reference"):
+        assert all(key in r for r in doc["results"]), key
+    bad = run_clconv("bench", "--size", "12y4")
+    assert bad.returncode == 2 and bad.stderr.startswith("clconv: error: ")
