@@ -52,7 +52,7 @@ def build_plan(kernels: Sequence, *, in_dtype, out_dtype=None, channels: int = 1
     """Validate every option and return the Plan (what to compute); nothing is allocated."""
     from clconv import algorithms
     from clconv.engine import MAX_VALUE, Plan
-    from clconv.params import Geometry, normalize_border
+    from clconv.params import Geometry, checked_border_value, normalize_border
 
     parsed = parse_kernels(list(kernels))
     if flip:
@@ -62,16 +62,7 @@ def build_plan(kernels: Sequence, *, in_dtype, out_dtype=None, channels: int = 1
     keep_alpha = alpha == "keep"
     if keep_alpha and channels < 2:
         raise OptionError("--alpha", "keeping alpha needs at least two channels (colour and alpha)")
-    try:
-        cval = float(border_value)
-    except (TypeError, ValueError):
-        raise OptionError("--border-value", f"expected a number, got {border_value!r}") from None
-    if not np.isfinite(cval):
-        raise OptionError("--border-value", f"must be a finite number, got {border_value}")
-    if str(border).strip().lower() == "zero":  # SPEC: zero = constant 0
-        if cval != 0.0:
-            raise OptionError("--border-value", f"--border zero means constant 0, not {cval:g} "
-                                                "(use --border constant to choose the value)")
+    cval = checked_border_value(border_value, border)
     out_dtype = np.dtype(in_dtype if out_dtype is None else out_dtype)
     if out_dtype not in SUPPORTED_DTYPES:
         raise OptionError("--dtype", f"unsupported output dtype {out_dtype} (use uint8, uint16 or float32)")

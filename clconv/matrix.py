@@ -38,7 +38,7 @@ import re
 import numpy as np
 
 from clconv.errors import KernelSpecError, OptionError
-from clconv.params import map_index
+from clconv.params import checked_border_value, map_index
 
 __all__ = ["MAX_NNZ", "MAX_PRINT", "convolution_matrix", "format_matrix", "save_matrix", "parse_shape"]
 
@@ -99,17 +99,6 @@ def _checked_shape(shape) -> tuple[int, int]:
     return out[0], out[1]
 
 
-def _checked_border_value(border_value, border_name) -> float:
-    try:
-        cval = float(border_value)
-    except (TypeError, ValueError):
-        raise OptionError("--border-value", f"expected a number, got {border_value!r}") from None
-    if not np.isfinite(cval):
-        raise OptionError("--border-value", f"must be a finite number, got {border_value}")
-    if str(border_name).strip().lower() == "zero" and cval != 0.0:  # as clconv.convolve
-        raise OptionError("--border-value", f"--border zero means constant 0, not {cval:g} "
-                                            "(use --border constant to choose the value)")
-    return cval
 
 
 def convolution_matrix(kernel, shape, border="reflect", *, flip=False, padding=None, stride=1,
@@ -145,7 +134,7 @@ def convolution_matrix(kernel, shape, border="reflect", *, flip=False, padding=N
                                            "(e.g. sobel-x and sobel-y)")
     h, w = _checked_shape(shape)
     mode = normalize_border(border)
-    cval = _checked_border_value(border_value, border)
+    cval = checked_border_value(border_value, border)
     if mode != "constant":
         cval = 0.0
     if cval != 0.0 and not return_offset:

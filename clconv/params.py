@@ -59,6 +59,22 @@ def map_index(i, n: int, border: str):
     return np.where(inside, i, mapped)
 
 
+def checked_border_value(value, border) -> float:
+    """The constant of the constant border, in pixel units: a finite number, and 0 for ``zero``."""
+    import math
+
+    try:
+        cval = float(value)
+    except (TypeError, ValueError):
+        raise OptionError("--border-value", f"expected a number, got {value!r}") from None
+    if not math.isfinite(cval):
+        raise OptionError("--border-value", f"must be a finite number, got {value}")
+    if str(border).strip().lower() == "zero" and cval != 0.0:  # SPEC: zero = constant 0
+        raise OptionError("--border-value", f"--border zero means constant 0, not {cval:g} "
+                                            "(use --border constant to choose the value)")
+    return cval
+
+
 def normalize_border(name: str) -> str:
     """Canonical border name for a name or alias; OptionError for anything else."""
     key = str(name).strip().lower()
