@@ -99,8 +99,6 @@ def _checked_shape(shape) -> tuple[int, int]:
     return out[0], out[1]
 
 
-
-
 def convolution_matrix(kernel, shape, border="reflect", *, flip=False, padding=None, stride=1,
                        dilation=1, border_value=0.0, return_offset=False, max_nnz=MAX_NNZ):
     """The sparse matrix ``M`` with ``M @ image.ravel() == convolve(image, kernel, ...).ravel()``.
