@@ -68,16 +68,26 @@ __kernel void column_pass(__global const float *src,
 #define SSTORE1_uchar(v) ((uchar)((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f))
 #define SSTORE1_ushort(v) ((ushort)((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f))
 
+// The row pass filters rows first_row .. first_row + rows - 1 of the image
+// (any of them outside it: mapped by the border rule; a constant row filters to
+// row_cval = cval * sum(taps)) into `rows` rows of dst: a band of rows is all a
+// band of the column pass reads, so the intermediate stays small.
 #define DEFINE_ROW_PASS_VEC(NAME, S)                                                           \
 __kernel void NAME(__global const S *src, int src_off, __global float *dst,                    \
                    __global const float *taps, int k, int h, int w, int out_w, int cs,          \
-                   int dil, int off, int border, float cval)                                    \
+                   int dil, int off, int border, float cval,                                    \
+                   int first_row, int rows, float row_cval)                                     \
 {                                                                                               \
-    const int e0 = get_global_id(0) * SEP_W, y = get_global_id(1), c = get_global_id(2);       \
+    const int e0 = get_global_id(0) * SEP_W, t = get_global_id(1), c = get_global_id(2);       \
     const int row_len = w * cs, out_len = out_w * cs, step = dil * cs;                          \
-    if (e0 >= out_len || y >= h) return;                                                        \
+    if (e0 >= out_len || t >= rows) return;                                                     \
+    __global float *out = dst + ((size_t)c * rows + t) * out_len;                               \
+    const int y = map_index(first_row + t, h, border);                                          \
+    if (y < 0) {                                                                                \
+        for (int q = 0; q < SEP_W && e0 + q < out_len; ++q) out[e0 + q] = row_cval;             \
+        return;                                                                                 \
+    }                                                                                           \
     __global const S *row = src + src_off + ((size_t)c * h + y) * row_len;                      \
-    __global float *out = dst + ((size_t)c * h + y) * out_len;                                  \
     const int x0 = e0 - off * cs;                                                               \
     if (e0 + SEP_W <= out_len && x0 >= 0 && x0 + SEP_W - 1 + (k - 1) * step < row_len) {        \
         float16 acc = (float16)(0.0f);                                                          \
@@ -104,13 +114,13 @@ DEFINE_ROW_PASS_VEC(row_pass_vec_u16, ushort)
 __kernel void NAME(__global const float *src, __global D *dst, int dst_off,                    \
                    __global const float *taps, int k, int h, int w, int out_h, int cs,          \
                    int dil, int off, int border, float cval,                                    \
-                   int use_abs, float scale, float bias, float maxval)                          \
+                   int use_abs, float scale, float bias, float maxval, int plane_rows)           \
 {                                                                                               \
     const int e0 = get_global_id(0) * SEP_W, oy0 = get_global_id(1) * SEP_ROWS;                \
     const int c = get_global_id(2), len = w * cs;                                               \
     if (e0 >= len || oy0 >= out_h) return;                                                      \
     __global const float *plane = src + (size_t)c * h * len;                                    \
-    __global D *out = dst + dst_off + (size_t)c * out_h * len;                                  \
+    __global D *out = dst + dst_off + (size_t)c * plane_rows * len;                             \
     const int y0 = oy0 - off;                                                                   \
     if (e0 + SEP_W <= len && oy0 + SEP_ROWS <= out_h && y0 >= 0                                 \
         && y0 + SEP_ROWS - 1 + (k - 1) * dil < h) {                                             \

@@ -185,3 +185,30 @@ def test_matrix_command_prints_and_saves(run_clconv, tmp_path):
     assert again.returncode == 2 and "exists" in again.stderr
     too_big = run_clconv("matrix", "-k", "box", "--shape", "300x300")
     assert too_big.returncode == 2 and len(too_big.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("border", BORDERS)
+def test_separable_bands_give_the_same_result(monkeypatch, border):
+    from clconv.algorithms import separable
+
+    rng = np.random.default_rng(9)
+    images = [rng.random((53, 37, 3), dtype=np.float32) * 9, (rng.random((41, 29, 3)) * 255).astype(np.uint8),
+              rng.random((47, 31), dtype=np.float32)]
+    kernels = ["gaussian:sigma=1.5", rank1(7, 5, seed=4), rank1(4, 6, seed=5)]
+    options = [{}, {"dilation": 2}, {"padding": 4}, {"flip": True}]
+    whole = {}
+    for i, image in enumerate(images):
+        for j, kernel in enumerate(kernels):
+            for k, extra in enumerate(options):
+                whole[i, j, k] = clconv.convolve(image, kernel, border, algorithm="separable", border_value=2.5, **extra)
+    monkeypatch.setattr(separable, "BAND_BYTES", 1)  # the smallest band: SEP_ROWS output rows
+    monkeypatch.setattr(separable.band_rows, "__defaults__", (1,))
+    assert separable.band_rows(7, 2, 4 * 37 * 3, 53) == separable.SEP_ROWS
+    for i, image in enumerate(images):
+        for j, kernel in enumerate(kernels):
+            for k, extra in enumerate(options):
+                banded = clconv.convolve(image, kernel, border, algorithm="separable", border_value=2.5, **extra)
+                direct = clconv.convolve(image, kernel, border, algorithm="direct", border_value=2.5, **extra)
+                np.testing.assert_array_equal(banded, whole[i, j, k])
+                tolerance = 1 if image.dtype == np.uint8 else 1e-3
+                assert np.abs(banded.astype(np.float64) - direct).max() <= tolerance, (i, j, extra)

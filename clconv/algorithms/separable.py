@@ -6,6 +6,7 @@ import numpy as np
 SUMMARY = "row pass then column pass; rank-1 kernels only (kh + kw taps per pixel instead of kh * kw)"
 CL_FILE = "separable.cl"
 SEP_W, SEP_ROWS = 16, 2  # values per work-item of the vectorised passes (as in cl/separable.cl)
+BAND_BYTES = 4 << 20  # the row pass's output for one band of rows stays under this (cache-sized)
 CODES = {"float32": "f32", "uint8": "u8", "uint16": "u16"}
 MAX = {"float32": 1.0, "uint8": 255.0, "uint16": 65535.0}
 
@@ -23,20 +24,13 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
     column, row = (np.ascontiguousarray(f, dtype=np.float32) for f in kernel.separable_factors())
     (h, w), (out_h, out_w) = src.shape, dst.shape
     cs, planes = src.interleave, src.planes
-    tmp = rt.scratch("separable.tmp", planes * h * out_w * cs * 4)
     i32, f32 = np.int32, np.float32
     # Beyond the image, a whole row of constant pixels has filtered to cval * sum(row).
     column_cval = f32(cval * float(row.astype(np.float64).sum()))
     if window.stride == 1:
-        use_abs, scale, bias = (mapping.use_abs, mapping.scale, mapping.bias) if mapping else (False, 1.0, 0.0)
-        rt.launch(CL_FILE, f"row_pass_vec_{CODES[src.dtype]}", (-(-out_w * cs // SEP_W), h, planes),
-                  src.buffer, i32(src.offset), tmp, rt.upload(row), i32(row.size), i32(h), i32(w), i32(out_w),
-                  i32(cs), i32(window.dilation), i32(window.off[1]), i32(border_code), f32(cval))
-        rt.launch(CL_FILE, f"column_pass_vec_{CODES[dst.dtype]}", (-(-out_w * cs // SEP_W), -(-out_h // SEP_ROWS), planes),
-                  tmp, dst.buffer, i32(dst.offset), rt.upload(column), i32(column.size), i32(h), i32(out_w),
-                  i32(out_h), i32(cs), i32(window.dilation), i32(window.off[0]), i32(border_code), column_cval,
-                  i32(use_abs), f32(scale), f32(bias), f32(MAX[dst.dtype]))
+        _correlate_in_bands(rt, src, dst, column, row, window, border_code, cval, column_cval, mapping)
         return
+    tmp = rt.scratch("separable.tmp", planes * h * out_w * cs * 4)
     assert cs == 1 and mapping is None and src.dtype == dst.dtype == "float32", "strided passes take float planes"
     rt.launch(CL_FILE, "row_pass", (out_w, h, planes),
               src.buffer, i32(src.offset), tmp, rt.upload(row), i32(row.size),
@@ -46,3 +40,36 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
               tmp, dst.buffer, i32(dst.offset), rt.upload(column), i32(column.size),
               i32(h), i32(out_w), i32(out_h), i32(window.stride), i32(window.dilation), i32(window.off[0]),
               i32(border_code), column_cval)
+
+
+def band_rows(taps: int, dilation: int, row_bytes: int, out_h: int, band_bytes: int = BAND_BYTES) -> int:
+    """Output rows per band: the rows the band reads (rows + (taps - 1) * dilation) fit in band_bytes."""
+    span = (taps - 1) * dilation
+    fits = band_bytes // max(row_bytes, 1) - span
+    return max(SEP_ROWS, min(out_h, fits - fits % SEP_ROWS if fits > SEP_ROWS else SEP_ROWS))
+
+
+def _correlate_in_bands(rt, src, dst, column, row, window, border_code, cval, column_cval, mapping) -> None:
+    """Stride 1: per band of output rows, the row pass makes just the rows the band reads (border
+    rows mapped there), and the column pass reads them with no border work along y."""
+    (h, w), (out_h, out_w) = src.shape, dst.shape
+    cs, planes = src.interleave, src.planes
+    i32, f32 = np.int32, np.float32
+    use_abs, scale, bias = (mapping.use_abs, mapping.scale, mapping.bias) if mapping else (False, 1.0, 0.0)
+    span = (column.size - 1) * window.dilation
+    rows = band_rows(column.size, window.dilation, planes * out_w * cs * 4, out_h)
+    tmp = rt.scratch("separable.band", planes * (rows + span) * out_w * cs * 4)
+    row_buf, column_buf = rt.upload(row), rt.upload(column)
+    groups_x = -(-out_w * cs // SEP_W)
+    for band0 in range(0, out_h, rows):
+        band = min(rows, out_h - band0)
+        first = band0 - window.off[0]  # the first image row this band's taps read
+        rt.launch(CL_FILE, f"row_pass_vec_{CODES[src.dtype]}", (groups_x, band + span, planes),
+                  src.buffer, i32(src.offset), tmp, row_buf, i32(row.size), i32(h), i32(w), i32(out_w), i32(cs),
+                  i32(window.dilation), i32(window.off[1]), i32(border_code), f32(cval),
+                  i32(first), i32(band + span), column_cval)
+        rt.launch(CL_FILE, f"column_pass_vec_{CODES[dst.dtype]}", (groups_x, -(-band // SEP_ROWS), planes),
+                  tmp, dst.buffer, i32(dst.offset + band0 * out_w * cs), column_buf, i32(column.size),
+                  i32(band + span), i32(out_w), i32(band), i32(cs), i32(window.dilation), i32(0),
+                  i32(border_code), f32(0.0), i32(use_abs), f32(scale), f32(bias), f32(MAX[dst.dtype]), i32(out_h))
+
