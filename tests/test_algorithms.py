@@ -12,7 +12,7 @@ import clconv
 from clconv import algorithms
 from clconv.algorithms import REGISTRY, choose_auto, im2col
 from clconv.errors import OptionError
-from clconv.kernels import Linear, parse_spec
+from clconv.kernels import parse_spec
 
 BORDERS = ("reflect", "mirror", "nearest", "wrap", "constant")
 RNG = np.random.default_rng(2026)
