@@ -69,7 +69,7 @@ def build_plan(kernels: Sequence, *, in_dtype, out_dtype=None, channels: int = 1
     name = algorithms.check_name(algorithm)
     if name != "auto":  # an explicit algorithm must be able to run every kernel: say so before any work
         for kernel in parsed:
-            for part in (kernel.gx, kernel.gy) if hasattr(kernel, "gx") else (kernel,):
+            for part in kernel.parts:
                 algorithms.resolve(name, part, image_pixels=0, device_kind=device_kind)
     return Plan(
         kernels=parsed,

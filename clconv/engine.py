@@ -64,9 +64,8 @@ class Plan:
         of the bank (every kernel on the same input) when ``bank``."""
         found = []
         for kernel in self.kernels:
-            parts = [kernel.gx, kernel.gy] if isinstance(kernel, Magnitude) else [kernel]
-            bank_size = len(self.kernels) if bank else len(parts)
-            for part in parts:
+            bank_size = len(self.kernels) if bank else len(kernel.parts)
+            for part in kernel.parts:
                 algorithm, reason = algorithms.resolve(self.algorithm, part, image_pixels=shape[0] * shape[1],
                                                        device_kind=device_kind, bank_size=bank_size)
                 found.append((part.spec, algorithm.name, reason))
@@ -137,10 +136,9 @@ def _in_place(rt, pixels: np.ndarray, plan: Plan) -> bool:
         return False
     shape = pixels.shape[:2]
     for kernel in plan.kernels:
-        parts = [kernel.gx, kernel.gy] if isinstance(kernel, Magnitude) else [kernel]
-        for part in parts:
+        for part in kernel.parts:
             chosen, _ = algorithms.resolve(plan.algorithm, part, image_pixels=shape[0] * shape[1],
-                                           device_kind=rt.info.kind, bank_size=len(parts))
+                                           device_kind=rt.info.kind, bank_size=len(kernel.parts))
             if chosen.name not in IN_PLACE_ALGORITHMS:
                 return False
             if chosen.name == "separable" and plan.geometry.stride != 1:
@@ -203,9 +201,8 @@ def execute_bank(rt, pixels: np.ndarray, plan: Plan, mappings: list) -> list:
     per kernel, each with its own output mapping."""
     h, w, channels = pixels.shape
     singles = [replace(plan, kernels=(kernel,), mapping=mapping) for kernel, mapping in zip(plan.kernels, mappings)]
-    bank_algorithm = algorithms.resolve(plan.algorithm, plan.kernels[0] if isinstance(plan.kernels[0], Linear)
-                                        else plan.kernels[0].gx, image_pixels=h * w, device_kind=rt.info.kind,
-                                        bank_size=len(plan.kernels))[0]
+    bank_algorithm = algorithms.resolve(plan.algorithm, plan.kernels[0].parts[0], image_pixels=h * w,
+                                        device_kind=rt.info.kind, bank_size=len(plan.kernels))[0]
     if bank_algorithm.correlate_bank is None and all(_in_place(rt, pixels, single) for single in singles):
         # zero-copy reads cost nothing to repeat: each kernel straight from the caller's array
         return [execute(rt, pixels, single) for single in singles]
@@ -278,7 +275,7 @@ def _filter(rt, src: Planes, dst: Planes, kernel, window: Window, plan: Plan) ->
         return
     gx, gy = (Planes(rt.alloc(src.count * dst.size * FLOAT_BYTES), 0, src.count, dst.shape, src.interleave)
               for _ in range(2))
-    _correlate_bank(rt, src, [gx, gy], [kernel.gx, kernel.gy], window, plan)
+    _correlate_bank(rt, src, [gx, gy], list(kernel.parts), window, plan)
     n = src.count * dst.size
     rt.launch(PIXELS_CL, "magnitude", (n,), gx.buffer, gy.buffer, dst.buffer, np.int32(dst.offset), np.int32(n))
 

@@ -6,7 +6,7 @@ naming the file at fault; the input is never written.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -47,13 +47,18 @@ class FilterOptions:
             bias=self.bias, algorithm=self.algorithm, device_kind=device_kind,
         )
 
-    def validate(self) -> None:
-        """Check kernels and options before any file is touched (bad usage is exit 2 up front)."""
+    def validate(self) -> "FilterOptions":
+        """Check kernels and options before any file is touched (bad usage is exit 2 up front).
+        Returns these options with the kernels parsed, so specs and kernel files are read once."""
+        from clconv.api import parse_kernels
+
         if not self.kernels:
             raise OptionError("--kernel", "at least one -k/--kernel is needed (see clconv kernels)")
         if self.max_pixels < 0:
             raise OptionError("--max-pixels", f"must be >= 0, got {self.max_pixels}")
-        self.plan_for(np.uint8, 2, True)
+        parsed = replace(self, kernels=parse_kernels(list(self.kernels)))
+        parsed.plan_for(np.uint8, 2, True)
+        return parsed
 
 
 def output_dtype(options: FilterOptions, output: str, in_dtype) -> np.dtype:
@@ -107,7 +112,7 @@ def apply_file(input: str, output: str, options: FilterOptions, force: bool = Fa
     from clconv.runtime import get_runtime
 
     input, output = os.fspath(input), os.fspath(output)
-    options.validate()
+    options = options.validate()
     outputs = each_outputs(output, options.kernels) if each else [output]
     for target in outputs:
         check_paths(input, target, force)

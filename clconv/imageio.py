@@ -214,11 +214,7 @@ def load(path, *, gray: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> I
     Raises :class:`ImageError` naming ``path`` for a missing, unreadable,
     damaged, unsupported or too large image.
     """
-    spath = os.fsdecode(os.fspath(path))
-    try:
-        f = open(spath, "rb")
-    except OSError as e:
-        raise ImageError(spath, _os_cause("read", e)) from e
+    spath, f = _open(path)
     with f:
         try:
             head = f.read(16)
@@ -247,13 +243,18 @@ def load(path, *, gray: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> I
 
 def load_array(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """The pixels of a ``.npy`` image as HxWxC (uint8, uint16 or float32); see :func:`load`."""
-    spath = os.fsdecode(os.fspath(path))
-    try:
-        f = open(spath, "rb")
-    except OSError as e:
-        raise ImageError(spath, _os_cause("read", e)) from e
+    spath, f = _open(path)
     with f:
         return _load_npy(spath, f, max_pixels)
+
+
+def _open(path):
+    """(the path as text, the file open for reading); ImageError naming it when it cannot be opened."""
+    spath = os.fsdecode(os.fspath(path))
+    try:
+        return spath, open(spath, "rb")
+    except OSError as e:
+        raise ImageError(spath, _os_cause("read", e)) from e
 
 
 def _load_npy(path: str, f, max_pixels: int) -> np.ndarray:

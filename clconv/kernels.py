@@ -116,6 +116,11 @@ class Linear:
         """All weights >= 0: colour is alpha-weighted under ``--alpha keep``."""
         return bool(np.all(self.weights >= 0))
 
+    @property
+    def parts(self) -> tuple["Linear", ...]:
+        """The linear filters this kernel is made of: itself."""
+        return (self,)
+
     def separable_factors(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(column, row)`` with ``np.outer(column, row) == weights`` (to float64
         rounding), or None when the kernel's rank is above 1. Named kernels carry
@@ -163,6 +168,11 @@ class Magnitude:
     @property
     def nonnegative(self) -> bool:
         return self.gx.nonnegative and self.gy.nonnegative
+
+    @property
+    def parts(self) -> tuple[Linear, Linear]:
+        """The linear filters this kernel is made of: gx and gy."""
+        return (self.gx, self.gy)
 
     def flipped(self) -> "Magnitude":
         return Magnitude(self.spec, self.gx.flipped(), self.gy.flipped(), self.abs, self.bias)
@@ -482,6 +492,11 @@ def _rows_to_array(rows: list[list[str]], subject) -> np.ndarray:
     if not rows:
         raise KernelSpecError(subject, "kernel is empty")
     values = [[_to_float(t, subject, f"row {i}") for t in r] for i, r in enumerate(rows, start=1)]
+    return _rectangular(values, subject)
+
+
+def _rectangular(values: list[list[float]], subject) -> np.ndarray:
+    """Rows of numbers as a 2D array: every side 1..MAX_TAPS, no ragged rows."""
     _checked_side(len(values), "height", subject)
     width = len(values[0])
     _checked_side(width, "width", subject)
@@ -550,13 +565,7 @@ def _read_text_file(path: str) -> np.ndarray:
         rows.append([_to_float(t, path, f"line {lineno}") for t in tokens])
     if not rows:
         raise KernelSpecError(path, "kernel file holds no numbers")
-    _checked_side(len(rows), "height", path)
-    width = len(rows[0])
-    _checked_side(width, "width", path)
-    for i, r in enumerate(rows[1:], start=2):
-        if len(r) != width:
-            raise KernelSpecError(path, _ragged(i, len(r), width))
-    return np.array(rows, dtype=np.float64)
+    return _rectangular(rows, path)
 
 
 def _read_npy(path: str) -> np.ndarray:
