@@ -150,6 +150,7 @@ def cli():
       clconv apply -k sobel-x photo.png edges.png
       clconv apply -k gaussian:sigma=2 -k sharpen --border mirror in.jpg out.jpg
       clconv kernels gaussian
+      clconv batch -r -k sharpen photos/ sharpened/
       clconv bench --quick
     """
 
@@ -175,6 +176,49 @@ def apply(input, output, force, each, explain, **values):
 
     say = (lambda line: click.echo(f"clconv: explain: {line}", err=True)) if explain else None
     apply_file(input, output, make_options(values), force=force, each=each, explain=say)
+
+
+@cli.command()
+@filter_options
+@click.option("-r", "--recursive", is_flag=True, help="Descend into subfolders (not into symbolic links to folders).")
+@click.option("--pattern", "patterns", multiple=True, metavar="GLOB",
+              help="Only files whose name matches (case-insensitive, repeatable; default: every extension "
+                   "Pillow reads). Files it names that are not images fail like any bad file.")
+@click.option("--format", "format", default=None, metavar="EXT", help="Write every output as EXT (png, jpg, tif, ...).")
+@click.option("--skip-existing", is_flag=True, help="Pass over files whose output exists (to finish a stopped run).")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs (never an input).")
+@click.option("-j", "--jobs", type=int, default=None, help="Processes decoding and encoding (default: the cores).")
+@click.option("--report", default=None, metavar="FILE.json", help="Write a report: settings, and each file's outcome.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; failures are still listed.")
+@click.argument("in_dir", type=click.Path(file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+def batch(in_dir, out_dir, recursive, patterns, format, skip_existing, force, jobs, report, quiet, **values):
+    """Filter every image in IN_DIR into the same relative path under OUT_DIR.
+
+    Files that fail are listed at the end (exit 1); the others are still written.
+    OUT_DIR may lie inside IN_DIR: what is written is never read.
+
+    \b
+    Examples:
+      clconv batch -k gaussian:sigma=2 photos/ blurred/
+      clconv batch -r -k sharpen --format jpg --report run.json scans/ out/
+      clconv batch -r -k sharpen --skip-existing scans/ out/    # finish a stopped run
+    """
+    from clconv import batch as library
+
+    stream = sys.stdout if sys.stdout.isatty() and not quiet else None
+    result = library.run(in_dir, out_dir, make_options(values), recursive=recursive, patterns=patterns,
+                         format=format, skip_existing=skip_existing, force=force, jobs=jobs, report=report,
+                         progress_stream=stream)
+    for task in result.failures:
+        _error(f"{library.shown(task.input)}: {task.error}")
+    if not quiet:
+        s = result.summary()
+        processed = s["ok"] + s["failed"]
+        rate = processed / result.seconds if result.seconds > 0 else 0.0
+        click.echo(f"clconv batch: {s['ok']} written, {s['failed']} failed, {s['skipped']} skipped "
+                   f"in {result.seconds:.1f} s ({rate:.1f} images/s)")
+    return 1 if result.failures else 0
 
 
 @cli.command()

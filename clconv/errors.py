@@ -6,6 +6,11 @@ Every error a user can cause is a ClconvError: the CLI prints it as one line,
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
+
+# While not None, warn() appends here instead of printing (batch workers
+# hand their warnings to the main process, which prints them).
+_collected: list | None = None
 
 
 class ClconvError(Exception):
@@ -20,6 +25,9 @@ class ClconvError(Exception):
 
     def __str__(self) -> str:
         return f"{self.subject}: {self.cause}" if self.subject else self.cause
+
+    def __reduce__(self):  # crosses process boundaries intact (batch workers)
+        return (type(self), (self.subject, self.cause))
 
 
 class KernelSpecError(ClconvError):
@@ -48,4 +56,18 @@ class BuildError(ClconvError):
 
 def warn(message: str) -> None:
     """One line on stderr; clconv never lets a Python warning reach the user."""
+    if _collected is not None:
+        _collected.append(message)
+        return
     print(f"clconv: warning: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def collected_warnings():
+    """Inside the block, warnings are gathered into the yielded list instead of printed."""
+    global _collected
+    previous, _collected = _collected, []
+    try:
+        yield _collected
+    finally:
+        _collected = previous

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from clconv import imageio
 from clconv.errors import OptionError, OutputError
 
 from clconv.params import DEFAULT_MAX_PIXELS
@@ -69,7 +70,7 @@ def output_dtype(options: FilterOptions, output: str, in_dtype) -> np.dtype:
     return np.dtype(in_dtype)
 
 
-def check_paths(input: str, output: str, force: bool) -> None:
+def check_paths(input: str, output: str, force: bool, need_folder: bool = True) -> None:
     """The input is never overwritten, whatever path names it; an existing output needs --force."""
     if os.path.lexists(output):
         try:
@@ -85,7 +86,7 @@ def check_paths(input: str, output: str, force: bool) -> None:
     elif os.path.realpath(input) == os.path.realpath(output):
         raise OutputError(output, "is the input file; refusing to overwrite it")
     folder = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(folder):
+    if need_folder and not os.path.isdir(folder):
         raise OutputError(output, f"folder {folder} does not exist")
 
 
@@ -101,44 +102,72 @@ def each_outputs(output: str, kernel_specs) -> list[str]:
     return outputs
 
 
+def check_outputs(input: str, outputs, options: FilterOptions, force: bool) -> None:
+    """Refuse, before any decoding, outputs that would overwrite the input or exist, and formats
+    that cannot be written."""
+    for target in outputs:
+        check_paths(input, target, force)
+        float_output = np.dtype(options.dtype) == np.float32 if options.dtype else target.lower().endswith(".npy")
+        imageio.check_output(target, float_output=float_output)
+
+
+def filter_image(rt, image, options: FilterOptions, output: str, plans: dict | None = None) -> np.ndarray:
+    """``image`` filtered for ``output`` (whose extension decides the default dtype) on ``rt``.
+    ``options`` must be validated; ``plans`` caches plans across images (batch)."""
+    from clconv.engine import execute
+
+    out_dtype = output_dtype(options, output, image.pixels.dtype)
+    if out_dtype == np.float32:
+        imageio.check_output(output, float_output=True)
+    key = (image.pixels.dtype, image.pixels.shape[2], image.has_alpha, out_dtype)
+    plan = plans.get(key) if plans is not None else None
+    if plan is None:
+        plan = options.plan_for(*key, rt.info.kind)
+        if plans is not None:
+            plans[key] = plan
+    check_output_size(options, output, plan.output_shape(image.pixels.shape[:2]))
+    return execute(rt, image.pixels, plan)
+
+
+def check_output_size(options: FilterOptions, output: str, shape) -> None:
+    out_h, out_w = shape
+    if options.max_pixels and out_h * out_w > options.max_pixels:
+        raise OutputError(output, f"output would be {out_w}x{out_h} pixels, over --max-pixels {options.max_pixels}")
+
+
 def apply_file(input: str, output: str, options: FilterOptions, force: bool = False, each: bool = False,
                explain=None) -> dict:
     """Filter ``input`` into ``output`` (or, with ``each``, into one output per kernel from one
     pass); ``explain`` receives a line per filter saying which algorithm runs it and why.
     Returns facts for reports (pixels, outputs)."""
-    from clconv import imageio
     from clconv.api import resolve_mapping
-    from clconv.engine import execute, execute_bank
+    from clconv.engine import execute_bank
     from clconv.runtime import get_runtime
 
     input, output = os.fspath(input), os.fspath(output)
     options = options.validate()
     outputs = each_outputs(output, options.kernels) if each else [output]
-    for target in outputs:
-        check_paths(input, target, force)
-        float_output = np.dtype(options.dtype) == np.float32 if options.dtype else target.lower().endswith(".npy")
-        imageio.check_output(target, float_output=float_output)
+    check_outputs(input, outputs, options, force)
     image = imageio.load(input, gray=options.gray, max_pixels=options.max_pixels)
-    out_dtype = output_dtype(options, outputs[0], image.pixels.dtype)
-    for target in outputs:
-        if output_dtype(options, target, image.pixels.dtype) == np.float32:
-            imageio.check_output(target, float_output=True)
     rt = get_runtime(options.device)
-    plan = options.plan_for(image.pixels.dtype, image.pixels.shape[2], image.has_alpha, out_dtype, rt.info.kind)
     shape = image.pixels.shape[:2]
-    out_h, out_w = (plan.geometry.window(shape, plan.kernels[0].shape, plan.flip).out_shape if each
-                    else plan.output_shape(shape))
-    if options.max_pixels and out_h * out_w > options.max_pixels:
-        raise OutputError(output, f"output would be {out_w}x{out_h} pixels, over --max-pixels {options.max_pixels}")
     if explain:
+        plan = options.plan_for(image.pixels.dtype, image.pixels.shape[2], image.has_alpha,
+                                output_dtype(options, output, image.pixels.dtype), rt.info.kind)
         for spec, algorithm, reason in plan.choices(shape, rt.info.kind, bank=each):
             explain(f"{spec}: {algorithm} ({reason}) on {rt.info.name}")
     if each:
+        for target in outputs:
+            if output_dtype(options, target, image.pixels.dtype) == np.float32:
+                imageio.check_output(target, float_output=True)
+        out_dtype = output_dtype(options, outputs[0], image.pixels.dtype)
+        plan = options.plan_for(image.pixels.dtype, image.pixels.shape[2], image.has_alpha, out_dtype, rt.info.kind)
+        check_output_size(options, output, plan.geometry.window(shape, plan.kernels[0].shape, plan.flip).out_shape)
         mappings = [resolve_mapping(k, out_dtype, image.pixels.dtype, options.abs, options.scale, options.bias)
                     for k in plan.kernels]
         results = execute_bank(rt, image.pixels, plan, mappings)
     else:
-        results = [execute(rt, image.pixels, plan)]
+        results = [filter_image(rt, image, options, output)]
     for target, pixels in zip(outputs, results):
         imageio.save(target, pixels, has_alpha=image.has_alpha, color=image.color, meta=image.meta)
-    return {"pixels": int(out_h * out_w), "outputs": outputs}
+    return {"pixels": int(results[0].shape[0] * results[0].shape[1]), "outputs": outputs}

@@ -64,6 +64,7 @@ __all__ = [
     "load",
     "load_array",
     "save",
+    "writer",
     "check_output",
     "to_gray",
     "output_format",
@@ -875,6 +876,13 @@ def save(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | 
     and for any failure to write (nothing is left behind).
     """
     spath = os.fsdecode(os.fspath(path))
+    write_atomically(spath, writer(spath, pixels, has_alpha=has_alpha, color=color, meta=meta))
+
+
+def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | None = None):
+    """Check and convert ``pixels`` for ``path``'s format (warning as :func:`save` does); return
+    ``write(fileobj)``, which encodes them. ``save`` is this plus an atomic write."""
+    spath = os.fsdecode(os.fspath(path))
     meta = meta or {}
     fmt_name = output_format(spath)
     a = np.asarray(pixels)
@@ -895,8 +903,7 @@ def save(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | 
 
     if fmt_name == "NPY":
         out = np.ascontiguousarray(a[:, :, 0] if a.shape[2] == 1 else a)
-        write_atomically(spath, lambda fo: np.save(fo, out, allow_pickle=False))
-        return
+        return lambda fo: np.save(fo, out, allow_pickle=False)
 
     fmt = _FORMATS[fmt_name]
     ext = os.path.splitext(spath)[1].lower()
@@ -949,13 +956,11 @@ def save(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | 
     if own and fmt_name == "PNG":
         if color == "CMYK":  # pragma: no cover - CMYK is converted above
             raise AssertionError
-        write_atomically(spath, lambda fo: _write_png16(fo, a, icc, dpi))
-        return
+        return lambda fo: _write_png16(fo, a, icc, dpi)
     if own and fmt_name == "TIFF":
         if a.nbytes + (len(icc) if icc else 0) + 65536 >= 2**32:
             raise OutputError(spath, "image too large for TIFF (over 4 GiB; use .npy)")
-        write_atomically(spath, lambda fo: _write_tiff(fo, a, color, has_alpha, icc, dpi))
-        return
+        return lambda fo: _write_tiff(fo, a, color, has_alpha, icc, dpi)
 
     im = _to_pil(a, color, has_alpha)
     kwargs = dict(fmt.options)
@@ -973,7 +978,7 @@ def save(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | 
             except (ValueError, KeyError, TypeError) as e:
                 raise OutputError(spath, f"cannot write as {fmt_name}: {_exc_text(e)}") from e
 
-    write_atomically(spath, write)
+    return write
 
 
 def _to_pil(a: np.ndarray, color: str, has_alpha: bool) -> PILImage.Image:
