@@ -768,8 +768,13 @@ class _Fmt:
     options: tuple = ()
 
 
+# zlib level 4: on photographs within about 4% of level 6's size, and up to 2.7x faster to write
+# on smooth (filtered) images, where level 6 slows down most. OpenCV writes level 1, libvips 6.
+PNG_COMPRESS_LEVEL = 4
+
 _FORMATS = {
-    "PNG": _Fmt("PNG", alpha=True, cmyk=False, gray=True, u16="all", icc=True, dpi=True),
+    "PNG": _Fmt("PNG", alpha=True, cmyk=False, gray=True, u16="all", icc=True, dpi=True,
+                options=(("compress_level", PNG_COMPRESS_LEVEL),)),
     "JPEG": _Fmt("JPEG", alpha=False, cmyk=True, gray=True, u16="none", icc=True, dpi=True, options=(("quality", 95),)),
     "TIFF": _Fmt("TIFF", alpha=True, cmyk=True, gray=True, u16="all", icc=True, dpi=True),
     "WEBP": _Fmt("WEBP", alpha=True, cmyk=False, gray=False, u16="none", icc=True, options=(("quality", 90),)),
@@ -1012,7 +1017,7 @@ def _write_png16(fo, a: np.ndarray, icc, dpi) -> None:
         ppm = [int(d / 0.0254 + 0.5) for d in dpi]
         _png_chunk(fo, b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1))
     bpp = 2 * c
-    comp = zlib.compressobj(6)
+    comp = zlib.compressobj(PNG_COMPRESS_LEVEL)
     pending = []
     pending_len = 0
     rows_per_block = max(1, (1 << 20) // (w * bpp + 1))

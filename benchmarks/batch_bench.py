@@ -1,0 +1,205 @@
+"""`clconv batch` against the I/O floor, and its memory with few and many files.
+
+    python benchmarks/batch_bench.py [--files 200] [--size 1024x768] [--jobs N] [--repeat 3]
+                                     [--kernel gaussian:sigma=1,size=5] [--memory] [--json FILE]
+
+Throughput: a generated folder of PNGs (photo-like: smooth shapes, gradients and sensor noise, so
+that they compress like photographs, not like noise or flat colour). Each round runs, in turns:
+  floor         Pillow decode + encode of the same files into PNGs, with the same number of
+                processes (a multiprocessing pool), no filtering: what any tool must at least spend.
+                PNGs are written with clconv's zlib level (imageio.PNG_COMPRESS_LEVEL) unless
+                --floor-level says otherwise
+  clconv batch  the installed script, the 5x5 Gaussian, the same number of jobs
+  output floor  the same decode + encode over clconv's outputs: encoders take longer or shorter on
+                filtered pixels than on the originals, and this floor holds that apart, so that the
+                ratio against it is the pipeline's own overhead (filtering, hand-offs, start-up)
+The figure is images/s (median over rounds) and clconv's share of each floor's images/s (median of
+the per-round ratios, so a noisy, shared machine still gives comparable figures).
+
+--memory: peak RSS of `clconv batch` over 20 and over 2,000 small files (64x48): of the main process
+(the largest) and of the whole process tree (sampled every 20 ms).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def photo_like(height: int, width: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    img = np.zeros((height, width, 3), np.float32)
+    for c in range(3):
+        img[..., c] = 90 + 60 * np.sin(x / rng.uniform(40, 200) + rng.uniform(0, 6)) * np.cos(y / rng.uniform(40, 200))
+    for _ in range(12):  # discs of flat-ish colour with soft edges
+        cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(20, 160)
+        mask = np.clip((r - np.hypot(y - cy, x - cx)) / 4, 0, 1)[..., None]
+        img = img * (1 - mask) + rng.uniform(0, 255, 3) * mask
+    img += rng.normal(0, 3, img.shape)  # sensor noise
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_folder(folder: Path, count: int, height: int, width: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    bases = [photo_like(height, width, seed) for seed in range(min(count, 8))]
+    for i in range(count):
+        base = bases[i % len(bases)]
+        Image.fromarray(np.roll(base, 7 * i, axis=1)).save(folder / f"img{i:04d}.png")
+
+
+def _decode_encode(job: tuple[str, str, int]) -> None:
+    src, dst, level = job
+    with Image.open(src) as image:
+        image.load()
+        image.save(dst, compress_level=level)
+
+
+def floor_run(src: Path, dst: Path, jobs: int, level: int) -> float:
+    files = sorted(os.listdir(src))
+    dst.mkdir(parents=True, exist_ok=True)
+    work = [(str(src / name), str(dst / name), level) for name in files]
+    context = multiprocessing.get_context("forkserver")
+    start = time.perf_counter()
+    with context.Pool(jobs) as pool:
+        for _ in pool.imap_unordered(_decode_encode, work, chunksize=1):
+            pass
+    return time.perf_counter() - start
+
+
+def clconv_script() -> str:
+    beside = Path(sys.executable).with_name("clconv")
+    return str(beside) if beside.exists() else shutil.which("clconv") or "clconv"
+
+
+def clconv_run(src: Path, dst: Path, jobs: int, kernel: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([clconv_script(), "batch", "-q", "-k", kernel, "--jobs", str(jobs), str(src), str(dst)],
+                   check=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def tree_rss(pid: int) -> tuple[int, int]:
+    """(RSS of pid, RSS of pid and all its descendants), in bytes."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        total += rss.get(p, 0)
+        stack.extend(children.get(p, []))
+    return rss.get(pid, 0), total
+
+
+def peak_memory(src: Path, dst: Path, jobs: int, kernel: str) -> dict:
+    proc = subprocess.Popen([clconv_script(), "batch", "-q", "-k", kernel, "--jobs", str(jobs), str(src), str(dst)],
+                            stdin=subprocess.DEVNULL)
+    peaks = {"main": 0, "tree": 0}
+
+    def sample():
+        while proc.poll() is None:
+            main, tree = tree_rss(proc.pid)
+            peaks["main"], peaks["tree"] = max(peaks["main"], main), max(peaks["tree"], tree)
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    if proc.wait() != 0:
+        raise SystemExit(f"clconv batch failed with exit {proc.returncode}")
+    sampler.join()
+    return {k: round(v / 2**20, 1) for k, v in peaks.items()}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--size", default="1024x768", metavar="WxH")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--kernel", default="gaussian:sigma=1,size=5")
+    parser.add_argument("--floor-level", type=int, default=None,
+                        help="zlib level of the floor's PNGs (default: the level clconv writes)")
+    parser.add_argument("--memory", action="store_true", help="also measure peak RSS for 20 and 2,000 files")
+    parser.add_argument("--json", default=None, metavar="FILE")
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    from clconv.imageio import PNG_COMPRESS_LEVEL
+
+    level = PNG_COMPRESS_LEVEL if args.floor_level is None else args.floor_level
+
+    work = Path(tempfile.mkdtemp(prefix="clconv-batch-bench-"))
+    result: dict = {"files": args.files, "size": f"{width}x{height}", "jobs": args.jobs, "kernel": args.kernel,
+                    "floor_png_level": level, "clconv_png_level": PNG_COMPRESS_LEVEL}
+    try:
+        src = work / "in"
+        make_folder(src, args.files, height, width)
+        megabytes = sum(p.stat().st_size for p in src.iterdir()) / 2**20
+        print(f"{args.files} PNGs of {width}x{height} ({megabytes:.0f} MiB), {args.jobs} processes, {args.kernel}, "
+              f"PNG zlib level: floor {level}, clconv {PNG_COMPRESS_LEVEL}")
+        clconv_run(src, work / "warm", args.jobs, args.kernel)  # compile the programs once
+        times: dict[str, list[float]] = {"floor": [], "clconv": [], "output floor": []}
+        for round_ in range(args.repeat):
+            out_floor, out_clconv, out_again = work / f"floor{round_}", work / f"clconv{round_}", work / f"again{round_}"
+            runs = [("floor", lambda: floor_run(src, out_floor, args.jobs, level)),
+                    ("clconv", lambda: clconv_run(src, out_clconv, args.jobs, args.kernel))]
+            if round_ % 2:
+                runs.reverse()
+            for name, run in runs:
+                times[name].append(run())
+            times["output floor"].append(floor_run(out_clconv, out_again, args.jobs, level))
+            rates = {name: args.files / t[-1] for name, t in times.items()}
+            print(f"round {round_ + 1}: " + ", ".join(f"{name} {rate:.1f} images/s" for name, rate in rates.items()))
+            for folder in (out_floor, out_clconv, out_again):
+                shutil.rmtree(folder)
+        share = statistics.median(f / c for f, c in zip(times["floor"], times["clconv"]))
+        share_out = statistics.median(f / c for f, c in zip(times["output floor"], times["clconv"]))
+        result.update({
+            "floor_images_s": round(args.files / statistics.median(times["floor"]), 2),
+            "clconv_images_s": round(args.files / statistics.median(times["clconv"]), 2),
+            "output_floor_images_s": round(args.files / statistics.median(times["output floor"]), 2),
+            "share_of_floor": round(share, 3),
+            "share_of_output_floor": round(share_out, 3),
+        })
+        print(f"median: floor {result['floor_images_s']} images/s, clconv batch {result['clconv_images_s']} "
+              f"images/s: {100 * share:.0f}% of the floor (goal: at least 85%); output floor "
+              f"{result['output_floor_images_s']} images/s: clconv at {100 * share_out:.0f}% of it")
+        if args.memory:
+            for count in (20, 2000):
+                small = work / f"small{count}"
+                make_folder(small, count, 48, 64)
+                peaks = peak_memory(small, work / f"small{count}-out", args.jobs, args.kernel)
+                result[f"peak_rss_mib_{count}_files"] = peaks
+                print(f"{count} files of 64x48: peak RSS main process {peaks['main']} MiB, "
+                      f"process tree {peaks['tree']} MiB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
