@@ -541,7 +541,7 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
     return result
 
 
-DEAD_WORKER = "the worker process died (out of memory?)"
+DEAD_WORKER = "its worker process died (killed, or out of memory)"
 
 
 def _outcome(future, broken: list):
