@@ -203,6 +203,8 @@ def execute_bank(rt, pixels: np.ndarray, plan: Plan, mappings: list) -> list:
     singles = [replace(plan, kernels=(kernel,), mapping=mapping) for kernel, mapping in zip(plan.kernels, mappings)]
     bank_algorithm = algorithms.resolve(plan.algorithm, plan.kernels[0].parts[0], image_pixels=h * w,
                                         device_kind=rt.info.kind, bank_size=len(plan.kernels))[0]
+    if bank_algorithm.name == "direct" and _fusable(rt, pixels, plan, singles):
+        return _execute_bank_fused(rt, pixels, plan)
     if bank_algorithm.correlate_bank is None and all(_in_place(rt, pixels, single) for single in singles):
         # zero-copy reads cost nothing to repeat: each kernel straight from the caller's array
         return [execute(rt, pixels, single) for single in singles]
@@ -218,6 +220,33 @@ def execute_bank(rt, pixels: np.ndarray, plan: Plan, mappings: list) -> list:
         _correlate_bank(rt, planes, results, list(plan.kernels), window, plan)
     return [_pack(rt, result, mapping, mapped, np.empty((*result.shape, channels), plan.out_dtype))
             for result, mapping in zip(results, mappings)]
+
+
+def _fusable(rt, pixels: np.ndarray, plan: Plan, singles: list) -> bool:
+    """A bank that one fused pass can run: float32 in and out with no mapping, same-shaped
+    linear kernels, stride 1, each of them direct and in place, outputs within one buffer."""
+    if len(plan.kernels) < 2 or plan.geometry.stride != 1 or pixels.dtype != np.float32:
+        return False
+    if not all(isinstance(k, Linear) for k in plan.kernels) or len({k.shape for k in plan.kernels}) != 1:
+        return False
+    if not all(s.out_dtype == np.float32 and s.mapping == Mapping() and _in_place(rt, pixels, s) for s in singles):
+        return False
+    window = plan.geometry.window(pixels.shape[:2], plan.kernels[0].shape, plan.flip)
+    out_bytes = len(plan.kernels) * window.out_shape[0] * window.out_shape[1] * pixels.shape[2] * FLOAT_BYTES
+    return out_bytes <= rt.max_alloc and pixels.nbytes <= rt.max_alloc
+
+
+def _execute_bank_fused(rt, pixels: np.ndarray, plan: Plan) -> list:
+    """The bank in fused passes, zero-copy: the caller's array in, one array of outputs out."""
+    h, w, channels = pixels.shape
+    window = plan.geometry.window((h, w), plan.kernels[0].shape, plan.flip)
+    out = np.empty((len(plan.kernels), *window.out_shape, channels), np.float32)
+    source = pixels if pixels.flags.c_contiguous and pixels.flags.writeable else np.ascontiguousarray(pixels).copy()
+    out_buf = rt.wrap(out, writable=True)
+    direct.correlate_bank_fused(rt, rt.wrap(source), out_buf, list(plan.kernels), window, (h, w),
+                                window.out_shape, channels, BORDER_CODES[plan.border], plan.cval)
+    rt.read_back(out_buf, out)
+    return list(out)
 
 
 def execute_window(rt, pixels: np.ndarray, plan: Plan, window: Window) -> np.ndarray:

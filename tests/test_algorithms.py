@@ -119,6 +119,33 @@ def test_bank_matches_the_oracle_and_handles_mixed_shapes_and_alpha():
         np.testing.assert_array_equal(out, clconv.convolve(rgba, spec, alpha="keep"))
 
 
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 70), w=st.integers(1, 90), channels=st.sampled_from([1, 2, 3]),
+       kh=st.integers(1, 6), kw=st.integers(1, 6), count=st.integers(2, 19),
+       border=st.sampled_from(BORDERS), flip=st.booleans(), dilation=st.integers(1, 2),
+       padding=st.sampled_from([None, 0, 1, 3]), seed=st.integers(0, 2**16))
+def test_fused_bank_matches_the_oracle(h, w, channels, kh, kw, count, border, flip, dilation, padding, seed):
+    """float32 banks of same-shaped kernels run fused (cl/bank.cl, BANK kernels per pass)."""
+    from oracle import assert_matches, reference
+
+    from clconv import engine
+    from clconv.api import build_plan
+    from clconv.runtime import get_runtime
+
+    rng = np.random.default_rng(seed)
+    image = rng.uniform(-1.5, 3.5, (h, w, channels)).astype(np.float32)
+    bank = [rng.standard_normal((kh, kw)) for _ in range(count)]
+    options = dict(border=border, flip=flip, dilation=dilation, padding=padding, border_value=0.5 * (border == "constant"))
+    if padding is not None and (h + 2 * padding < (kh - 1) * dilation + 1 or w + 2 * padding < (kw - 1) * dilation + 1):
+        return  # no output pixel: refused, as for convolve
+    plan = build_plan(bank, in_dtype=np.float32, channels=channels, algorithm="direct", **options)
+    singles = [engine.replace(plan, kernels=(k,)) for k in plan.kernels]
+    assert engine._fusable(get_runtime(), image, plan, singles)
+    outs = clconv.convolve_bank(image, bank, algorithm="direct", **options)
+    for index, (weights, out) in enumerate(zip(bank, outs)):
+        assert_matches(out, reference(image, weights, **options), f"kernel {index} of {count}")
+
+
 def test_sobel_magnitude_runs_gx_gy_as_a_bank_through_gemm():
     image = RNG.random((45, 38), dtype=np.float32) * 255
     gx = ndi.correlate(image.astype(np.float64), parse_spec("sobel-x").weights, mode="reflect")

@@ -47,3 +47,26 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
         i32(out_h), i32(out_w), i32(cs), i32(window.stride), i32(window.dilation),
         i32(window.off[0]), i32(window.off[1]), i32(border_code), np.float32(cval),
     )
+
+
+BANK_CL_FILE = "bank.cl"
+BANK, BANK_W = 8, 16  # kernels per pass and outputs along a row per work-item (as in cl/bank.cl)
+
+
+def correlate_bank_fused(rt, src_buf, dst_buf, kernels, window, shape, out_shape, cs: int,
+                         border_code: int, cval: float) -> None:
+    """Same-shaped ``kernels`` over the interleaved float32 image in ``src_buf`` (stride 1), into
+    ``len(kernels)`` outputs one after another in ``dst_buf``: each pass reads the input once
+    for up to BANK kernels."""
+    kh, kw = kernels[0].shape
+    (h, w), (out_h, out_w) = shape, out_shape
+    i32 = np.int32
+    for start in range(0, len(kernels), BANK):
+        chunk = kernels[start:start + BANK]
+        weights = np.zeros((BANK, kh, kw), np.float32)
+        for f, kernel in enumerate(chunk):
+            weights[f] = kernel.weights
+        rt.launch(BANK_CL_FILE, "correlate_bank", (-(-out_w * cs // BANK_W), out_h),
+                  src_buf, dst_buf, np.int64(start * out_h * out_w * cs), i32(len(chunk)), rt.upload(weights), i32(kh), i32(kw),
+                  i32(h), i32(w), i32(out_h), i32(out_w), i32(cs), i32(window.dilation),
+                  i32(window.off[0]), i32(window.off[1]), i32(border_code), np.float32(cval))
