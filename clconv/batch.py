@@ -109,8 +109,8 @@ def find_inputs(in_dir: str, out_dir: str, recursive: bool, patterns: tuple[str,
                     continue
                 if entry.is_symlink() and entry.is_dir():
                     continue  # a link to a folder: not descended into
-                if os.path.lexists(entry.path) and entry.is_symlink() and not os.path.exists(entry.path):
-                    pass  # a broken link that matches is listed, and fails like any unreadable file
+                if entry.is_symlink() and not os.path.exists(entry.path):
+                    pass  # a dangling link that matches is listed, and fails like any unreadable file
                 elif not entry.is_file():
                     continue  # FIFOs, sockets, devices: never opened
             except OSError:
