@@ -67,6 +67,7 @@ def correlate_bank_fused(rt, src_buf, dst_buf, kernels, window, shape, out_shape
         for f, kernel in enumerate(chunk):
             weights[f] = kernel.weights
         rt.launch(BANK_CL_FILE, "correlate_bank", (-(-out_w * cs // BANK_W), out_h),
-                  src_buf, dst_buf, np.int64(start * out_h * out_w * cs), i32(len(chunk)), rt.upload(weights), i32(kh), i32(kw),
+                  src_buf, dst_buf, np.int64(start * out_h * out_w * cs), i32(len(chunk)),
+                  rt.upload(weights), i32(kh), i32(kw),
                   i32(h), i32(w), i32(out_h), i32(out_w), i32(cs), i32(window.dilation),
                   i32(window.off[0]), i32(window.off[1]), i32(border_code), np.float32(cval))
