@@ -49,11 +49,16 @@ __kernel void correlate(__global const float *src, int src_off,
     dst[dst_off + (size_t)c * out_h * out_w * cs + (size_t)oy * out_w * cs + e] = acc;
 }
 
-// The same correlation for stride 1, VEC_W values along a row and VEC_ROWS rows
-// per work-item: explicit float16 loads and stores (PoCL's own work-item
-// vectoriser does not manage this loop), scalar weights broadcast. A
-// work-item whose whole window lies inside the image runs without any border
-// arithmetic; only work-items at an edge take the scalar path.
+// The same correlation for stride 1, in two kernels over disjoint parts of the
+// output (the host splits it, see clconv/algorithms/direct.py):
+// - correlate_vec*: the interior tiles, whose whole window lies inside the
+//   image. VEC_W values along a row and VEC_ROWS rows per work-item, explicit
+//   float16 loads and stores (PoCL's own work-item vectoriser does not manage
+//   this loop), scalar weights broadcast, no border arithmetic at all.
+// - correlate_edge*: every other output value, one per work-item, taps mapped
+//   by the border rule.
+// Measured on PoCL 3.1: a scalar border path inside the vector kernel, even
+// one interior work-items never take, made the vector kernel 30% slower.
 //
 // One kernel per (input, output) sample type: 8- and 16-bit images are read
 // and written as they are, converted inside the kernel, and the output mapping
@@ -84,25 +89,36 @@ __kernel void correlate(__global const float *src, int src_off,
 #define STORE1_uchar(v) ((uchar)((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f))
 #define STORE1_ushort(v) ((ushort)((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f))
 
+// Interior tiles tx0 <= tile x < tx1, ty0 <= tile y < ty1 (tile = VEC_W values x
+// VEC_ROWS rows). With dilation 1 the output rows slide down the kh + 1 input
+// rows, so each input vector is loaded once for both output rows.
 #define DEFINE_CORRELATE_VEC(NAME, S, D)                                                         \
 __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_off,              \
                    __global const float *weights, int kh, int kw,                                 \
                    int h, int w, int out_h, int out_w, int cs,                                    \
-                   int dil, int off_y, int off_x, int border, float cval,                         \
-                   int use_abs, float scale, float bias, float maxval)                            \
+                   int dil, int off_y, int off_x,                                                 \
+                   int use_abs, float scale, float bias, float maxval,                            \
+                   int tx0, int ty0, int tx1, int ty1)                                            \
 {                                                                                                 \
-    const int e0 = get_global_id(0) * VEC_W, oy0 = get_global_id(1) * VEC_ROWS;                  \
-    const int c = get_global_id(2);                                                               \
+    const int tx = get_global_id(0) + tx0, ty = get_global_id(1) + ty0, c = get_global_id(2);    \
+    if (tx >= tx1 || ty >= ty1) return;                                                           \
+    const int e0 = tx * VEC_W, oy0 = ty * VEC_ROWS;                                               \
     const int row_len = w * cs, out_len = out_w * cs, step = dil * cs;                            \
-    if (e0 >= out_len || oy0 >= out_h) return;                                                    \
-    __global const S *plane = src + src_off + (size_t)c * h * row_len;                            \
-    __global D *out = dst + dst_off + (size_t)c * out_h * out_len;                                \
-    const int x0 = e0 - off_x * cs, y0 = oy0 - off_y;                                             \
-    if (e0 + VEC_W <= out_len && oy0 + VEC_ROWS <= out_h && x0 >= 0 && y0 >= 0                    \
-        && x0 + VEC_W - 1 + (kw - 1) * step < row_len && y0 + VEC_ROWS - 1 + (kh - 1) * dil < h) { \
-        float16 acc0 = (float16)(0.0f), acc1 = (float16)(0.0f);                                   \
+    __global const S *first = src + src_off + (size_t)c * h * row_len                             \
+                              + (size_t)(oy0 - off_y) * row_len + e0 - off_x * cs;                \
+    float16 acc0 = (float16)(0.0f), acc1 = (float16)(0.0f);                                       \
+    if (dil == 1) {                                                                               \
+        for (int i = 0; i <= kh; ++i) {                                                           \
+            __global const S *row = first + (size_t)i * row_len;                                  \
+            for (int j = 0; j < kw; ++j) {                                                        \
+                const float16 v = LOAD16_##S(row + j * cs);                                       \
+                if (i < kh) acc0 = fma((float16)(weights[i * kw + j]), v, acc0);                  \
+                if (i > 0) acc1 = fma((float16)(weights[(i - 1) * kw + j]), v, acc1);             \
+            }                                                                                     \
+        }                                                                                         \
+    } else {                                                                                      \
         for (int i = 0; i < kh; ++i) {                                                            \
-            __global const S *row0 = plane + (size_t)(y0 + i * dil) * row_len + x0;              \
+            __global const S *row0 = first + (size_t)i * dil * row_len;                           \
             __global const S *row1 = row0 + row_len;                                              \
             __global const float *wr = weights + i * kw;                                          \
             for (int j = 0; j < kw; ++j) {                                                        \
@@ -111,42 +127,55 @@ __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_
                 acc1 = fma(wt, LOAD16_##S(row1 + j * step), acc1);                                \
             }                                                                                     \
         }                                                                                         \
-        acc0 = (float16)(scale) * (use_abs ? fabs(acc0) : acc0) + (float16)(bias);                \
-        acc1 = (float16)(scale) * (use_abs ? fabs(acc1) : acc1) + (float16)(bias);                \
-        STORE16_##D(acc0, out + (size_t)oy0 * out_len + e0);                                      \
-        STORE16_##D(acc1, out + (size_t)(oy0 + 1) * out_len + e0);                                \
-        return;                                                                                   \
     }                                                                                             \
-    for (int r = 0; r < VEC_ROWS; ++r) {                                                          \
-        const int oy = oy0 + r;                                                                   \
-        if (oy >= out_h) break;                                                                   \
-        for (int q = 0; q < VEC_W; ++q) {                                                         \
-            const int e = e0 + q;                                                                 \
-            if (e >= out_len) break;                                                              \
-            const int ox = e / cs, ch = e - ox * cs;                                              \
-            float acc = 0.0f;                                                                     \
-            for (int i = 0; i < kh; ++i) {                                                        \
-                const int yy = map_index(y0 + r + i * dil, h, border);                            \
-                __global const float *wr = weights + i * kw;                                      \
-                for (int j = 0; j < kw; ++j) {                                                    \
-                    const int xx = map_index(ox - off_x + j * dil, w, border);                    \
-                    const float v = (yy < 0 || xx < 0) ? cval                                     \
-                        : (float)plane[(size_t)yy * row_len + xx * cs + ch];                      \
-                    acc = fma(wr[j], v, acc);                                                     \
-                }                                                                                 \
-            }                                                                                     \
-            acc = scale * (use_abs ? fabs(acc) : acc) + bias;                                     \
-            out[(size_t)oy * out_len + e] = STORE1_##D(acc);                                      \
-        }                                                                                         \
-    }                                                                                             \
+    __global D *out = dst + dst_off + (size_t)c * out_h * out_len + (size_t)oy0 * out_len + e0;   \
+    acc0 = (float16)(scale) * (use_abs ? fabs(acc0) : acc0) + (float16)(bias);                    \
+    acc1 = (float16)(scale) * (use_abs ? fabs(acc1) : acc1) + (float16)(bias);                    \
+    STORE16_##D(acc0, out);                                                                       \
+    STORE16_##D(acc1, out + out_len);                                                             \
 }
 
-DEFINE_CORRELATE_VEC(correlate_vec, float, float)
-DEFINE_CORRELATE_VEC(correlate_vec_u8_f32, uchar, float)
-DEFINE_CORRELATE_VEC(correlate_vec_u16_f32, ushort, float)
-DEFINE_CORRELATE_VEC(correlate_vec_f32_u8, float, uchar)
-DEFINE_CORRELATE_VEC(correlate_vec_f32_u16, float, ushort)
-DEFINE_CORRELATE_VEC(correlate_vec_u8_u8, uchar, uchar)
-DEFINE_CORRELATE_VEC(correlate_vec_u8_u16, uchar, ushort)
-DEFINE_CORRELATE_VEC(correlate_vec_u16_u8, ushort, uchar)
-DEFINE_CORRELATE_VEC(correlate_vec_u16_u16, ushort, ushort)
+// One output value per work-item over a rectangle of values e_first.. (rect_w
+// wide) by rows oy_first.., flattened: a thin strip along an edge still fills
+// whole work-groups.
+#define DEFINE_CORRELATE_EDGE(NAME, S, D)                                                        \
+__kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_off,              \
+                   __global const float *weights, int kh, int kw,                                 \
+                   int h, int w, int out_h, int out_w, int cs,                                    \
+                   int dil, int off_y, int off_x, int border, float cval,                         \
+                   int use_abs, float scale, float bias, float maxval,                            \
+                   int e_first, int oy_first, int rect_w, int count)                              \
+{                                                                                                 \
+    const int k = get_global_id(0), c = get_global_id(2);                                         \
+    if (k >= count) return;                                                                       \
+    const int oy = oy_first + k / rect_w, e = e_first + k % rect_w;                               \
+    const int row_len = w * cs, out_len = out_w * cs;                                             \
+    const int ox = e / cs, ch = e - ox * cs;                                                      \
+    __global const S *plane = src + src_off + (size_t)c * h * row_len;                            \
+    float acc = 0.0f;                                                                             \
+    for (int i = 0; i < kh; ++i) {                                                                \
+        const int yy = map_index(oy - off_y + i * dil, h, border);                                \
+        __global const float *wr = weights + i * kw;                                              \
+        for (int j = 0; j < kw; ++j) {                                                            \
+            const int xx = map_index(ox - off_x + j * dil, w, border);                            \
+            const float v = (yy < 0 || xx < 0) ? cval : (float)plane[(size_t)yy * row_len + xx * cs + ch]; \
+            acc = fma(wr[j], v, acc);                                                             \
+        }                                                                                         \
+    }                                                                                             \
+    acc = scale * (use_abs ? fabs(acc) : acc) + bias;                                             \
+    dst[dst_off + (size_t)c * out_h * out_len + (size_t)oy * out_len + e] = STORE1_##D(acc);      \
+}
+
+#define DEFINE_CORRELATE_PAIR(SUFFIX, S, D)                                                      \
+    DEFINE_CORRELATE_VEC(correlate_vec##SUFFIX, S, D)                                             \
+    DEFINE_CORRELATE_EDGE(correlate_edge##SUFFIX, S, D)
+
+DEFINE_CORRELATE_PAIR(, float, float)
+DEFINE_CORRELATE_PAIR(_u8_f32, uchar, float)
+DEFINE_CORRELATE_PAIR(_u16_f32, ushort, float)
+DEFINE_CORRELATE_PAIR(_f32_u8, float, uchar)
+DEFINE_CORRELATE_PAIR(_f32_u16, float, ushort)
+DEFINE_CORRELATE_PAIR(_u8_u8, uchar, uchar)
+DEFINE_CORRELATE_PAIR(_u8_u16, uchar, ushort)
+DEFINE_CORRELATE_PAIR(_u16_u8, ushort, uchar)
+DEFINE_CORRELATE_PAIR(_u16_u16, ushort, ushort)

@@ -91,6 +91,35 @@ def test_algorithms_agree(h, w, kh, kw, border, flip, stride, dilation, padding,
 
 
 # ---------------------------------------------------------------- filter banks
+@settings(max_examples=300, deadline=None)
+@given(h=st.integers(1, 60), row_len=st.integers(1, 120), kh=st.integers(1, 9), span=st.integers(1, 40),
+       dilation=st.integers(1, 3), off_y=st.integers(-2, 12), off_x=st.integers(-2, 40),
+       shrink=st.tuples(st.integers(0, 8), st.integers(0, 20)))
+def test_interior_tiles_and_frame_cover_the_output_once(h, row_len, kh, span, dilation, off_y, off_x, shrink):
+    """The fast kernel's tiles read only inside the input; with the frame they write every
+    output value exactly once (checked by counting, independently of any kernel)."""
+    from clconv.algorithms.direct import split_interior
+
+    out_h, out_len = max(0, h - shrink[0]), max(0, row_len - shrink[1])
+    rows, values = 2, 16
+    tiles, frame = split_interior((h, row_len), (out_h, out_len), (kh, span), dilation, (off_y, off_x))
+    written = np.zeros((out_h, out_len), np.int32)
+    if tiles is not None:
+        tx0, ty0, tx1, ty1 = tiles
+        assert tx0 < tx1 and ty0 < ty1
+        for ty in range(ty0, ty1):
+            for tx in range(tx0, tx1):
+                y, x = ty * rows, tx * values
+                assert y + rows <= out_h and x + values <= out_len
+                assert y - off_y >= 0 and y + rows - 1 - off_y + (kh - 1) * dilation < h
+                assert x - off_x >= 0 and x + values - 1 - off_x + (span - 1) * dilation < row_len
+                written[y:y + rows, x:x + values] += 1
+    for x, y, width, height in frame:
+        assert x >= 0 and y >= 0 and width > 0 and height > 0 and x + width <= out_len and y + height <= out_h
+        written[y:y + height, x:x + width] += 1
+    assert (written == 1).all()
+
+
 @pytest.mark.parametrize("algorithm", ["auto", *REGISTRY])
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
 def test_bank_equals_separate_calls(algorithm, dtype):

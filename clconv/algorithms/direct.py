@@ -28,16 +28,28 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
     cs = src.interleave  # channels interleaved in each plane (1 for plain planes)
     i32 = np.int32
     typed = mapping is not None or src.dtype != "float32" or dst.dtype != "float32"
-    if window.stride == 1:  # vectorised: 16 x 2 outputs per work-item
+    if window.stride == 1:  # vectorised interior tiles, and a scalar frame around them
         use_abs, scale, bias, maxval = (mapping.use_abs, mapping.scale, mapping.bias, MAX[dst.dtype]) if mapping \
             else (False, 1.0, 0.0, MAX[dst.dtype])
-        rt.launch(
-            CL_FILE, vec_kernel_name(src.dtype, dst.dtype), (-(-out_w * cs // VEC_W), -(-out_h // VEC_ROWS), src.planes),
-            src.buffer, i32(src.offset), dst.buffer, i32(dst.offset), w_buf, i32(kh), i32(kw),
-            i32(h), i32(w), i32(out_h), i32(out_w), i32(cs), i32(window.dilation),
-            i32(window.off[0]), i32(window.off[1]), i32(border_code), np.float32(cval),
-            i32(use_abs), np.float32(scale), np.float32(bias), np.float32(maxval),
-        )
+        suffix = vec_kernel_name(src.dtype, dst.dtype)[len("correlate_vec"):]
+        common = (src.buffer, i32(src.offset), dst.buffer, i32(dst.offset), w_buf, i32(kh), i32(kw),
+                  i32(h), i32(w), i32(out_h), i32(out_w), i32(cs), i32(window.dilation),
+                  i32(window.off[0]), i32(window.off[1]))
+        mapped = (i32(use_abs), np.float32(scale), np.float32(bias), np.float32(maxval))
+        tiles, frame = split_interior((h, w * cs), (out_h, out_w * cs), (kh, (kw - 1) * cs + 1),
+                                      window.dilation, (window.off[0], window.off[1] * cs))
+        if tiles is not None:
+            tx0, ty0, tx1, ty1 = tiles
+            rt.launch(CL_FILE, "correlate_vec" + suffix, (tx1 - tx0, ty1 - ty0, src.planes),
+                      *common, *mapped, i32(tx0), i32(ty0), i32(tx1), i32(ty1))
+        for e_first, oy_first, rect_w, rect_h in frame:
+            if rect_w * rect_h >= 1 << 31:  # the kernel counts values in an int: one launch per row band
+                band = ((1 << 31) - 1) // rect_w
+                frame += [(e_first, oy_first + band, rect_w, rect_h - band)]
+                rect_h = band
+            rt.launch(CL_FILE, "correlate_edge" + suffix, (rect_w * rect_h, 1, src.planes),
+                      *common, i32(border_code), np.float32(cval), *mapped,
+                      i32(e_first), i32(oy_first), i32(rect_w), i32(rect_w * rect_h))
         return
     assert not typed, "sample conversion and mapping need stride 1"
     rt.launch(
@@ -47,6 +59,32 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
         i32(out_h), i32(out_w), i32(cs), i32(window.stride), i32(window.dilation),
         i32(window.off[0]), i32(window.off[1]), i32(border_code), np.float32(cval),
     )
+
+
+def split_interior(shape, out_shape, extent, dilation, off, tile=(VEC_ROWS, VEC_W)):
+    """Split an output of ``out_shape`` (rows, values) into whole tiles whose window lies inside
+    the input of ``shape`` (the fast kernel needs no border rule there) and the frame around
+    them. ``extent``: the window's (rows, values) at dilation 1 (values: (kw - 1) * cs + 1 with
+    cs channels interleaved); ``off``: where the window starts relative to the output position.
+
+    Returns ((tx0, ty0, tx1, ty1) in tiles, or None when no tile fits; and the frame as
+    (first value, first row, width, height) rectangles that cover the rest exactly once)."""
+    (h, row_len), (out_h, out_len) = shape, out_shape
+    rows, values = tile
+
+    def tile_range(size, out_size, span, offset, step):
+        # first: offset 0 or more; last: within the output and the input's far edge
+        first = max(0, -(-offset // step))
+        end = min((out_size - step) // step, (size - step - (span - 1) * dilation + offset) // step) + 1
+        return first, end
+
+    tx0, tx1 = tile_range(row_len, out_len, extent[1], off[1], values)
+    ty0, ty1 = tile_range(h, out_h, extent[0], off[0], rows)
+    if tx1 <= tx0 or ty1 <= ty0:
+        return None, [(0, 0, out_len, out_h)] if out_len and out_h else []
+    x0, x1, y0, y1 = tx0 * values, tx1 * values, ty0 * rows, ty1 * rows
+    frame = [(0, 0, out_len, y0), (0, y1, out_len, out_h - y1), (0, y0, x0, y1 - y0), (x1, y0, out_len - x1, y1 - y0)]
+    return (tx0, ty0, tx1, ty1), [r for r in frame if r[2] > 0 and r[3] > 0]
 
 
 BANK_CL_FILE = "bank.cl"
