@@ -89,20 +89,24 @@ __kernel void correlate(__global const float *src, int src_off,
 #define STORE1_uchar(v) ((uchar)((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f))
 #define STORE1_ushort(v) ((ushort)((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f))
 
-// Interior tiles tx0 <= tile x < tx1, ty0 <= tile y < ty1 (tile = VEC_W values x
-// VEC_ROWS rows). With dilation 1 the output rows slide down the kh + 1 input
-// rows, so each input vector is loaded once for both output rows.
+// Interior tiles (tile = VEC_W values x VEC_ROWS rows) over values xa..xb-1 and
+// rows ya..yb-1 of the output, where every window lies inside the image. The
+// last tile of a row (of a column) is moved back to end at xb (at yb): it
+// overlaps its neighbour, and both write the same values. With dilation 1 the
+// output rows slide down the kh + 1 input rows, so each input vector is loaded
+// once for both output rows.
 #define DEFINE_CORRELATE_VEC(NAME, S, D)                                                         \
 __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_off,              \
                    __global const float *weights, int kh, int kw,                                 \
                    int h, int w, int out_h, int out_w, int cs,                                    \
                    int dil, int off_y, int off_x,                                                 \
                    int use_abs, float scale, float bias, float maxval,                            \
-                   int tx0, int ty0, int tx1, int ty1)                                            \
+                   int xa, int ya, int xb, int yb)                                                \
 {                                                                                                 \
-    const int tx = get_global_id(0) + tx0, ty = get_global_id(1) + ty0, c = get_global_id(2);    \
-    if (tx >= tx1 || ty >= ty1) return;                                                           \
-    const int e0 = tx * VEC_W, oy0 = ty * VEC_ROWS;                                               \
+    const int x = xa + get_global_id(0) * VEC_W, y = ya + get_global_id(1) * VEC_ROWS;            \
+    const int c = get_global_id(2);                                                               \
+    if (x >= xb || y >= yb) return;                                                               \
+    const int e0 = min(x, xb - VEC_W), oy0 = min(y, yb - VEC_ROWS);                               \
     const int row_len = w * cs, out_len = out_w * cs, step = dil * cs;                            \
     __global const S *first = src + src_off + (size_t)c * h * row_len                             \
                               + (size_t)(oy0 - off_y) * row_len + e0 - off_x * cs;                \
@@ -135,21 +139,31 @@ __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_
     STORE16_##D(acc1, out + out_len);                                                             \
 }
 
-// One output value per work-item over a rectangle of values e_first.. (rect_w
-// wide) by rows oy_first.., flattened: a thin strip along an edge still fills
-// whole work-groups.
+// One output value per work-item for every value outside the interior (xa, ya,
+// xb, yb as for correlate_vec; yb = 1 and the rest 0 when there is none). In
+// row-major order the frame is one run (the rows above and the left part of
+// row ya), runs of out_len - (xb - xa) values (the right part of a row and the
+// left part of the next), and one last run (the right part of row yb - 1 and
+// the rows below): frame value k maps to its position without any search, and
+// the whole frame is one launch.
 #define DEFINE_CORRELATE_EDGE(NAME, S, D)                                                        \
 __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_off,              \
                    __global const float *weights, int kh, int kw,                                 \
                    int h, int w, int out_h, int out_w, int cs,                                    \
                    int dil, int off_y, int off_x, int border, float cval,                         \
                    int use_abs, float scale, float bias, float maxval,                            \
-                   int e_first, int oy_first, int rect_w, int count)                              \
+                   int xa, int ya, int xb, int yb, long count)                                    \
 {                                                                                                 \
-    const int k = get_global_id(0), c = get_global_id(2);                                         \
+    const long k = get_global_id(0);                                                              \
+    const int c = get_global_id(2);                                                               \
     if (k >= count) return;                                                                       \
-    const int oy = oy_first + k / rect_w, e = e_first + k % rect_w;                               \
     const int row_len = w * cs, out_len = out_w * cs;                                             \
+    const long head = (long)ya * out_len + xa, run = max(out_len - (xb - xa), 1);                 \
+    const long middle = (long)(yb - ya - 1) * (out_len - (xb - xa));                              \
+    const long p = k < head ? k                                                                   \
+        : k < head + middle ? head + (xb - xa) + (k - head) / run * out_len + (k - head) % run   \
+        : (long)(yb - 1) * out_len + xb + (k - head - middle);                                    \
+    const int oy = p / out_len, e = p - (long)oy * out_len;                                       \
     const int ox = e / cs, ch = e - ox * cs;                                                      \
     __global const S *plane = src + src_off + (size_t)c * h * row_len;                            \
     float acc = 0.0f;                                                                             \
@@ -163,7 +177,7 @@ __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_
         }                                                                                         \
     }                                                                                             \
     acc = scale * (use_abs ? fabs(acc) : acc) + bias;                                             \
-    dst[dst_off + (size_t)c * out_h * out_len + (size_t)oy * out_len + e] = STORE1_##D(acc);      \
+    dst[dst_off + (size_t)c * out_h * out_len + p] = STORE1_##D(acc);                             \
 }
 
 #define DEFINE_CORRELATE_PAIR(SUFFIX, S, D)                                                      \

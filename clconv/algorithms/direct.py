@@ -36,20 +36,19 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
                   i32(h), i32(w), i32(out_h), i32(out_w), i32(cs), i32(window.dilation),
                   i32(window.off[0]), i32(window.off[1]))
         mapped = (i32(use_abs), np.float32(scale), np.float32(bias), np.float32(maxval))
-        tiles, frame = split_interior((h, w * cs), (out_h, out_w * cs), (kh, (kw - 1) * cs + 1),
-                                      window.dilation, (window.off[0], window.off[1] * cs))
-        if tiles is not None:
-            tx0, ty0, tx1, ty1 = tiles
-            rt.launch(CL_FILE, "correlate_vec" + suffix, (tx1 - tx0, ty1 - ty0, src.planes),
-                      *common, *mapped, i32(tx0), i32(ty0), i32(tx1), i32(ty1))
-        for e_first, oy_first, rect_w, rect_h in frame:
-            if rect_w * rect_h >= 1 << 31:  # the kernel counts values in an int: one launch per row band
-                band = ((1 << 31) - 1) // rect_w
-                frame += [(e_first, oy_first + band, rect_w, rect_h - band)]
-                rect_h = band
-            rt.launch(CL_FILE, "correlate_edge" + suffix, (rect_w * rect_h, 1, src.planes),
+        interior = split_interior((h, w * cs), (out_h, out_w * cs), (kh, (kw - 1) * cs + 1),
+                                  window.dilation, (window.off[0], window.off[1] * cs))
+        frame = out_h * out_w * cs
+        if interior is not None:
+            xa, ya, xb, yb = interior
+            frame -= (xb - xa) * (yb - ya)
+            rt.launch(CL_FILE, "correlate_vec" + suffix, (-(-(xb - xa) // VEC_W), -(-(yb - ya) // VEC_ROWS), src.planes),
+                      *common, *mapped, i32(xa), i32(ya), i32(xb), i32(yb))
+        if frame:
+            xa, ya, xb, yb = interior or (0, 0, 0, 1)  # no interior: the frame is one run, everything
+            rt.launch(CL_FILE, "correlate_edge" + suffix, (frame, 1, src.planes),
                       *common, i32(border_code), np.float32(cval), *mapped,
-                      i32(e_first), i32(oy_first), i32(rect_w), i32(rect_w * rect_h))
+                      i32(xa), i32(ya), i32(xb), i32(yb), np.int64(frame))
         return
     assert not typed, "sample conversion and mapping need stride 1"
     rt.launch(
@@ -62,29 +61,24 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
 
 
 def split_interior(shape, out_shape, extent, dilation, off, tile=(VEC_ROWS, VEC_W)):
-    """Split an output of ``out_shape`` (rows, values) into whole tiles whose window lies inside
-    the input of ``shape`` (the fast kernel needs no border rule there) and the frame around
-    them. ``extent``: the window's (rows, values) at dilation 1 (values: (kw - 1) * cs + 1 with
-    cs channels interleaved); ``off``: where the window starts relative to the output position.
+    """The interior of an output of ``out_shape`` (rows, values): where every window lies inside
+    the input of ``shape``, so the fast kernel needs no border rule. ``extent``: the window's
+    (rows, values) at dilation 1 (values: (kw - 1) * cs + 1 with cs channels interleaved);
+    ``off``: where the window starts relative to the output position.
 
-    Returns ((tx0, ty0, tx1, ty1) in tiles, or None when no tile fits; and the frame as
-    (first value, first row, width, height) rectangles that cover the rest exactly once)."""
+    Returns (xa, ya, xb, yb): values xa..xb-1 of rows ya..yb-1; None when not even one ``tile``
+    fits. Everything else is the frame."""
     (h, row_len), (out_h, out_len) = shape, out_shape
-    rows, values = tile
 
-    def tile_range(size, out_size, span, offset, step):
-        # first: offset 0 or more; last: within the output and the input's far edge
-        first = max(0, -(-offset // step))
-        end = min((out_size - step) // step, (size - step - (span - 1) * dilation + offset) // step) + 1
-        return first, end
+    def inside(size, out_size, span, offset):
+        # positions p with 0 <= p - offset and p - offset + (span - 1) * dilation < size
+        return max(0, offset), min(out_size, size - (span - 1) * dilation + offset)
 
-    tx0, tx1 = tile_range(row_len, out_len, extent[1], off[1], values)
-    ty0, ty1 = tile_range(h, out_h, extent[0], off[0], rows)
-    if tx1 <= tx0 or ty1 <= ty0:
-        return None, [(0, 0, out_len, out_h)] if out_len and out_h else []
-    x0, x1, y0, y1 = tx0 * values, tx1 * values, ty0 * rows, ty1 * rows
-    frame = [(0, 0, out_len, y0), (0, y1, out_len, out_h - y1), (0, y0, x0, y1 - y0), (x1, y0, out_len - x1, y1 - y0)]
-    return (tx0, ty0, tx1, ty1), [r for r in frame if r[2] > 0 and r[3] > 0]
+    xa, xb = inside(row_len, out_len, extent[1], off[1])
+    ya, yb = inside(h, out_h, extent[0], off[0])
+    if xb - xa < tile[1] or yb - ya < tile[0]:
+        return None
+    return xa, ya, xb, yb
 
 
 BANK_CL_FILE = "bank.cl"
