@@ -52,9 +52,11 @@ __kernel void correlate(__global const float *src, int src_off,
 // The same correlation for stride 1, in two kernels over disjoint parts of the
 // output (the host splits it, see clconv/algorithms/direct.py):
 // - correlate_vec*: the interior tiles, whose whole window lies inside the
-//   image. VEC_W values along a row and VEC_ROWS rows per work-item, explicit
-//   float16 loads and stores (PoCL's own work-item vectoriser does not manage
-//   this loop), scalar weights broadcast, no border arithmetic at all.
+//   image. VEC_W values along a row (two float16 vectors: as many loop trips
+//   for twice the work, which 8-bit images need) and VEC_ROWS rows per
+//   work-item, explicit float16 loads and stores (PoCL's own work-item
+//   vectoriser does not manage this loop), scalar weights broadcast, no border
+//   arithmetic at all.
 // - correlate_edge*: every other output value, one per work-item, taps mapped
 //   by the border rule.
 // Measured on PoCL 3.1: a scalar border path inside the vector kernel, even
@@ -65,7 +67,7 @@ __kernel void correlate(__global const float *src, int src_off,
 // v -> scale * (|v| if use_abs) + bias (then, for integers, round half to even
 // and clip to [0, maxval]) is applied on the way out, so an image is filtered
 // in one pass with no conversion passes around it.
-#define VEC_W 16
+#define VEC_W 32
 #define VEC_ROWS 2
 
 #define LOAD16_float(p) vload16(0, p)
@@ -80,11 +82,14 @@ __kernel void correlate(__global const float *src, int src_off,
 #endif
 #define LOAD16_ushort(p) convert_float16(vload16(0, p))
 
-// 0 <= v <= 65535 after the clamp: adding and subtracting 1.5 * 2^23 rounds half
-// to even exactly (rint is slow on PoCL); clconv never builds with fast-math.
+// The output mapping, then the sample type. 0 <= v <= 65535 after the clamp:
+// adding 1.5 * 2^23 rounds half to even exactly (rint is slow on PoCL; clconv
+// never builds with fast-math), and leaves the integer in the low 16 bits.
+#define MAP16(v) ((float16)(scale) * (use_abs ? fabs(v) : (v)) + (float16)(bias))
+#define ROUNDED16(v) (as_uint16(clamp(v, 0.0f, maxval) + 12582912.0f))
 #define STORE16_float(v, p) vstore16(v, 0, p)
-#define STORE16_uchar(v, p) STORE_BYTES16(convert_uchar16((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f), p)
-#define STORE16_ushort(v, p) vstore16(convert_ushort16((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f), 0, p)
+#define STORE16_uchar(v, p) STORE_BYTES16(convert_uchar16(ROUNDED16(v) & 0xFFu), p)
+#define STORE16_ushort(v, p) vstore16(convert_ushort16(ROUNDED16(v) & 0xFFFFu), 0, p)
 #define STORE1_float(v) (v)
 #define STORE1_uchar(v) ((uchar)((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f))
 #define STORE1_ushort(v) ((ushort)((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f))
@@ -110,14 +115,23 @@ __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_
     const int row_len = w * cs, out_len = out_w * cs, step = dil * cs;                            \
     __global const S *first = src + src_off + (size_t)c * h * row_len                             \
                               + (size_t)(oy0 - off_y) * row_len + e0 - off_x * cs;                \
-    float16 acc0 = (float16)(0.0f), acc1 = (float16)(0.0f);                                       \
+    /* rows oy0 and oy0 + 1, values e0 .. e0 + 15 (acc0, acc1) and e0 + 16 .. e0 + 31 (hi0, hi1) */ \
+    float16 acc0 = (float16)(0.0f), acc1 = acc0, hi0 = acc0, hi1 = acc0;                          \
     if (dil == 1) {                                                                               \
         for (int i = 0; i <= kh; ++i) {                                                           \
             __global const S *row = first + (size_t)i * row_len;                                  \
             for (int j = 0; j < kw; ++j) {                                                        \
-                const float16 v = LOAD16_##S(row + j * cs);                                       \
-                if (i < kh) acc0 = fma((float16)(weights[i * kw + j]), v, acc0);                  \
-                if (i > 0) acc1 = fma((float16)(weights[(i - 1) * kw + j]), v, acc1);             \
+                const float16 v = LOAD16_##S(row + j * cs), u = LOAD16_##S(row + j * cs + 16);    \
+                if (i < kh) {                                                                     \
+                    const float16 wt = (float16)(weights[i * kw + j]);                            \
+                    acc0 = fma(wt, v, acc0);                                                      \
+                    hi0 = fma(wt, u, hi0);                                                        \
+                }                                                                                 \
+                if (i > 0) {                                                                      \
+                    const float16 wt = (float16)(weights[(i - 1) * kw + j]);                      \
+                    acc1 = fma(wt, v, acc1);                                                      \
+                    hi1 = fma(wt, u, hi1);                                                        \
+                }                                                                                 \
             }                                                                                     \
         }                                                                                         \
     } else {                                                                                      \
@@ -128,15 +142,17 @@ __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_
             for (int j = 0; j < kw; ++j) {                                                        \
                 const float16 wt = (float16)(wr[j]);                                              \
                 acc0 = fma(wt, LOAD16_##S(row0 + j * step), acc0);                                \
+                hi0 = fma(wt, LOAD16_##S(row0 + j * step + 16), hi0);                             \
                 acc1 = fma(wt, LOAD16_##S(row1 + j * step), acc1);                                \
+                hi1 = fma(wt, LOAD16_##S(row1 + j * step + 16), hi1);                             \
             }                                                                                     \
         }                                                                                         \
     }                                                                                             \
     __global D *out = dst + dst_off + (size_t)c * out_h * out_len + (size_t)oy0 * out_len + e0;   \
-    acc0 = (float16)(scale) * (use_abs ? fabs(acc0) : acc0) + (float16)(bias);                    \
-    acc1 = (float16)(scale) * (use_abs ? fabs(acc1) : acc1) + (float16)(bias);                    \
-    STORE16_##D(acc0, out);                                                                       \
-    STORE16_##D(acc1, out + out_len);                                                             \
+    STORE16_##D(MAP16(acc0), out);                                                                \
+    STORE16_##D(MAP16(hi0), out + 16);                                                            \
+    STORE16_##D(MAP16(acc1), out + out_len);                                                      \
+    STORE16_##D(MAP16(hi1), out + out_len + 16);                                                  \
 }
 
 // One output value per work-item for every value outside the interior (xa, ya,

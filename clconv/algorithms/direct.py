@@ -5,7 +5,7 @@ import numpy as np
 
 SUMMARY = "sliding window over every tap; any kernel, border and geometry"
 CL_FILE = "direct.cl"
-VEC_W, VEC_ROWS = 16, 2  # outputs per work-item of correlate_vec (as in cl/direct.cl)
+VEC_W, VEC_ROWS = 32, 2  # outputs per work-item of correlate_vec (as in cl/direct.cl)
 MAX = {"float32": 1.0, "uint8": 255.0, "uint16": 65535.0}
 
 
