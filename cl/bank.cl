@@ -12,52 +12,68 @@
 #define BANK 8
 #define BANK_W 16
 
+// Interior tiles of BANK_W values of one row over values xa..xb-1 and rows
+// ya..yb-1, where every window lies inside the image (clconv/algorithms/direct.py
+// split_interior); the last tile of a row is moved back to end at xb, and it
+// writes the same values as its neighbour where they overlap. No border code:
+// as in cl/direct.cl, a scalar path in this kernel would slow it even where
+// it is never taken.
 __kernel void correlate_bank(__global const float *src, __global float *dst, long dst_off, int nf,
                              __global const float *weights, int kh, int kw,
                              int h, int w, int out_h, int out_w, int cs,
-                             int dil, int off_y, int off_x, int border, float cval)
+                             int dil, int off_y, int off_x, int xa, int ya, int xb, int yb)
 {
-    const int e0 = get_global_id(0) * BANK_W, oy = get_global_id(1);
+    const int x = xa + get_global_id(0) * BANK_W, oy = ya + get_global_id(1);
+    if (x >= xb || oy >= yb) return;
+    const int e0 = min(x, xb - BANK_W);
     const int row_len = w * cs, out_len = out_w * cs, step = dil * cs, taps = kh * kw;
-    if (e0 >= out_len || oy >= out_h) return;
     const size_t out_plane = (size_t)out_h * out_len;
     __global float *out = dst + dst_off + (size_t)oy * out_len + e0;
-    const int x0 = e0 - off_x * cs, y0 = oy - off_y;
-    if (e0 + BANK_W <= out_len && x0 >= 0 && y0 >= 0
-        && x0 + BANK_W - 1 + (kw - 1) * step < row_len && y0 + (kh - 1) * dil < h) {
-        float16 acc[BANK];
-        for (int f = 0; f < BANK; ++f)
-            acc[f] = (float16)(0.0f);
-        for (int i = 0; i < kh; ++i) {
-            __global const float *row = src + (size_t)(y0 + i * dil) * row_len + x0;
-            for (int j = 0; j < kw; ++j) {
-                const float16 v = vload16(0, row + j * step);
-                __global const float *wt = weights + i * kw + j;
-                for (int f = 0; f < BANK; ++f)
-                    acc[f] = fma((float16)(wt[f * taps]), v, acc[f]);
-            }
+    __global const float *first = src + (size_t)(oy - off_y) * row_len + e0 - off_x * cs;
+    float16 acc[BANK];
+    for (int f = 0; f < BANK; ++f)
+        acc[f] = (float16)(0.0f);
+    for (int i = 0; i < kh; ++i) {
+        __global const float *row = first + (size_t)i * dil * row_len;
+        for (int j = 0; j < kw; ++j) {
+            const float16 v = vload16(0, row + j * step);
+            __global const float *wt = weights + i * kw + j;
+            for (int f = 0; f < BANK; ++f)
+                acc[f] = fma((float16)(wt[f * taps]), v, acc[f]);
         }
-        for (int f = 0; f < BANK; ++f)
-            if (f < nf)
-                vstore16(acc[f], 0, out + f * out_plane);
-        return;
     }
-    for (int q = 0; q < BANK_W && e0 + q < out_len; ++q) {
-        const int e = e0 + q, ox = e / cs, ch = e - ox * cs;
-        float acc[BANK];
-        for (int f = 0; f < BANK; ++f)
-            acc[f] = 0.0f;
-        for (int i = 0; i < kh; ++i) {
-            const int yy = map_index(y0 + i * dil, h, border);
-            for (int j = 0; j < kw; ++j) {
-                const int xx = map_index(ox - off_x + j * dil, w, border);
-                const float v = (yy < 0 || xx < 0) ? cval : src[(size_t)yy * row_len + xx * cs + ch];
-                for (int f = 0; f < BANK; ++f)
-                    acc[f] = fma(weights[f * taps + i * kw + j], v, acc[f]);
-            }
+    for (int f = 0; f < BANK; ++f)
+        if (f < nf)
+            vstore16(acc[f], 0, out + f * out_plane);
+}
+
+// Every value of the frame around that interior, one per work-item, every kernel
+// of the bank (frame_position in common.cl).
+__kernel void correlate_bank_edge(__global const float *src, __global float *dst, long dst_off, int nf,
+                                  __global const float *weights, int kh, int kw,
+                                  int h, int w, int out_h, int out_w, int cs,
+                                  int dil, int off_y, int off_x, int xa, int ya, int xb, int yb,
+                                  int border, float cval, long count)
+{
+    const long k = get_global_id(0);
+    if (k >= count) return;
+    const int row_len = w * cs, out_len = out_w * cs, taps = kh * kw;
+    const long p = frame_position(k, out_len, xa, ya, xb, yb);
+    const int oy = p / out_len, e = p - (long)oy * out_len, ox = e / cs, ch = e - ox * cs;
+    float acc[BANK];
+    for (int f = 0; f < BANK; ++f)
+        acc[f] = 0.0f;
+    for (int i = 0; i < kh; ++i) {
+        const int yy = map_index(oy - off_y + i * dil, h, border);
+        for (int j = 0; j < kw; ++j) {
+            const int xx = map_index(ox - off_x + j * dil, w, border);
+            const float v = (yy < 0 || xx < 0) ? cval : src[(size_t)yy * row_len + xx * cs + ch];
+            for (int f = 0; f < BANK; ++f)
+                acc[f] = fma(weights[f * taps + i * kw + j], v, acc[f]);
         }
-        for (int f = 0; f < BANK; ++f)
-            if (f < nf)
-                out[f * out_plane + q] = acc[f];
     }
+    const size_t out_plane = (size_t)out_h * out_len;
+    for (int f = 0; f < BANK; ++f)
+        if (f < nf)
+            dst[dst_off + f * out_plane + p] = acc[f];
 }

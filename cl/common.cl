@@ -42,3 +42,18 @@ inline float read_px(__global const float *plane, int y, int x, int h, int w,
     int xx = map_index(x, w, border);
     return (yy < 0 || xx < 0) ? cval : plane[(size_t)yy * w + xx];
 }
+
+// Position (row-major, in values) of value k of the frame around an interior of
+// values xa..xb-1 by rows ya..yb-1 (yb = 1 and the rest 0 when there is none)
+// in rows of out_len values. In row-major order the frame is one run (the rows
+// above and the left part of row ya), runs of out_len - (xb - xa) values (the
+// right part of a row and the left part of the next), and one last run (the
+// right part of row yb - 1 and the rows below): no search, and a kernel covers
+// the whole frame in one launch.
+inline long frame_position(long k, int out_len, int xa, int ya, int xb, int yb) {
+    const long head = (long)ya * out_len + xa, gap = out_len - (xb - xa);
+    const long middle = (long)(yb - ya - 1) * gap;
+    if (k < head) return k;
+    if (k < head + middle) return head + (xb - xa) + (k - head) / gap * out_len + (k - head) % gap;
+    return (long)(yb - 1) * out_len + xb + (k - head - middle);
+}

@@ -156,12 +156,7 @@ __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_
 }
 
 // One output value per work-item for every value outside the interior (xa, ya,
-// xb, yb as for correlate_vec; yb = 1 and the rest 0 when there is none). In
-// row-major order the frame is one run (the rows above and the left part of
-// row ya), runs of out_len - (xb - xa) values (the right part of a row and the
-// left part of the next), and one last run (the right part of row yb - 1 and
-// the rows below): frame value k maps to its position without any search, and
-// the whole frame is one launch.
+// xb, yb as for correlate_vec; see frame_position in common.cl).
 #define DEFINE_CORRELATE_EDGE(NAME, S, D)                                                        \
 __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_off,              \
                    __global const float *weights, int kh, int kw,                                 \
@@ -174,11 +169,7 @@ __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_
     const int c = get_global_id(2);                                                               \
     if (k >= count) return;                                                                       \
     const int row_len = w * cs, out_len = out_w * cs;                                             \
-    const long head = (long)ya * out_len + xa, run = max(out_len - (xb - xa), 1);                 \
-    const long middle = (long)(yb - ya - 1) * (out_len - (xb - xa));                              \
-    const long p = k < head ? k                                                                   \
-        : k < head + middle ? head + (xb - xa) + (k - head) / run * out_len + (k - head) % run   \
-        : (long)(yb - 1) * out_len + xb + (k - head - middle);                                    \
+    const long p = frame_position(k, out_len, xa, ya, xb, yb);                                    \
     const int oy = p / out_len, e = p - (long)oy * out_len;                                       \
     const int ox = e / cs, ch = e - ox * cs;                                                      \
     __global const S *plane = src + src_off + (size_t)c * h * row_len;                            \

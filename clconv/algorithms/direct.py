@@ -93,13 +93,22 @@ def correlate_bank_fused(rt, src_buf, dst_buf, kernels, window, shape, out_shape
     kh, kw = kernels[0].shape
     (h, w), (out_h, out_w) = shape, out_shape
     i32 = np.int32
+    interior = split_interior((h, w * cs), (out_h, out_w * cs), (kh, (kw - 1) * cs + 1), window.dilation,
+                              (window.off[0], window.off[1] * cs), tile=(1, BANK_W))
+    frame = out_h * out_w * cs
+    if interior is not None:
+        frame -= (interior[2] - interior[0]) * (interior[3] - interior[1])
+    xa, ya, xb, yb = interior or (0, 0, 0, 1)  # no interior: the frame is everything
     for start in range(0, len(kernels), BANK):
         chunk = kernels[start:start + BANK]
         weights = np.zeros((BANK, kh, kw), np.float32)
         for f, kernel in enumerate(chunk):
             weights[f] = kernel.weights
-        rt.launch(BANK_CL_FILE, "correlate_bank", (-(-out_w * cs // BANK_W), out_h),
-                  src_buf, dst_buf, np.int64(start * out_h * out_w * cs), i32(len(chunk)),
-                  rt.upload(weights), i32(kh), i32(kw),
-                  i32(h), i32(w), i32(out_h), i32(out_w), i32(cs), i32(window.dilation),
-                  i32(window.off[0]), i32(window.off[1]), i32(border_code), np.float32(cval))
+        common = (src_buf, dst_buf, np.int64(start * out_h * out_w * cs), i32(len(chunk)), rt.upload(weights),
+                  i32(kh), i32(kw), i32(h), i32(w), i32(out_h), i32(out_w), i32(cs), i32(window.dilation),
+                  i32(window.off[0]), i32(window.off[1]), i32(xa), i32(ya), i32(xb), i32(yb))
+        if interior is not None:
+            rt.launch(BANK_CL_FILE, "correlate_bank", (-(-(xb - xa) // BANK_W), yb - ya), *common)
+        if frame:
+            rt.launch(BANK_CL_FILE, "correlate_bank_edge", (frame,), *common,
+                      i32(border_code), np.float32(cval), np.int64(frame))
