@@ -50,103 +50,128 @@ __kernel void column_pass(__global const float *src,
     dst[dst_off + ((size_t)c * out_h + oy) * w + x] = acc;
 }
 
-// Vectorised passes for stride 1: 16 values along a row per work-item (the
-// image's own samples in, float out for the row pass; float in, the output's
-// samples out with the mapping for the column pass), channels interleaved
-// cs apart as in cl/direct.cl. Interior work-items run without border
-// arithmetic.
-#define SEP_W 16
+// Vectorised passes for stride 1: SEP_W values along a row per work-item (two
+// float16 vectors; the image's own samples in, float out for the row pass;
+// float in, the output's samples out with the mapping for the column pass),
+// channels interleaved cs apart as in cl/direct.cl. As there, the vector
+// kernels hold no border code at all (a scalar path in them, even one never
+// taken, slowed them by 30% on PoCL): border values are a separate kernel's.
+#define SEP_W 32
 #define SEP_ROWS 2
 
 #define SLOAD16_float(p) vload16(0, p)
 #define SLOAD16_uchar(p) convert_float16(vload16(0, p))
 #define SLOAD16_ushort(p) convert_float16(vload16(0, p))
+// Rounding as in cl/direct.cl: + 1.5 * 2^23 rounds half to even, the integer is in the low bits.
+#define SROUNDED16(v) (as_uint16(clamp(v, 0.0f, maxval) + 12582912.0f))
 #define SSTORE16_float(v, p) vstore16(v, 0, p)
-#define SSTORE16_uchar(v, p) vstore16(convert_uchar16((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f), 0, p)
-#define SSTORE16_ushort(v, p) vstore16(convert_ushort16((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f), 0, p)
-#define SSTORE1_float(v) (v)
-#define SSTORE1_uchar(v) ((uchar)((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f))
-#define SSTORE1_ushort(v) ((ushort)((clamp(v, 0.0f, maxval) + 12582912.0f) - 12582912.0f))
+#define SSTORE16_uchar(v, p) vstore16(convert_uchar16(SROUNDED16(v) & 0xFFu), 0, p)
+#define SSTORE16_ushort(v, p) vstore16(convert_ushort16(SROUNDED16(v) & 0xFFFFu), 0, p)
+#define SMAP16(v) ((float16)(scale) * (use_abs ? fabs(v) : (v)) + (float16)(bias))
 
 // The row pass filters rows first_row .. first_row + rows - 1 of the image
 // (any of them outside it: mapped by the border rule; a constant row filters to
 // row_cval = cval * sum(taps)) into `rows` rows of dst: a band of rows is all a
 // band of the column pass reads, so the intermediate stays small.
+// row_pass_vec*: values xa..xb-1 of band rows ya..yb-1, where every tap lies
+// inside the image row (the last tile of a row moved back to end at xb);
+// row_pass_edge*: every other value of the band (frame_position in common.cl).
 #define DEFINE_ROW_PASS_VEC(NAME, S)                                                           \
 __kernel void NAME(__global const S *src, int src_off, __global float *dst,                    \
                    __global const float *taps, int k, int h, int w, int out_w, int cs,          \
-                   int dil, int off, int border, float cval,                                    \
-                   int first_row, int rows, float row_cval)                                     \
+                   int dil, int off, int border, int first_row, int rows,                       \
+                   int xa, int ya, int xb, int yb)                                              \
 {                                                                                               \
-    const int e0 = get_global_id(0) * SEP_W, t = get_global_id(1), c = get_global_id(2);       \
-    const int row_len = w * cs, out_len = out_w * cs, step = dil * cs;                          \
-    if (e0 >= out_len || t >= rows) return;                                                     \
-    __global float *out = dst + ((size_t)c * rows + t) * out_len;                               \
+    const int x = xa + get_global_id(0) * SEP_W, t = ya + get_global_id(1);                    \
+    const int c = get_global_id(2);                                                             \
+    if (x >= xb || t >= yb) return;                                                             \
+    const int e0 = min(x, xb - SEP_W), row_len = w * cs, out_len = out_w * cs, step = dil * cs;  \
     const int y = map_index(first_row + t, h, border);                                          \
-    if (y < 0) {                                                                                \
-        for (int q = 0; q < SEP_W && e0 + q < out_len; ++q) out[e0 + q] = row_cval;             \
-        return;                                                                                 \
+    __global const S *row = src + src_off + ((size_t)c * h + y) * row_len + e0 - off * cs;      \
+    float16 lo = (float16)(0.0f), hi = lo;                                                      \
+    for (int j = 0; j < k; ++j) {                                                               \
+        const float16 wt = (float16)(taps[j]);                                                  \
+        lo = fma(wt, SLOAD16_##S(row + j * step), lo);                                          \
+        hi = fma(wt, SLOAD16_##S(row + j * step + 16), hi);                                     \
     }                                                                                           \
-    __global const S *row = src + src_off + ((size_t)c * h + y) * row_len;                      \
-    const int x0 = e0 - off * cs;                                                               \
-    if (e0 + SEP_W <= out_len && x0 >= 0 && x0 + SEP_W - 1 + (k - 1) * step < row_len) {        \
-        float16 acc = (float16)(0.0f);                                                          \
-        for (int j = 0; j < k; ++j)                                                             \
-            acc = fma((float16)(taps[j]), SLOAD16_##S(row + x0 + j * step), acc);               \
-        vstore16(acc, 0, out + e0);                                                             \
-        return;                                                                                 \
-    }                                                                                           \
-    for (int q = 0; q < SEP_W && e0 + q < out_len; ++q) {                                       \
-        const int e = e0 + q, ox = e / cs, ch = e - ox * cs;                                    \
-        float acc = 0.0f;                                                                       \
+    __global float *out = dst + ((size_t)c * rows + t) * out_len + e0;                          \
+    vstore16(lo, 0, out);                                                                       \
+    vstore16(hi, 0, out + 16);                                                                  \
+}                                                                                               \
+__kernel void NAME##_edge(__global const S *src, int src_off, __global float *dst,             \
+                          __global const float *taps, int k, int h, int w, int out_w, int cs,   \
+                          int dil, int off, int border, int first_row, int rows,                \
+                          int xa, int ya, int xb, int yb, float cval, float row_cval, long count) \
+{                                                                                               \
+    const long q = get_global_id(0);                                                            \
+    const int c = get_global_id(2);                                                             \
+    if (q >= count) return;                                                                     \
+    const int row_len = w * cs, out_len = out_w * cs;                                           \
+    const long p = frame_position(q, out_len, xa, ya, xb, yb);                                  \
+    const int t = p / out_len, e = p - (long)t * out_len, ox = e / cs, ch = e - ox * cs;        \
+    const int y = map_index(first_row + t, h, border);                                          \
+    float acc = row_cval;                                                                       \
+    if (y >= 0) {                                                                               \
+        __global const S *row = src + src_off + ((size_t)c * h + y) * row_len;                  \
+        acc = 0.0f;                                                                             \
         for (int j = 0; j < k; ++j) {                                                           \
             const int xx = map_index(ox - off + j * dil, w, border);                            \
             acc = fma(taps[j], xx < 0 ? cval : (float)row[xx * cs + ch], acc);                  \
         }                                                                                       \
-        out[e] = acc;                                                                           \
     }                                                                                           \
+    dst[((size_t)c * rows + t) * out_len + e] = acc;                                            \
 }
 DEFINE_ROW_PASS_VEC(row_pass_vec_f32, float)
 DEFINE_ROW_PASS_VEC(row_pass_vec_u8, uchar)
 DEFINE_ROW_PASS_VEC(row_pass_vec_u16, ushort)
 
+// The column pass reads a band the row pass made: out_h + (k - 1) * dil rows, so
+// no border along y. Tiles of SEP_W values by SEP_ROWS rows; the last tile of a
+// row (of a column) is moved back to end at the edge, writing the same values
+// as its neighbour where they overlap, so the host needs len >= SEP_W and
+// out_h >= SEP_ROWS. With dilation 1 the two output rows slide down the k + 1
+// input rows, each vector loaded once.
 #define DEFINE_COLUMN_PASS_VEC(NAME, D)                                                        \
 __kernel void NAME(__global const float *src, __global D *dst, int dst_off,                    \
                    __global const float *taps, int k, int h, int w, int out_h, int cs,          \
-                   int dil, int off, int border, float cval,                                    \
-                   int use_abs, float scale, float bias, float maxval, int plane_rows)           \
+                   int dil, int use_abs, float scale, float bias, float maxval, int plane_rows) \
 {                                                                                               \
-    const int e0 = get_global_id(0) * SEP_W, oy0 = get_global_id(1) * SEP_ROWS;                \
+    const int x = get_global_id(0) * SEP_W, y = get_global_id(1) * SEP_ROWS;                   \
     const int c = get_global_id(2), len = w * cs;                                               \
-    if (e0 >= len || oy0 >= out_h) return;                                                      \
-    __global const float *plane = src + (size_t)c * h * len;                                    \
-    __global D *out = dst + dst_off + (size_t)c * plane_rows * len;                             \
-    const int y0 = oy0 - off;                                                                   \
-    if (e0 + SEP_W <= len && oy0 + SEP_ROWS <= out_h && y0 >= 0                                 \
-        && y0 + SEP_ROWS - 1 + (k - 1) * dil < h) {                                             \
-        float16 acc0 = (float16)(0.0f), acc1 = (float16)(0.0f);                                 \
-        for (int i = 0; i < k; ++i) {                                                           \
-            __global const float *r0 = plane + (size_t)(y0 + i * dil) * len + e0;               \
-            const float16 t = (float16)(taps[i]);                                               \
-            acc0 = fma(t, vload16(0, r0), acc0);                                                \
-            acc1 = fma(t, vload16(0, r0 + len), acc1);                                          \
-        }                                                                                       \
-        acc0 = (float16)(scale) * (use_abs ? fabs(acc0) : acc0) + (float16)(bias);              \
-        acc1 = (float16)(scale) * (use_abs ? fabs(acc1) : acc1) + (float16)(bias);              \
-        SSTORE16_##D(acc0, out + (size_t)oy0 * len + e0);                                       \
-        SSTORE16_##D(acc1, out + (size_t)(oy0 + 1) * len + e0);                                 \
-        return;                                                                                 \
-    }                                                                                           \
-    for (int r = 0; r < SEP_ROWS && oy0 + r < out_h; ++r)                                       \
-        for (int q = 0; q < SEP_W && e0 + q < len; ++q) {                                       \
-            float acc = 0.0f;                                                                   \
-            for (int i = 0; i < k; ++i) {                                                       \
-                const int yy = map_index(y0 + r + i * dil, h, border);                          \
-                acc = fma(taps[i], yy < 0 ? cval : plane[(size_t)yy * len + e0 + q], acc);      \
+    if (x >= len || y >= out_h) return;                                                         \
+    const int e0 = min(x, len - SEP_W), oy0 = min(y, out_h - SEP_ROWS);                         \
+    __global const float *first = src + (size_t)c * h * len + (size_t)oy0 * len + e0;          \
+    float16 acc0 = (float16)(0.0f), acc1 = acc0, hi0 = acc0, hi1 = acc0;                        \
+    if (dil == 1) {                                                                             \
+        for (int i = 0; i <= k; ++i) {                                                          \
+            __global const float *row = first + (size_t)i * len;                                \
+            const float16 v = vload16(0, row), u = vload16(0, row + 16);                        \
+            if (i < k) {                                                                        \
+                const float16 wt = (float16)(taps[i]);                                          \
+                acc0 = fma(wt, v, acc0);                                                        \
+                hi0 = fma(wt, u, hi0);                                                          \
             }                                                                                   \
-            acc = scale * (use_abs ? fabs(acc) : acc) + bias;                                   \
-            out[(size_t)(oy0 + r) * len + e0 + q] = SSTORE1_##D(acc);                           \
+            if (i > 0) {                                                                        \
+                const float16 wt = (float16)(taps[i - 1]);                                      \
+                acc1 = fma(wt, v, acc1);                                                        \
+                hi1 = fma(wt, u, hi1);                                                          \
+            }                                                                                   \
         }                                                                                       \
+    } else {                                                                                    \
+        for (int i = 0; i < k; ++i) {                                                           \
+            __global const float *r0 = first + (size_t)i * dil * len, *r1 = r0 + len;           \
+            const float16 wt = (float16)(taps[i]);                                              \
+            acc0 = fma(wt, vload16(0, r0), acc0);                                               \
+            hi0 = fma(wt, vload16(0, r0 + 16), hi0);                                            \
+            acc1 = fma(wt, vload16(0, r1), acc1);                                               \
+            hi1 = fma(wt, vload16(0, r1 + 16), hi1);                                            \
+        }                                                                                       \
+    }                                                                                           \
+    __global D *out = dst + dst_off + (size_t)c * plane_rows * len + (size_t)oy0 * len + e0;    \
+    SSTORE16_##D(SMAP16(acc0), out);                                                            \
+    SSTORE16_##D(SMAP16(hi0), out + 16);                                                        \
+    SSTORE16_##D(SMAP16(acc1), out + len);                                                      \
+    SSTORE16_##D(SMAP16(hi1), out + len + 16);                                                  \
 }
 DEFINE_COLUMN_PASS_VEC(column_pass_vec_f32, float)
 DEFINE_COLUMN_PASS_VEC(column_pass_vec_u8, uchar)

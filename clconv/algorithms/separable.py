@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from clconv.algorithms import direct
+from clconv.params import BORDER_CODES
+
 SUMMARY = "row pass then column pass; rank-1 kernels only (kh + kw taps per pixel instead of kh * kw)"
 CL_FILE = "separable.cl"
-SEP_W, SEP_ROWS = 16, 2  # values per work-item of the vectorised passes (as in cl/separable.cl)
+SEP_W, SEP_ROWS = 32, 2  # values per work-item of the vectorised passes (as in cl/separable.cl)
 BAND_BYTES = 16 << 20  # the row pass's output for one band stays under this: measured at 4096², 1 MiB 33 ms, 4 MiB 19, 16 MiB 17, 64 MiB 15
 CODES = {"float32": "f32", "uint8": "u8", "uint16": "u16"}
+CONSTANT = BORDER_CODES["constant"]
 MAX = {"float32": 1.0, "uint8": 255.0, "uint16": 65535.0}
 
 
@@ -27,6 +31,10 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
     i32, f32 = np.int32, np.float32
     # Beyond the image, a whole row of constant pixels has filtered to cval * sum(row).
     column_cval = f32(cval * float(row.astype(np.float64).sum()))
+    if window.stride == 1 and (out_w * cs < SEP_W or out_h < SEP_ROWS):
+        # narrower than one tile of the column pass: a few values, which direct computes as well
+        direct.correlate(rt, src, dst, kernel, window, border_code, cval, mapping)
+        return
     if window.stride == 1:
         _correlate_in_bands(rt, src, dst, column, row, window, border_code, cval, column_cval, mapping)
         return
@@ -51,7 +59,8 @@ def band_rows(taps: int, dilation: int, row_bytes: int, out_h: int, band_bytes: 
 
 def _correlate_in_bands(rt, src, dst, column, row, window, border_code, cval, column_cval, mapping) -> None:
     """Stride 1: per band of output rows, the row pass makes just the rows the band reads (border
-    rows mapped there), and the column pass reads them with no border work along y."""
+    rows mapped there), and the column pass reads them with no border work along y. Both passes
+    run a border-free vector kernel where they can and a scalar one for the rest (the frame)."""
     (h, w), (out_h, out_w) = src.shape, dst.shape
     cs, planes = src.interleave, src.planes
     i32, f32 = np.int32, np.float32
@@ -60,16 +69,30 @@ def _correlate_in_bands(rt, src, dst, column, row, window, border_code, cval, co
     rows = band_rows(column.size, window.dilation, planes * out_w * cs * 4, out_h)
     tmp = rt.scratch("separable.band", planes * (rows + span) * out_w * cs * 4)
     row_buf, column_buf = rt.upload(row), rt.upload(column)
-    groups_x = -(-out_w * cs // SEP_W)
+    out_len = out_w * cs
+    # the values of a row whose taps all lie inside the image row
+    inside_x = direct.split_interior((1, w * cs), (1, out_len), (1, (row.size - 1) * cs + 1), window.dilation,
+                                     (0, window.off[1] * cs), tile=(1, SEP_W))
+    row_kernel = f"row_pass_vec_{CODES[src.dtype]}"
     for band0 in range(0, out_h, rows):
         band = min(rows, out_h - band0)
+        if band < SEP_ROWS:  # a last band of one row: start it a row earlier (that row is written again, equal)
+            band0, band = out_h - SEP_ROWS, SEP_ROWS
         first = band0 - window.off[0]  # the first image row this band's taps read
-        rt.launch(CL_FILE, f"row_pass_vec_{CODES[src.dtype]}", (groups_x, band + span, planes),
-                  src.buffer, i32(src.offset), tmp, row_buf, i32(row.size), i32(h), i32(w), i32(out_w), i32(cs),
-                  i32(window.dilation), i32(window.off[1]), i32(border_code), f32(cval),
-                  i32(first), i32(band + span), column_cval)
-        rt.launch(CL_FILE, f"column_pass_vec_{CODES[dst.dtype]}", (groups_x, -(-band // SEP_ROWS), planes),
-                  tmp, dst.buffer, i32(dst.offset + band0 * out_w * cs), column_buf, i32(column.size),
-                  i32(band + span), i32(out_w), i32(band), i32(cs), i32(window.dilation), i32(0),
-                  i32(border_code), f32(0.0), i32(use_abs), f32(scale), f32(bias), f32(MAX[dst.dtype]), i32(out_h))
-
+        made = band + span  # rows of the intermediate
+        # rows inside the image, or every row where the border rule maps rows into it
+        t_lo, t_hi = (max(0, -first), min(made, h - first)) if border_code == CONSTANT else (0, made)
+        xa, ya, xb, yb = (inside_x[0], t_lo, inside_x[2], t_hi) if inside_x and t_hi > t_lo else (0, 0, 0, 1)
+        common = (src.buffer, i32(src.offset), tmp, row_buf, i32(row.size), i32(h), i32(w), i32(out_w), i32(cs),
+                  i32(window.dilation), i32(window.off[1]), i32(border_code), i32(first), i32(made),
+                  i32(xa), i32(ya), i32(xb), i32(yb))
+        if xb > xa:
+            rt.launch(CL_FILE, row_kernel, (-(-(xb - xa) // SEP_W), yb - ya, planes), *common)
+        frame = made * out_len - (xb - xa) * (yb - ya)
+        if frame:
+            rt.launch(CL_FILE, row_kernel + "_edge", (frame, 1, planes), *common, f32(cval), column_cval,
+                      np.int64(frame))
+        rt.launch(CL_FILE, f"column_pass_vec_{CODES[dst.dtype]}", (-(-out_len // SEP_W), -(-band // SEP_ROWS), planes),
+                  tmp, dst.buffer, i32(dst.offset + band0 * out_len), column_buf, i32(column.size),
+                  i32(made), i32(out_w), i32(band), i32(cs), i32(window.dilation),
+                  i32(use_abs), f32(scale), f32(bias), f32(MAX[dst.dtype]), i32(out_h))
