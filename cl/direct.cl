@@ -52,9 +52,8 @@ __kernel void correlate(__global const float *src, int src_off,
 // The same correlation for stride 1, in two kernels over disjoint parts of the
 // output (the host splits it, see clconv/algorithms/direct.py):
 // - correlate_vec*: the interior tiles, whose whole window lies inside the
-//   image. VEC_W values along a row (two float16 vectors: as many loop trips
-//   for twice the work, which 8-bit images need) and VEC_ROWS rows per
-//   work-item, explicit float16 loads and stores (PoCL's own work-item
+//   image. VEC_W values along a row (one or two float16 vectors) and VEC_ROWS
+//   rows per work-item, explicit float16 loads and stores (PoCL's own work-item
 //   vectoriser does not manage this loop), scalar weights broadcast, no border
 //   arithmetic at all.
 // - correlate_edge*: every other output value, one per work-item, taps mapped
@@ -67,7 +66,12 @@ __kernel void correlate(__global const float *src, int src_off,
 // v -> scale * (|v| if use_abs) + bias (then, for integers, round half to even
 // and clip to [0, maxval]) is applied on the way out, so an image is filtered
 // in one pass with no conversion passes around it.
-#define VEC_W 32
+// Values per work-item by input sample type: 8- and 16-bit inputs take two
+// float16 vectors per row (as many loop trips for twice the work: their
+// conversions make them compute-bound); float inputs one (measured faster).
+#define VEC_W_float 16
+#define VEC_W_uchar 32
+#define VEC_W_ushort 32
 #define VEC_ROWS 2
 
 #define LOAD16_float(p) vload16(0, p)
@@ -100,7 +104,7 @@ __kernel void correlate(__global const float *src, int src_off,
 // overlaps its neighbour, and both write the same values. With dilation 1 the
 // output rows slide down the kh + 1 input rows, so each input vector is loaded
 // once for both output rows.
-#define DEFINE_CORRELATE_VEC(NAME, S, D)                                                         \
+#define DEFINE_CORRELATE_VEC(NAME, S, D, VEC_W)                                                  \
 __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_off,              \
                    __global const float *weights, int kh, int kw,                                 \
                    int h, int w, int out_h, int out_w, int cs,                                    \
@@ -115,22 +119,23 @@ __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_
     const int row_len = w * cs, out_len = out_w * cs, step = dil * cs;                            \
     __global const S *first = src + src_off + (size_t)c * h * row_len                             \
                               + (size_t)(oy0 - off_y) * row_len + e0 - off_x * cs;                \
-    /* rows oy0 and oy0 + 1, values e0 .. e0 + 15 (acc0, acc1) and e0 + 16 .. e0 + 31 (hi0, hi1) */ \
+    /* rows oy0 and oy0 + 1: values e0 .. e0 + 15 (acc0, acc1), e0 + 16 .. e0 + 31 (hi0, hi1) */   \
     float16 acc0 = (float16)(0.0f), acc1 = acc0, hi0 = acc0, hi1 = acc0;                          \
     if (dil == 1) {                                                                               \
         for (int i = 0; i <= kh; ++i) {                                                           \
             __global const S *row = first + (size_t)i * row_len;                                  \
             for (int j = 0; j < kw; ++j) {                                                        \
-                const float16 v = LOAD16_##S(row + j * cs), u = LOAD16_##S(row + j * cs + 16);    \
+                const float16 v = LOAD16_##S(row + j * cs);                                       \
+                const float16 u = VEC_W == 32 ? LOAD16_##S(row + j * cs + 16) : v;                \
                 if (i < kh) {                                                                     \
                     const float16 wt = (float16)(weights[i * kw + j]);                            \
                     acc0 = fma(wt, v, acc0);                                                      \
-                    hi0 = fma(wt, u, hi0);                                                        \
+                    if (VEC_W == 32) hi0 = fma(wt, u, hi0);                                       \
                 }                                                                                 \
                 if (i > 0) {                                                                      \
                     const float16 wt = (float16)(weights[(i - 1) * kw + j]);                      \
                     acc1 = fma(wt, v, acc1);                                                      \
-                    hi1 = fma(wt, u, hi1);                                                        \
+                    if (VEC_W == 32) hi1 = fma(wt, u, hi1);                                       \
                 }                                                                                 \
             }                                                                                     \
         }                                                                                         \
@@ -142,17 +147,17 @@ __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_
             for (int j = 0; j < kw; ++j) {                                                        \
                 const float16 wt = (float16)(wr[j]);                                              \
                 acc0 = fma(wt, LOAD16_##S(row0 + j * step), acc0);                                \
-                hi0 = fma(wt, LOAD16_##S(row0 + j * step + 16), hi0);                             \
+                if (VEC_W == 32) hi0 = fma(wt, LOAD16_##S(row0 + j * step + 16), hi0);            \
                 acc1 = fma(wt, LOAD16_##S(row1 + j * step), acc1);                                \
-                hi1 = fma(wt, LOAD16_##S(row1 + j * step + 16), hi1);                             \
+                if (VEC_W == 32) hi1 = fma(wt, LOAD16_##S(row1 + j * step + 16), hi1);            \
             }                                                                                     \
         }                                                                                         \
     }                                                                                             \
     __global D *out = dst + dst_off + (size_t)c * out_h * out_len + (size_t)oy0 * out_len + e0;   \
     STORE16_##D(MAP16(acc0), out);                                                                \
-    STORE16_##D(MAP16(hi0), out + 16);                                                            \
+    if (VEC_W == 32) STORE16_##D(MAP16(hi0), out + 16);                                           \
     STORE16_##D(MAP16(acc1), out + out_len);                                                      \
-    STORE16_##D(MAP16(hi1), out + out_len + 16);                                                  \
+    if (VEC_W == 32) STORE16_##D(MAP16(hi1), out + out_len + 16);                                 \
 }
 
 // One output value per work-item for every value outside the interior (xa, ya,
@@ -188,7 +193,7 @@ __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_
 }
 
 #define DEFINE_CORRELATE_PAIR(SUFFIX, S, D)                                                      \
-    DEFINE_CORRELATE_VEC(correlate_vec##SUFFIX, S, D)                                             \
+    DEFINE_CORRELATE_VEC(correlate_vec##SUFFIX, S, D, VEC_W_##S)                                  \
     DEFINE_CORRELATE_EDGE(correlate_edge##SUFFIX, S, D)
 
 DEFINE_CORRELATE_PAIR(, float, float)

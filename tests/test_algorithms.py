@@ -94,16 +94,16 @@ def test_algorithms_agree(h, w, kh, kw, border, flip, stride, dilation, padding,
 @settings(max_examples=300, deadline=None)
 @given(h=st.integers(1, 60), row_len=st.integers(1, 150), kh=st.integers(1, 9), span=st.integers(1, 40),
        dilation=st.integers(1, 3), off_y=st.integers(-2, 12), off_x=st.integers(-2, 40),
-       shrink=st.tuples(st.integers(0, 8), st.integers(0, 20)))
-def test_interior_tiles_stay_inside(h, row_len, kh, span, dilation, off_y, off_x, shrink):
+       shrink=st.tuples(st.integers(0, 8), st.integers(0, 20)), values=st.sampled_from([16, 32]))
+def test_interior_tiles_stay_inside(h, row_len, kh, span, dilation, off_y, off_x, shrink, values):
     """The fast kernel's tiles, placed as cl/direct.cl places them, read only inside the input,
     stay inside the output and cover the whole interior; the interior is None only when no
     tile fits (checked by brute force over positions)."""
-    from clconv.algorithms.direct import VEC_ROWS, VEC_W, split_interior
+    from clconv.algorithms.direct import VEC_ROWS, split_interior
 
     out_h, out_len = max(0, h - shrink[0]), max(0, row_len - shrink[1])
-    rows, values = VEC_ROWS, VEC_W
-    interior = split_interior((h, row_len), (out_h, out_len), (kh, span), dilation, (off_y, off_x))
+    rows = VEC_ROWS
+    interior = split_interior((h, row_len), (out_h, out_len), (kh, span), dilation, (off_y, off_x), (rows, values))
     fits_y = [y for y in range(out_h) if y - off_y >= 0 and y - off_y + (kh - 1) * dilation < h]
     fits_x = [x for x in range(out_len) if x - off_x >= 0 and x - off_x + (span - 1) * dilation < row_len]
     if interior is None:

@@ -5,7 +5,8 @@ import numpy as np
 
 SUMMARY = "sliding window over every tap; any kernel, border and geometry"
 CL_FILE = "direct.cl"
-VEC_W, VEC_ROWS = 32, 2  # outputs per work-item of correlate_vec (as in cl/direct.cl)
+VEC_ROWS = 2  # output rows per work-item of correlate_vec (as in cl/direct.cl)
+VEC_W = {"float32": 16, "uint8": 32, "uint16": 32}  # values per work-item, by input sample type
 MAX = {"float32": 1.0, "uint8": 255.0, "uint16": 65535.0}
 
 
@@ -36,13 +37,14 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
                   i32(h), i32(w), i32(out_h), i32(out_w), i32(cs), i32(window.dilation),
                   i32(window.off[0]), i32(window.off[1]))
         mapped = (i32(use_abs), np.float32(scale), np.float32(bias), np.float32(maxval))
+        vec_w = VEC_W[src.dtype]
         interior = split_interior((h, w * cs), (out_h, out_w * cs), (kh, (kw - 1) * cs + 1),
-                                  window.dilation, (window.off[0], window.off[1] * cs))
+                                  window.dilation, (window.off[0], window.off[1] * cs), tile=(VEC_ROWS, vec_w))
         frame = out_h * out_w * cs
         if interior is not None:
             xa, ya, xb, yb = interior
             frame -= (xb - xa) * (yb - ya)
-            rt.launch(CL_FILE, "correlate_vec" + suffix, (-(-(xb - xa) // VEC_W), -(-(yb - ya) // VEC_ROWS), src.planes),
+            rt.launch(CL_FILE, "correlate_vec" + suffix, (-(-(xb - xa) // vec_w), -(-(yb - ya) // VEC_ROWS), src.planes),
                       *common, *mapped, i32(xa), i32(ya), i32(xb), i32(yb))
         if frame:
             xa, ya, xb, yb = interior or (0, 0, 0, 1)  # no interior: the frame is one run, everything
@@ -60,7 +62,7 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
     )
 
 
-def split_interior(shape, out_shape, extent, dilation, off, tile=(VEC_ROWS, VEC_W)):
+def split_interior(shape, out_shape, extent, dilation, off, tile):
     """The interior of an output of ``out_shape`` (rows, values): where every window lies inside
     the input of ``shape``, so the fast kernel needs no border rule. ``extent``: the window's
     (rows, values) at dilation 1 (values: (kw - 1) * cs + 1 with cs channels interleaved);
