@@ -43,6 +43,14 @@ inline float read_px(__global const float *plane, int y, int x, int h, int w,
     return (yy < 0 || xx < 0) ? cval : plane[(size_t)yy * w + xx];
 }
 
+// The output mapping v -> scale * (|v| if use_abs) + bias of a vector kernel
+// (its arguments scale, use_abs, bias), and the integer sample of v clamped
+// to [0, maxval]: 0 <= v <= 65535 after the clamp, so adding 1.5 * 2^23 rounds
+// half to even exactly (rint is slow on PoCL; clconv never builds with
+// fast-math) and leaves the integer in the low 16 bits.
+#define MAP16(v) ((float16)(scale) * (use_abs ? fabs(v) : (v)) + (float16)(bias))
+#define ROUNDED16(v) (as_uint16(clamp(v, 0.0f, maxval) + 12582912.0f))
+
 // Position (row-major, in values) of value k of the frame around an interior of
 // values xa..xb-1 by rows ya..yb-1 (yb = 1 and the rest 0 when there is none)
 // in rows of out_len values. In row-major order the frame is one run (the rows

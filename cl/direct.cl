@@ -86,11 +86,7 @@ __kernel void correlate(__global const float *src, int src_off,
 #endif
 #define LOAD16_ushort(p) convert_float16(vload16(0, p))
 
-// The output mapping, then the sample type. 0 <= v <= 65535 after the clamp:
-// adding 1.5 * 2^23 rounds half to even exactly (rint is slow on PoCL; clconv
-// never builds with fast-math), and leaves the integer in the low 16 bits.
-#define MAP16(v) ((float16)(scale) * (use_abs ? fabs(v) : (v)) + (float16)(bias))
-#define ROUNDED16(v) (as_uint16(clamp(v, 0.0f, maxval) + 12582912.0f))
+// The output mapping, then the sample type (MAP16, ROUNDED16: common.cl).
 #define STORE16_float(v, p) vstore16(v, 0, p)
 #define STORE16_uchar(v, p) STORE_BYTES16(convert_uchar16(ROUNDED16(v) & 0xFFu), p)
 #define STORE16_ushort(v, p) vstore16(convert_ushort16(ROUNDED16(v) & 0xFFFFu), 0, p)

@@ -62,12 +62,10 @@ __kernel void column_pass(__global const float *src,
 #define SLOAD16_float(p) vload16(0, p)
 #define SLOAD16_uchar(p) convert_float16(vload16(0, p))
 #define SLOAD16_ushort(p) convert_float16(vload16(0, p))
-// Rounding as in cl/direct.cl: + 1.5 * 2^23 rounds half to even, the integer is in the low bits.
-#define SROUNDED16(v) (as_uint16(clamp(v, 0.0f, maxval) + 12582912.0f))
+// MAP16 and ROUNDED16 (the output mapping, integer rounding): common.cl.
 #define SSTORE16_float(v, p) vstore16(v, 0, p)
-#define SSTORE16_uchar(v, p) vstore16(convert_uchar16(SROUNDED16(v) & 0xFFu), 0, p)
-#define SSTORE16_ushort(v, p) vstore16(convert_ushort16(SROUNDED16(v) & 0xFFFFu), 0, p)
-#define SMAP16(v) ((float16)(scale) * (use_abs ? fabs(v) : (v)) + (float16)(bias))
+#define SSTORE16_uchar(v, p) vstore16(convert_uchar16(ROUNDED16(v) & 0xFFu), 0, p)
+#define SSTORE16_ushort(v, p) vstore16(convert_ushort16(ROUNDED16(v) & 0xFFFFu), 0, p)
 
 // The row pass filters rows first_row .. first_row + rows - 1 of the image
 // (any of them outside it: mapped by the border rule; a constant row filters to
@@ -168,10 +166,10 @@ __kernel void NAME(__global const float *src, __global D *dst, int dst_off,     
         }                                                                                       \
     }                                                                                           \
     __global D *out = dst + dst_off + (size_t)c * plane_rows * len + (size_t)oy0 * len + e0;    \
-    SSTORE16_##D(SMAP16(acc0), out);                                                            \
-    SSTORE16_##D(SMAP16(hi0), out + 16);                                                        \
-    SSTORE16_##D(SMAP16(acc1), out + len);                                                      \
-    SSTORE16_##D(SMAP16(hi1), out + len + 16);                                                  \
+    SSTORE16_##D(MAP16(acc0), out);                                                            \
+    SSTORE16_##D(MAP16(hi0), out + 16);                                                        \
+    SSTORE16_##D(MAP16(acc1), out + len);                                                      \
+    SSTORE16_##D(MAP16(hi1), out + len + 16);                                                  \
 }
 DEFINE_COLUMN_PASS_VEC(column_pass_vec_f32, float)
 DEFINE_COLUMN_PASS_VEC(column_pass_vec_u8, uchar)

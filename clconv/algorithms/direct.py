@@ -40,14 +40,11 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
         vec_w = VEC_W[src.dtype]
         interior = split_interior((h, w * cs), (out_h, out_w * cs), (kh, (kw - 1) * cs + 1),
                                   window.dilation, (window.off[0], window.off[1] * cs), tile=(VEC_ROWS, vec_w))
-        frame = out_h * out_w * cs
+        (xa, ya, xb, yb), frame = frame_of(interior, out_h, out_w * cs)
         if interior is not None:
-            xa, ya, xb, yb = interior
-            frame -= (xb - xa) * (yb - ya)
             rt.launch(CL_FILE, "correlate_vec" + suffix, (-(-(xb - xa) // vec_w), -(-(yb - ya) // VEC_ROWS), src.planes),
                       *common, *mapped, i32(xa), i32(ya), i32(xb), i32(yb))
         if frame:
-            xa, ya, xb, yb = interior or (0, 0, 0, 1)  # no interior: the frame is one run, everything
             rt.launch(CL_FILE, "correlate_edge" + suffix, (frame, 1, src.planes),
                       *common, i32(border_code), np.float32(cval), *mapped,
                       i32(xa), i32(ya), i32(xb), i32(yb), np.int64(frame))
@@ -83,6 +80,16 @@ def split_interior(shape, out_shape, extent, dilation, off, tile):
     return xa, ya, xb, yb
 
 
+def frame_of(interior, rows: int, out_len: int):
+    """The frame kernels' bounds (xa, ya, xb, yb) and the number of values in the frame around
+    ``interior`` (None: the frame is all ``rows`` x ``out_len``, as bounds (0, 0, 0, 1); see
+    frame_position in cl/common.cl)."""
+    if interior is None:
+        return (0, 0, 0, 1), rows * out_len
+    xa, ya, xb, yb = interior
+    return interior, rows * out_len - (xb - xa) * (yb - ya)
+
+
 BANK_CL_FILE = "bank.cl"
 BANK, BANK_W = 8, 16  # kernels per pass and outputs along a row per work-item (as in cl/bank.cl)
 
@@ -97,10 +104,7 @@ def correlate_bank_fused(rt, src_buf, dst_buf, kernels, window, shape, out_shape
     i32 = np.int32
     interior = split_interior((h, w * cs), (out_h, out_w * cs), (kh, (kw - 1) * cs + 1), window.dilation,
                               (window.off[0], window.off[1] * cs), tile=(1, BANK_W))
-    frame = out_h * out_w * cs
-    if interior is not None:
-        frame -= (interior[2] - interior[0]) * (interior[3] - interior[1])
-    xa, ya, xb, yb = interior or (0, 0, 0, 1)  # no interior: the frame is everything
+    (xa, ya, xb, yb), frame = frame_of(interior, out_h, out_w * cs)
     for start in range(0, len(kernels), BANK):
         chunk = kernels[start:start + BANK]
         weights = np.zeros((BANK, kh, kw), np.float32)

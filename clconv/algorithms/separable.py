@@ -82,13 +82,13 @@ def _correlate_in_bands(rt, src, dst, column, row, window, border_code, cval, co
         made = band + span  # rows of the intermediate
         # rows inside the image, or every row where the border rule maps rows into it
         t_lo, t_hi = (max(0, -first), min(made, h - first)) if border_code == CONSTANT else (0, made)
-        xa, ya, xb, yb = (inside_x[0], t_lo, inside_x[2], t_hi) if inside_x and t_hi > t_lo else (0, 0, 0, 1)
+        interior = (inside_x[0], t_lo, inside_x[2], t_hi) if inside_x and t_hi > t_lo else None
+        (xa, ya, xb, yb), frame = direct.frame_of(interior, made, out_len)
         common = (src.buffer, i32(src.offset), tmp, row_buf, i32(row.size), i32(h), i32(w), i32(out_w), i32(cs),
                   i32(window.dilation), i32(window.off[1]), i32(border_code), i32(first), i32(made),
                   i32(xa), i32(ya), i32(xb), i32(yb))
-        if xb > xa:
+        if interior is not None:
             rt.launch(CL_FILE, row_kernel, (-(-(xb - xa) // SEP_W), yb - ya, planes), *common)
-        frame = made * out_len - (xb - xa) * (yb - ya)
         if frame:
             rt.launch(CL_FILE, row_kernel + "_edge", (frame, 1, planes), *common, f32(cval), column_cval,
                       np.int64(frame))
