@@ -8,10 +8,11 @@ __kernel void row_pass(__global const float *src, int src_off,
                        __global float *dst,
                        __global const float *taps, int k,
                        int h, int w, int out_w,
-                       int stride, int dil, int off, int border, float cval)
+                       int stride, int dil, int off, int border, float cval, long dst_off)
 {
     const int ox = get_global_id(0), y = get_global_id(1), c = get_global_id(2);
     if (ox >= out_w || y >= h) return;
+    dst += dst_off;
     __global const float *row = src + src_off + ((size_t)c * h + y) * w;
     const int x0 = ox * stride - off;
     float acc = 0.0f;
@@ -27,24 +28,32 @@ __kernel void row_pass(__global const float *src, int src_off,
     dst[((size_t)c * h + y) * out_w + ox] = acc;
 }
 
+// A kernel of rank r runs as r terms: the row pass writes one intermediate per
+// term (term_stride floats apart) and the column pass sums the r column filters,
+// taps[t * k + i] for term t; cvals[t] is term t's constant row value.
 __kernel void column_pass(__global const float *src,
                           __global float *dst, int dst_off,
                           __global const float *taps, int k,
                           int h, int w, int out_h,
-                          int stride, int dil, int off, int border, float cval)
+                          int stride, int dil, int off, int border,
+                          __global const float *cvals, int terms, long term_stride)
 {
     const int x = get_global_id(0), oy = get_global_id(1), c = get_global_id(2);
     if (x >= w || oy >= out_h) return;
-    __global const float *plane = src + (size_t)c * h * w;
     const int y0 = oy * stride - off;
+    const bool inside = y0 >= 0 && y0 + (k - 1) * dil < h;
     float acc = 0.0f;
-    if (y0 >= 0 && y0 + (k - 1) * dil < h) {
-        for (int i = 0; i < k; ++i)
-            acc = fma(taps[i], plane[(size_t)(y0 + i * dil) * w + x], acc);
-    } else {
-        for (int i = 0; i < k; ++i) {
-            int yy = map_index(y0 + i * dil, h, border);
-            acc = fma(taps[i], yy < 0 ? cval : plane[(size_t)yy * w + x], acc);
+    for (int t = 0; t < terms; ++t) {
+        __global const float *plane = src + t * term_stride + (size_t)c * h * w;
+        __global const float *tp = taps + t * k;
+        if (inside) {
+            for (int i = 0; i < k; ++i)
+                acc = fma(tp[i], plane[(size_t)(y0 + i * dil) * w + x], acc);
+        } else {
+            for (int i = 0; i < k; ++i) {
+                int yy = map_index(y0 + i * dil, h, border);
+                acc = fma(tp[i], yy < 0 ? cvals[t] : plane[(size_t)yy * w + x], acc);
+            }
         }
     }
     dst[dst_off + ((size_t)c * out_h + oy) * w + x] = acc;
@@ -75,7 +84,7 @@ __kernel void column_pass(__global const float *src,
 // inside the image row (the last tile of a row moved back to end at xb);
 // row_pass_edge*: every other value of the band (frame_position in common.cl).
 #define DEFINE_ROW_PASS_VEC(NAME, S)                                                           \
-__kernel void NAME(__global const S *src, int src_off, __global float *dst,                    \
+__kernel void NAME(__global const S *src, int src_off, __global float *dst, long dst_off,      \
                    __global const float *taps, int k, int h, int w, int out_w, int cs,          \
                    int dil, int off, int border, int first_row, int rows,                       \
                    int xa, int ya, int xb, int yb)                                              \
@@ -92,12 +101,12 @@ __kernel void NAME(__global const S *src, int src_off, __global float *dst,     
         lo = fma(wt, SLOAD16_##S(row + j * step), lo);                                          \
         hi = fma(wt, SLOAD16_##S(row + j * step + 16), hi);                                     \
     }                                                                                           \
-    __global float *out = dst + ((size_t)c * rows + t) * out_len + e0;                          \
+    __global float *out = dst + dst_off + ((size_t)c * rows + t) * out_len + e0;                \
     vstore16(lo, 0, out);                                                                       \
     vstore16(hi, 0, out + 16);                                                                  \
 }                                                                                               \
 __kernel void NAME##_edge(__global const S *src, int src_off, __global float *dst,             \
-                          __global const float *taps, int k, int h, int w, int out_w, int cs,   \
+                          long dst_off, __global const float *taps, int k, int h, int w, int out_w, int cs,   \
                           int dil, int off, int border, int first_row, int rows,                \
                           int xa, int ya, int xb, int yb, float cval, float row_cval, long count) \
 {                                                                                               \
@@ -117,13 +126,13 @@ __kernel void NAME##_edge(__global const S *src, int src_off, __global float *ds
             acc = fma(taps[j], xx < 0 ? cval : (float)row[xx * cs + ch], acc);                  \
         }                                                                                       \
     }                                                                                           \
-    dst[((size_t)c * rows + t) * out_len + e] = acc;                                            \
+    dst[dst_off + ((size_t)c * rows + t) * out_len + e] = acc;                                  \
 }
 DEFINE_ROW_PASS_VEC(row_pass_vec_f32, float)
 DEFINE_ROW_PASS_VEC(row_pass_vec_u8, uchar)
 DEFINE_ROW_PASS_VEC(row_pass_vec_u16, ushort)
 
-// The column pass reads a band the row pass made: out_h + (k - 1) * dil rows, so
+// The column pass reads a band the row pass made (one per term, summed): out_h + (k - 1) * dil rows, so
 // no border along y. Tiles of SEP_W values by SEP_ROWS rows; the last tile of a
 // row (of a column) is moved back to end at the edge, writing the same values
 // as its neighbour where they overlap, so the host needs len >= SEP_W and
@@ -132,37 +141,42 @@ DEFINE_ROW_PASS_VEC(row_pass_vec_u16, ushort)
 #define DEFINE_COLUMN_PASS_VEC(NAME, D)                                                        \
 __kernel void NAME(__global const float *src, __global D *dst, int dst_off,                    \
                    __global const float *taps, int k, int h, int w, int out_h, int cs,          \
-                   int dil, int use_abs, float scale, float bias, float maxval, int plane_rows) \
+                   int dil, int use_abs, float scale, float bias, float maxval, int plane_rows, \
+                   int terms, long term_stride)                                                 \
 {                                                                                               \
     const int x = get_global_id(0) * SEP_W, y = get_global_id(1) * SEP_ROWS;                   \
     const int c = get_global_id(2), len = w * cs;                                               \
     if (x >= len || y >= out_h) return;                                                         \
     const int e0 = min(x, len - SEP_W), oy0 = min(y, out_h - SEP_ROWS);                         \
-    __global const float *first = src + (size_t)c * h * len + (size_t)oy0 * len + e0;          \
     float16 acc0 = (float16)(0.0f), acc1 = acc0, hi0 = acc0, hi1 = acc0;                        \
-    if (dil == 1) {                                                                             \
-        for (int i = 0; i <= k; ++i) {                                                          \
-            __global const float *row = first + (size_t)i * len;                                \
-            const float16 v = vload16(0, row), u = vload16(0, row + 16);                        \
-            if (i < k) {                                                                        \
-                const float16 wt = (float16)(taps[i]);                                          \
-                acc0 = fma(wt, v, acc0);                                                        \
-                hi0 = fma(wt, u, hi0);                                                          \
+    for (int t = 0; t < terms; ++t) {                                                           \
+        __global const float *first = src + t * term_stride + (size_t)c * h * len               \
+                                      + (size_t)oy0 * len + e0;                                 \
+        __global const float *tp = taps + t * k;                                                \
+        if (dil == 1) {                                                                         \
+            for (int i = 0; i <= k; ++i) {                                                      \
+                __global const float *row = first + (size_t)i * len;                            \
+                const float16 v = vload16(0, row), u = vload16(0, row + 16);                    \
+                if (i < k) {                                                                    \
+                    const float16 wt = (float16)(tp[i]);                                        \
+                    acc0 = fma(wt, v, acc0);                                                    \
+                    hi0 = fma(wt, u, hi0);                                                      \
+                }                                                                               \
+                if (i > 0) {                                                                    \
+                    const float16 wt = (float16)(tp[i - 1]);                                    \
+                    acc1 = fma(wt, v, acc1);                                                    \
+                    hi1 = fma(wt, u, hi1);                                                      \
+                }                                                                               \
             }                                                                                   \
-            if (i > 0) {                                                                        \
-                const float16 wt = (float16)(taps[i - 1]);                                      \
-                acc1 = fma(wt, v, acc1);                                                        \
-                hi1 = fma(wt, u, hi1);                                                          \
+        } else {                                                                                \
+            for (int i = 0; i < k; ++i) {                                                       \
+                __global const float *r0 = first + (size_t)i * dil * len, *r1 = r0 + len;       \
+                const float16 wt = (float16)(tp[i]);                                            \
+                acc0 = fma(wt, vload16(0, r0), acc0);                                           \
+                hi0 = fma(wt, vload16(0, r0 + 16), hi0);                                        \
+                acc1 = fma(wt, vload16(0, r1), acc1);                                           \
+                hi1 = fma(wt, vload16(0, r1 + 16), hi1);                                        \
             }                                                                                   \
-        }                                                                                       \
-    } else {                                                                                    \
-        for (int i = 0; i < k; ++i) {                                                           \
-            __global const float *r0 = first + (size_t)i * dil * len, *r1 = r0 + len;           \
-            const float16 wt = (float16)(taps[i]);                                              \
-            acc0 = fma(wt, vload16(0, r0), acc0);                                               \
-            hi0 = fma(wt, vload16(0, r0 + 16), hi0);                                            \
-            acc1 = fma(wt, vload16(0, r1), acc1);                                               \
-            hi1 = fma(wt, vload16(0, r1 + 16), hi1);                                            \
         }                                                                                       \
     }                                                                                           \
     __global D *out = dst + dst_off + (size_t)c * plane_rows * len + (size_t)oy0 * len + e0;    \
