@@ -21,8 +21,6 @@ PACK = {np.dtype(np.uint8): "pack_u8", np.dtype(np.uint16): "pack_u16", np.dtype
 MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
 FLOAT_BYTES = 4
 ANCHOR = Linear("anchor", np.ones((1, 1)))  # samples the pixel an output pixel stands for
-# Algorithms whose kernels read and write interleaved images of any sample type in place.
-IN_PLACE_ALGORITHMS = ("direct", "separable")
 
 
 @dataclass(frozen=True)
@@ -60,18 +58,22 @@ class Plan:
         return shape
 
     def choices(self, shape: tuple[int, int], device_kind: str, bank: bool = False) -> list[tuple[str, str, str]]:
-        """(kernel spec, algorithm, reason) for each linear filter, in order: of the chain, or
-        of the bank (every kernel on the same input) when ``bank``."""
-        found = []
-        for kernel in self.kernels:
-            bank_size = len(self.kernels) if bank else len(kernel.parts)
-            for part in kernel.parts:
-                algorithm, reason = algorithms.resolve(self.algorithm, part, image_pixels=shape[0] * shape[1],
-                                                       device_kind=device_kind, bank_size=bank_size)
-                found.append((part.spec, algorithm.name, reason))
-            if not bank:
-                shape = self.geometry.window(shape, kernel.shape, self.flip).out_shape
-        return found
+        """(kernel spec, algorithm, reason) for each linear filter by the built-in model, in order:
+        of the chain, or of the bank (every kernel on the same input) when ``bank``."""
+        found = algorithms.schedule(self, shape, _Kind(device_kind), bank=bank)
+        return [(step.kernel.spec, step.algorithm.name, step.reason) for step in found]
+
+
+@dataclass(frozen=True)
+class _Kind:
+    kind: str
+
+
+def schedule_for(rt, plan: Plan, shape: tuple[int, int], bank: bool = False):
+    """The plan's schedule on ``rt``'s device: its tuned measurements when it has them."""
+    from clconv import tuning
+
+    return algorithms.schedule(plan, shape, rt.info, bank=bank, table=tuning.table_for(rt))
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,9 @@ def new_planes(rt, count: int, shape: tuple[int, int]) -> Planes:
     return Planes(rt.alloc(count * shape[0] * shape[1] * FLOAT_BYTES), 0, count, shape)
 
 
-def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None) -> np.ndarray:
-    """Filter an HxWxC array (uint8, uint16 or float32) with ``plan`` on ``rt``'s device."""
+def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None, sched=None) -> np.ndarray:
+    """Filter an HxWxC array (uint8, uint16 or float32) with ``plan`` on ``rt``'s device, by
+    ``sched`` (clconv.algorithms.Schedule; default: the plan's schedule on this device)."""
     h, w, channels = pixels.shape
     out_h, out_w = plan.output_shape((h, w))
     if out is None:
@@ -117,37 +120,30 @@ def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None) -
 
     if tiling.needs_tiles(rt, pixels, plan):
         return tiling.execute_tiled(rt, pixels, plan, out)
-    if _in_place(rt, pixels, plan):
-        return _execute_in_place(rt, pixels, plan, out)
+    sched = sched or schedule_for(rt, plan, (h, w))
+    if _in_place(pixels, plan, sched):
+        return _execute_in_place(rt, pixels, plan, sched, out)
     planes = _unpack(rt, pixels)
     for kernel in plan.kernels:
-        planes = _apply(rt, planes, kernel, plan)
+        planes = _apply(rt, planes, kernel, plan, sched)
     return _pack(rt, planes, plan.mapping, channels - 1 if plan.keep_alpha else channels, out)
 
 
-def _in_place(rt, pixels: np.ndarray, plan: Plan) -> bool:
+def _in_place(pixels: np.ndarray, plan: Plan, sched) -> bool:
     """Whether ``plan`` can filter the interleaved image as it is, with no conversion passes:
-    no kept alpha and every filter run by ``direct``; integer samples and an output mapping
-    are converted inside the kernels, which needs stride 1 (float32 without mapping: any)."""
+    no kept alpha and every step by an in-place algorithm; integer samples and an output
+    mapping are converted inside the kernels, which needs stride 1 (float32 without mapping:
+    any stride the algorithm takes in place)."""
     if plan.keep_alpha:
         return False
     plain = pixels.dtype == np.float32 and plan.out_dtype == np.float32 and plan.mapping == Mapping()
     if not plain and (plan.geometry.stride != 1 or any(isinstance(k, Magnitude) for k in plan.kernels)):
         return False
-    shape = pixels.shape[:2]
-    for kernel in plan.kernels:
-        for part in kernel.parts:
-            chosen, _ = algorithms.resolve(plan.algorithm, part, image_pixels=shape[0] * shape[1],
-                                           device_kind=rt.info.kind, bank_size=len(kernel.parts))
-            if chosen.name not in IN_PLACE_ALGORITHMS:
-                return False
-            if chosen.name == "separable" and plan.geometry.stride != 1:
-                return False
-        shape = plan.geometry.window(shape, kernel.shape, plan.flip).out_shape
-    return True
+    strided = plan.geometry.stride != 1
+    return all(step.algorithm.in_place and (step.algorithm.strided_in_place or not strided) for step in sched)
 
 
-def _execute_in_place(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray) -> np.ndarray:
+def _execute_in_place(rt, pixels: np.ndarray, plan: Plan, sched, out: np.ndarray) -> np.ndarray:
     """Zero-copy path: the device reads the caller's array and writes into ``out`` directly
     (channels interleaved, taps ``channels`` apart), so memory is input + output. The first
     filter reads the input's samples, the last writes the output's, with the mapping."""
@@ -164,13 +160,13 @@ def _execute_in_place(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray) -> np
             size = channels * window.out_shape[0] * window.out_shape[1] * FLOAT_BYTES
             dst = Planes(rt.alloc(size), 0, channels, window.out_shape, channels)
         if isinstance(kernel, Magnitude):  # float32 in and out here
-            _filter(rt, src, dst, kernel, window, plan)
+            _filter(rt, src, dst, kernel, window, plan, sched)
         else:
             mapping = plan.mapping if last and plan.mapping != Mapping() else None
             if dst.dtype != "float32" and mapping is None:
                 mapping = Mapping()
-            chosen, _ = algorithms.resolve(plan.algorithm, kernel, image_pixels=src.size, device_kind=rt.info.kind)
-            chosen.correlate(rt, src, dst, kernel, window, BORDER_CODES[plan.border], plan.cval, mapping)
+            sched.step(kernel, src.shape).correlate(rt, src, dst, window, BORDER_CODES[plan.border], plan.cval,
+                                                    mapping)
         src = dst
     rt.read_back(out_buf, out)
     return out
@@ -201,11 +197,13 @@ def execute_bank(rt, pixels: np.ndarray, plan: Plan, mappings: list) -> list:
     per kernel, each with its own output mapping."""
     h, w, channels = pixels.shape
     singles = [replace(plan, kernels=(kernel,), mapping=mapping) for kernel, mapping in zip(plan.kernels, mappings)]
-    bank_algorithm = algorithms.resolve(plan.algorithm, plan.kernels[0].parts[0], image_pixels=h * w,
-                                        device_kind=rt.info.kind, bank_size=len(plan.kernels))[0]
-    if bank_algorithm.name == "direct" and _fusable(rt, pixels, plan, singles):
-        return _execute_bank_fused(rt, pixels, plan)
-    if bank_algorithm.correlate_bank is None and all(_in_place(rt, pixels, single) for single in singles):
+    sched = schedule_for(rt, plan, (h, w), bank=True)
+    bank_algorithm = sched.steps[0].algorithm
+    single_scheds = [schedule_for(rt, single, (h, w)) for single in singles]
+    in_place = all(_in_place(pixels, single, s) for single, s in zip(singles, single_scheds))
+    if bank_algorithm.fused_bank and in_place and _fusable(rt, pixels, plan, singles, sched):
+        return _execute_bank_fused(rt, pixels, plan, bank_algorithm)
+    if bank_algorithm.correlate_bank is None and in_place:
         # zero-copy reads cost nothing to repeat: each kernel straight from the caller's array
         return [execute(rt, pixels, single) for single in singles]
     planes = _unpack(rt, pixels)
@@ -213,37 +211,40 @@ def execute_bank(rt, pixels: np.ndarray, plan: Plan, mappings: list) -> list:
     linear = all(isinstance(k, Linear) for k in plan.kernels)
     shapes = {k.shape for k in plan.kernels}
     if plan.keep_alpha or not linear or len(shapes) != 1:
-        results = [_apply(rt, planes, kernel, plan) for kernel in plan.kernels]  # each by its own rules
+        results = [_apply(rt, planes, kernel, plan, sched) for kernel in plan.kernels]  # each by its own rules
     else:
         window = plan.geometry.window((h, w), shapes.pop(), plan.flip)
         results = [new_planes(rt, channels, window.out_shape) for _ in plan.kernels]
-        _correlate_bank(rt, planes, results, list(plan.kernels), window, plan)
+        _correlate_bank(rt, planes, results, list(plan.kernels), window, plan, sched)
     return [_pack(rt, result, mapping, mapped, np.empty((*result.shape, channels), plan.out_dtype))
             for result, mapping in zip(results, mappings)]
 
 
-def _fusable(rt, pixels: np.ndarray, plan: Plan, singles: list) -> bool:
+def _fusable(rt, pixels: np.ndarray, plan: Plan, singles: list, sched) -> bool:
     """A bank that one fused pass can run: float32 in and out with no mapping, same-shaped
-    linear kernels, stride 1, each of them direct and in place, outputs within one buffer."""
+    linear kernels, stride 1, all of them scheduled on the fusing algorithm, outputs within
+    one buffer."""
     if len(plan.kernels) < 2 or plan.geometry.stride != 1 or pixels.dtype != np.float32:
         return False
     if not all(isinstance(k, Linear) for k in plan.kernels) or len({k.shape for k in plan.kernels}) != 1:
         return False
-    if not all(s.out_dtype == np.float32 and s.mapping == Mapping() and _in_place(rt, pixels, s) for s in singles):
+    if len({step.algorithm.name for step in sched}) != 1:
+        return False
+    if not all(s.out_dtype == np.float32 and s.mapping == Mapping() for s in singles):
         return False
     window = plan.geometry.window(pixels.shape[:2], plan.kernels[0].shape, plan.flip)
     out_bytes = len(plan.kernels) * window.out_shape[0] * window.out_shape[1] * pixels.shape[2] * FLOAT_BYTES
     return out_bytes <= rt.max_alloc and pixels.nbytes <= rt.max_alloc
 
 
-def _execute_bank_fused(rt, pixels: np.ndarray, plan: Plan) -> list:
+def _execute_bank_fused(rt, pixels: np.ndarray, plan: Plan, algorithm) -> list:
     """The bank in fused passes, zero-copy: the caller's array in, one array of outputs out."""
     h, w, channels = pixels.shape
     window = plan.geometry.window((h, w), plan.kernels[0].shape, plan.flip)
     out = np.empty((len(plan.kernels), *window.out_shape, channels), np.float32)
     source = pixels if pixels.flags.c_contiguous and pixels.flags.writeable else np.ascontiguousarray(pixels).copy()
     out_buf = rt.wrap(out, writable=True)
-    direct.correlate_bank_fused(rt, rt.wrap(source), out_buf, list(plan.kernels), window, (h, w),
+    algorithm.fused_bank(rt, rt.wrap(source), out_buf, list(plan.kernels), window, (h, w),
                                 window.out_shape, channels, BORDER_CODES[plan.border], plan.cval)
     rt.read_back(out_buf, out)
     return list(out)
@@ -253,58 +254,55 @@ def execute_window(rt, pixels: np.ndarray, plan: Plan, window: Window) -> np.nda
     """The single kernel of ``plan`` over ``pixels`` through an explicit ``window`` (the
     tiles of clconv.tiling), on the general path."""
     channels = pixels.shape[2]
-    result = _apply(rt, _unpack(rt, pixels), plan.kernels[0], plan, window)
+    sched = schedule_for(rt, plan, pixels.shape[:2])
+    result = _apply(rt, _unpack(rt, pixels), plan.kernels[0], plan, sched, window)
     out = np.empty((*window.out_shape, channels), plan.out_dtype)
     return _pack(rt, result, plan.mapping, channels - 1 if plan.keep_alpha else channels, out)
 
 
-def _apply(rt, planes: Planes, kernel, plan: Plan, window: Window | None = None) -> Planes:
+def _apply(rt, planes: Planes, kernel, plan: Plan, sched, window: Window | None = None) -> Planes:
     """One kernel of the chain: new planes of the output shape."""
     if window is None:
         window = plan.geometry.window(planes.shape, kernel.shape, plan.flip)
     result = new_planes(rt, planes.count, window.out_shape)
     if not plan.keep_alpha:
-        _filter(rt, planes, result, kernel, window, plan)
+        _filter(rt, planes, result, kernel, window, plan, sched)
         return result
     colours = planes.count - 1
     colour, alpha = planes.sub(0, colours), planes.sub(colours, 1)
     _sample(rt, alpha, result.sub(colours, 1), window, plan)
     if isinstance(kernel, Linear) and kernel.nonnegative:
-        _filter_alpha_weighted(rt, colour, alpha, result.sub(0, colours), kernel, window, plan)
+        _filter_alpha_weighted(rt, colour, alpha, result.sub(0, colours), kernel, window, plan, sched)
     else:
-        _filter(rt, colour, result.sub(0, colours), kernel, window, plan)
+        _filter(rt, colour, result.sub(0, colours), kernel, window, plan, sched)
     return result
 
 
-def _resolve(rt, kernel: Linear, src: Planes, plan: Plan, bank_size: int = 1):
-    return algorithms.resolve(plan.algorithm, kernel, image_pixels=src.size, device_kind=rt.info.kind,
-                              bank_size=bank_size)[0]
-
-
-def _correlate(rt, src: Planes, dst: Planes, kernel: Linear, window: Window, plan: Plan, cval=None):
+def _correlate(rt, src: Planes, dst: Planes, kernel: Linear, window: Window, plan: Plan, sched, cval=None):
     cval = plan.cval if cval is None else cval
-    _resolve(rt, kernel, src, plan).correlate(rt, src, dst, kernel, window, BORDER_CODES[plan.border], cval)
+    sched.step(kernel, src.shape).correlate(rt, src, dst, window, BORDER_CODES[plan.border], cval)
 
 
-def _correlate_bank(rt, src: Planes, dsts: list, kernels: list, window: Window, plan: Plan) -> None:
+def _correlate_bank(rt, src: Planes, dsts: list, kernels: list, window: Window, plan: Plan, sched) -> None:
     """Several same-shaped kernels over the same planes: at once where the algorithm can."""
-    algorithm = _resolve(rt, kernels[0], src, plan, bank_size=len(kernels))
-    same_choice = all(_resolve(rt, k, src, plan, len(kernels)) is algorithm for k in kernels)
+    steps = [sched.step(k, src.shape) for k in kernels]
+    algorithm = steps[0].algorithm
+    same_choice = all(step.algorithm is algorithm for step in steps)
     if algorithm.correlate_bank and same_choice and len({k.shape for k in kernels}) == 1:
         algorithm.correlate_bank(rt, src, dsts, kernels, window, BORDER_CODES[plan.border], plan.cval)
         return
     for kernel, dst in zip(kernels, dsts):
-        _correlate(rt, src, dst, kernel, window, plan)
+        _correlate(rt, src, dst, kernel, window, plan, sched)
 
 
-def _filter(rt, src: Planes, dst: Planes, kernel, window: Window, plan: Plan) -> None:
+def _filter(rt, src: Planes, dst: Planes, kernel, window: Window, plan: Plan, sched) -> None:
     """Plain filtering of every plane of ``src``: a linear kernel, or a gradient magnitude."""
     if isinstance(kernel, Linear):
-        _correlate(rt, src, dst, kernel, window, plan)
+        _correlate(rt, src, dst, kernel, window, plan, sched)
         return
     gx, gy = (Planes(rt.alloc(src.count * dst.size * FLOAT_BYTES), 0, src.count, dst.shape, src.interleave)
               for _ in range(2))
-    _correlate_bank(rt, src, [gx, gy], list(kernel.parts), window, plan)
+    _correlate_bank(rt, src, [gx, gy], list(kernel.parts), window, plan, sched)
     n = src.count * dst.size
     rt.launch(PIXELS_CL, "magnitude", (n,), gx.buffer, gy.buffer, dst.buffer, np.int32(dst.offset), np.int32(n))
 
@@ -315,7 +313,7 @@ def _sample(rt, src: Planes, dst: Planes, window: Window, plan: Plan) -> None:
     direct.correlate(rt, src, dst, ANCHOR, at_anchor, BORDER_CODES[plan.border], plan.cval)
 
 
-def _filter_alpha_weighted(rt, colour: Planes, alpha: Planes, dst: Planes, kernel, window, plan) -> None:
+def _filter_alpha_weighted(rt, colour: Planes, alpha: Planes, dst: Planes, kernel, window, plan, sched) -> None:
     """colour = sum(k*a*c) / sum(k*a): transparent pixels lend no colour to visible ones.
 
     With the constant border every channel outside is ``cval``, so the
@@ -328,11 +326,11 @@ def _filter_alpha_weighted(rt, colour: Planes, alpha: Planes, dst: Planes, kerne
     numerator = new_planes(rt, colour.count, dst.shape)
     denominator = new_planes(rt, 1, dst.shape)
     fallback = new_planes(rt, colour.count, dst.shape)
-    _correlate(rt, premultiplied, numerator, kernel, window, plan, cval=plan.cval * plan.cval)
-    _correlate(rt, alpha, denominator, kernel, window, plan)
+    _correlate(rt, premultiplied, numerator, kernel, window, plan, sched, cval=plan.cval * plan.cval)
+    _correlate(rt, alpha, denominator, kernel, window, plan, sched)
     _sample(rt, colour, fallback, window, plan)
-    # Sums by FFT are not exactly 0 where no visible pixel contributes: round-off below this bound.
-    exact = _resolve(rt, kernel, alpha, plan).name != "fft"
+    # Where no visible pixel contributes, sums by an inexact algorithm (FFT) are round-off, not 0.
+    exact = sched.step(kernel, alpha.shape).algorithm.exact_zeros
     zero = 0.0 if exact else 1e-5 * float(np.abs(kernel.weights).sum()) * plan.alpha_max
     rt.launch(PIXELS_CL, "unpremultiply", (n_out, colour.count), numerator.buffer, denominator.buffer,
               fallback.buffer, dst.buffer, np.int32(dst.offset), np.int32(n_out), np.float32(zero))

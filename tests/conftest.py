@@ -10,6 +10,12 @@ from pathlib import Path
 import pytest
 
 
+# Results never depend on a tuning cache, but auto's choices (which --explain and the rule
+# tests check) do: the suite runs on the built-in model unless a test points clconv at its own
+# cache (tests/test_tuning.py). Set before any test, so subprocesses inherit it too.
+os.environ["CLCONV_TUNING"] = "0"
+
+
 @pytest.fixture(scope="session")
 def runtime():
     """The device the tests run on: CLCONV_TEST_DEVICE, else clconv's default choice."""

@@ -19,6 +19,25 @@ RNG = np.random.default_rng(2026)
 RANK2 = np.array([[1.0, 2.0, 0.0], [0.0, 1.0, 3.0], [2.0, 0.0, 1.0]])
 
 
+def gaussian_1d(sigma, size):
+    x = np.arange(size) - (size - 1) / 2
+    g = np.exp(-x * x / (2 * sigma * sigma))
+    return g / g.sum()
+
+
+def log_kernel(sigma, size):
+    """Laplacian of Gaussian (rank 2: d2/dx2 g(x) g(y) + g(x) d2/dy2 g(y))."""
+    x = np.arange(size) - (size - 1) / 2
+    xx, yy = np.meshgrid(x, x)
+    r2 = xx * xx + yy * yy
+    return ((r2 - 2 * sigma**2) / sigma**4 * np.exp(-r2 / (2 * sigma**2))).astype(np.float32)
+
+
+G15 = gaussian_1d(2.5, 15)
+LOG15 = log_kernel(2.0, 15)
+DENSE7 = np.random.default_rng(7).standard_normal((7, 7))
+
+
 def rank1(kh, kw, seed=0):
     rng = np.random.default_rng(seed)
     return np.outer(rng.standard_normal(kh), rng.standard_normal(kw))
@@ -35,7 +54,12 @@ def rank1(kh, kw, seed=0):
         ("gaussian:sigma=2", 100, "cpu", 1, "direct"),   # tiny image
         (rank1(7, 3), 10**6, "cpu", 1, "separable"),     # custom kernels are tested by SVD
         (rank1(1, 31), 10**6, "cpu", 1, "direct"),       # already one pass
-        (np.tile(RANK2, (3, 3)), 10**6, "cpu", 1, "direct"),
+        (np.tile(RANK2, (3, 3)), 10**6, "cpu", 1, "separable"),  # rank 3: 3 x (9 + 9) taps beat 81
+        (RANK2, 10**6, "cpu", 1, "direct"),               # rank 3 but 3x3: one pass
+        (LOG15, 10**6, "cpu", 1, "separable"),            # rank 2, 15x15: 2 x 30 taps, not 225
+        (np.outer(G15, G15).astype(np.float32), 10**6, "cpu", 1, "separable"),  # float32 Gaussian array
+        (np.round(np.outer(G15, G15), 4), 10**6, "cpu", 1, "fft"),  # rounded weights: full rank, dense
+        (np.random.default_rng(1).standard_normal((7, 7)), 10**6, "cpu", 1, "direct"),
         (np.random.default_rng(1).standard_normal((13, 13)), 10**6, "cpu", 1, "fft"),  # 169 taps, rank > 1
         (np.random.default_rng(1).standard_normal((11, 15)), 10**6, "cpu", 1, "direct"),  # 165 taps
         (np.random.default_rng(1).standard_normal((31, 31)), 10**6, "cpu", 1, "fft"),
@@ -56,7 +80,7 @@ def test_auto_rules(weights, pixels, device, bank, expected):
 def test_every_algorithm_is_a_choice_and_explicit_refusals_are_option_errors():
     assert set(algorithms.CHOICES) == {"auto", *REGISTRY}
     with pytest.raises(OptionError, match="not separable"):
-        clconv.convolve(np.zeros((8, 8), np.float32), RANK2, algorithm="separable")
+        clconv.convolve(np.zeros((8, 8), np.float32), DENSE7, algorithm="separable")
     with pytest.raises(OptionError, match="unknown algorithm"):
         clconv.convolve(np.zeros((8, 8), np.float32), "box", algorithm="fft-someday")
 
@@ -64,6 +88,7 @@ def test_every_algorithm_is_a_choice_and_explicit_refusals_are_option_errors():
 def test_rank1_detection_by_svd():
     assert parse_spec("1 2 1; 2 4 2; 1 2 1").separable_factors() is not None
     assert parse_spec(RANK2).separable_factors() is None
+    assert parse_spec(RANK2).rank == 3
     assert parse_spec("sharpen").separable_factors() is None
     col, row = parse_spec(rank1(5, 4, seed=3)).separable_factors()
     np.testing.assert_allclose(np.outer(col, row), rank1(5, 4, seed=3), atol=1e-12)
@@ -169,7 +194,8 @@ def test_fused_bank_matches_the_oracle(h, w, channels, kh, kw, count, border, fl
         return  # no output pixel: refused, as for convolve
     plan = build_plan(bank, in_dtype=np.float32, channels=channels, algorithm="direct", **options)
     singles = [engine.replace(plan, kernels=(k,)) for k in plan.kernels]
-    assert engine._fusable(get_runtime(), image, plan, singles)
+    rt = get_runtime()
+    assert engine._fusable(rt, image, plan, singles, engine.schedule_for(rt, plan, image.shape[:2], bank=True))
     outs = clconv.convolve_bank(image, bank, algorithm="direct", **options)
     for index, (weights, out) in enumerate(zip(bank, outs)):
         assert_matches(out, reference(image, weights, **options), f"kernel {index} of {count}")
@@ -210,7 +236,8 @@ def test_each_writes_one_output_per_kernel(run_clconv, tmp_path):
                         "--explain", src, tmp_path / "out-{kernel}.png")
     assert result.returncode == 0, result.stderr
     explained = [line for line in result.stderr.splitlines() if line.startswith("clconv: explain: ")]
-    assert len(explained) == 3 and "separable" in explained[2]
+    assert len(explained) == 4 and "schedule for 81x70" in explained[0] and "model" in explained[0]
+    assert "separable" in explained[3]
     for spec, name in [("sobel-x", "sobel-x"), ("sobel-y", "sobel-y"), ("gaussian:sigma=2", "gaussian-sigma2")]:
         with Image.open(tmp_path / f"out-{name}.png") as image:
             got = np.asarray(image)
@@ -250,7 +277,8 @@ def test_separable_bands_give_the_same_result(monkeypatch, border):
     rng = np.random.default_rng(9)
     images = [rng.random((53, 37, 3), dtype=np.float32) * 9, (rng.random((41, 29, 3)) * 255).astype(np.uint8),
               rng.random((47, 31), dtype=np.float32)]
-    kernels = ["gaussian:sigma=1.5", rank1(7, 5, seed=4), rank1(4, 6, seed=5)]
+    kernels = ["gaussian:sigma=1.5", rank1(7, 5, seed=4), rank1(4, 6, seed=5), rank1(5, 6, seed=6) - rank1(5, 6, 7)]
+    assert parse_spec(kernels[-1]).rank == 2  # two terms, each row pass into its own intermediate
     options = [{}, {"dilation": 2}, {"padding": 4}, {"flip": True}]
     whole = {}
     for i, image in enumerate(images):
@@ -259,6 +287,7 @@ def test_separable_bands_give_the_same_result(monkeypatch, border):
                 whole[i, j, k] = clconv.convolve(image, kernel, border, algorithm="separable", border_value=2.5, **extra)
     monkeypatch.setattr(separable, "BAND_BYTES", 1)  # the smallest band: SEP_ROWS output rows
     monkeypatch.setattr(separable.band_rows, "__defaults__", (1,))
+    monkeypatch.setattr(separable.correlate, "__defaults__", (None, 1))
     assert separable.band_rows(7, 2, 4 * 37 * 3, 53) == separable.SEP_ROWS
     for i, image in enumerate(images):
         for j, kernel in enumerate(kernels):

@@ -1,16 +1,20 @@
-"""The convolution algorithms: one registry, one signature, and the rules of ``auto``.
+"""The convolution algorithms: one registry, what each can do, and the one schedule.
 
-Every algorithm correlates float32 planes already on the device with one
-linear kernel: ``correlate(rt, src, dst, kernel, window, border_code, cval)``;
-``refuses(kernel)`` says why it cannot (or None). An algorithm may also
-correlate a bank of same-shaped kernels at once (``correlate_bank``).
-Everything else (dtype conversion, alpha weighting, magnitude, output mapping,
-chains) is the engine's, so an algorithm added here gets all of it, and the
-tests, ``--algorithm`` choices and ``bench`` enumerate REGISTRY.
+Every algorithm correlates float32 planes already on the device with one linear
+kernel: ``correlate(rt, src, dst, kernel, window, border_code, cval, **params)``;
+``refuses(kernel)`` says why it cannot (or None). What else an algorithm can do
+is declared here as data (``Algorithm``'s flags), so the engine asks "can this
+step run in place?" and never branches on algorithm names.
+
+``schedule(plan, shape, device)`` decides, once per run, which algorithm (and
+which parameters) runs each linear filter of a plan: ``--algorithm`` when named,
+else the device's tuned measurements (``clconv tune``, clconv.tuning) when they
+cover the case, else the built-in cost model below. The engine runs the
+schedule and ``--explain`` prints it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from clconv.algorithms import direct, fft, im2col, separable
@@ -27,25 +31,45 @@ class Algorithm:
     summary: str
     correlate: Callable
     refuses: Callable = _never
-    correlate_bank: Callable | None = None
+    correlate_bank: Callable | None = None  # same-shaped kernels over the same planes at once
+    fused_bank: Callable | None = None      # a float32 bank read once, in place (correlate_bank_fused's form)
+    in_place: bool = False          # reads and writes interleaved images of any sample type, mapping inside
+    strided_in_place: bool = False  # ... with a stride too
+    exact_zeros: bool = True        # a sum of zero contributions is exactly 0 (FFT round-off is not)
+    variants: tuple = ({},)         # the parameter sets `clconv tune` measures
 
 
 REGISTRY: dict[str, Algorithm] = {
     a.name: a
     for a in (
-        Algorithm("direct", direct.SUMMARY, direct.correlate),
-        Algorithm("separable", separable.SUMMARY, separable.correlate, separable.refuses),
+        Algorithm("direct", direct.SUMMARY, direct.correlate, fused_bank=direct.correlate_bank_fused,
+                  in_place=True, strided_in_place=True),
+        Algorithm("separable", separable.SUMMARY, separable.correlate, separable.refuses, in_place=True,
+                  variants=tuple({"band_bytes": b} for b in separable.BAND_CHOICES)),
         Algorithm("gemm", im2col.SUMMARY, im2col.correlate, correlate_bank=im2col.correlate_bank),
-        Algorithm("fft", fft.SUMMARY, fft.correlate, fft.refuses),
+        Algorithm("fft", fft.SUMMARY, fft.correlate, fft.refuses, exact_zeros=False),
     )
 }
 CHOICES = ("auto", *REGISTRY)
 
-# The rules of `auto`, measured on the PoCL CPU device (see README "Choosing an algorithm").
-SEPARABLE_MIN_TAPS = 15       # rank-1 kernels from 5x3 up: kh + kw taps beat kh * kw
+# The built-in model of `auto`: a cost per output value in tap-equivalents, from measurements on
+# the PoCL CPU device (2-core AMD EPYC Zen 5; README "How auto decides"). `clconv tune` replaces
+# it with measurements on the device at hand.
 TINY_IMAGE_PIXELS = 64 * 64   # below this, one pass has the least overhead whatever the kernel
 GEMM_MIN_BANK_GPU = 16        # a bank this large goes through one GEMM on a GPU; on a CPU never
-FFT_MIN_TAPS = 169            # rank above 1 from 13x13 up: fft beats direct (1024² 0.67, 2048² 1.07 at 13x13)
+PASS_OVERHEAD_TAPS = 6        # a separable term's extra row pass and intermediate, in taps
+FFT_COST_TAPS = 168           # fft's cost, flat in the kernel size: it beats direct from 13x13 (169 taps)
+
+
+def model_costs(kernel) -> dict[str, float]:
+    """Estimated cost per output value (tap-equivalents) of each algorithm that can run
+    ``kernel`` alone (gemm is only ever a bank's choice)."""
+    kh, kw = kernel.shape
+    costs = {"direct": float(kh * kw), "fft": float(FFT_COST_TAPS)}
+    rank = kernel.rank
+    if rank is not None and min(kh, kw) > 1:
+        costs["separable"] = float(rank * (kh + kw + PASS_OVERHEAD_TAPS))
+    return costs
 
 
 def check_name(name: str) -> str:
@@ -55,29 +79,110 @@ def check_name(name: str) -> str:
     return key
 
 
-def choose_auto(kernel, *, image_pixels: int, device_kind: str, bank_size: int = 1) -> tuple[str, str]:
-    """The algorithm ``auto`` picks for one linear kernel, and why (a pure function)."""
+def _shape_text(kernel) -> str:
     kh, kw = kernel.shape
+    rank = kernel.rank
+    return f"{kh}x{kw}, " + ("rank 1" if rank == 1 else f"rank {rank}" if rank else "rank above 4")
+
+
+def choose_model(kernel, *, image_pixels: int, device_kind: str, bank_size: int = 1) -> tuple[str, str]:
+    """The built-in model's algorithm for one linear kernel, and why (a pure function)."""
     if bank_size >= GEMM_MIN_BANK_GPU and device_kind == "gpu":
         return "gemm", f"a bank of {bank_size} kernels on a GPU: one unfold and one GEMM"
     if image_pixels < TINY_IMAGE_PIXELS:
         return "direct", f"tiny image ({image_pixels} pixels): one pass has the least overhead"
-    if kh * kw >= SEPARABLE_MIN_TAPS and min(kh, kw) > 1 and kernel.separable_factors() is not None:
-        return "separable", f"rank 1, {kh}x{kw}: {kh + kw} taps per pixel in two passes instead of {kh * kw}"
-    if kh * kw >= FFT_MIN_TAPS and kernel.separable_factors() is None:
-        return "fft", f"{kh}x{kw}, rank above 1: spectra multiply in O(log n) per pixel instead of {kh * kw} taps"
-    if kernel.separable_factors() is not None and min(kh, kw) > 1:
-        return "direct", f"rank 1 but only {kh}x{kw}: one pass over {kh * kw} taps beats two passes"
-    return "direct", f"{kh}x{kw}, rank above 1: sliding window over every tap"
+    costs = model_costs(kernel)
+    best = min(costs, key=lambda name: (costs[name], name != "direct"))
+    others = ", ".join(f"{name} {cost:.0f}" for name, cost in sorted(costs.items(), key=lambda c: c[1])
+                       if name != best)
+    return best, f"{_shape_text(kernel)}: model cost {costs[best]:.0f} taps per value (vs {others})"
+
+
+def choose_auto(kernel, *, image_pixels: int, device_kind: str, bank_size: int = 1) -> tuple[str, str]:
+    """``auto`` without measurements: the built-in model (kept as the public name of the rule)."""
+    return choose_model(kernel, image_pixels=image_pixels, device_kind=device_kind, bank_size=bank_size)
+
+
+@dataclass(frozen=True)
+class Step:
+    """How one linear filter runs: its algorithm, the algorithm's parameters, and why."""
+
+    kernel: object
+    algorithm: Algorithm
+    reason: str
+    params: dict = field(default_factory=dict)
+    source: str = "model"  # "model", "tuned" or "forced"
+
+    def correlate(self, rt, src, dst, window, border_code: int, cval: float, mapping=None) -> None:
+        extra = {"mapping": mapping} if mapping is not None else {}
+        self.algorithm.correlate(rt, src, dst, self.kernel, window, border_code, cval, **extra, **self.params)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The steps of a plan on one input shape, in order; looked up by (filter, input shape)."""
+
+    steps: tuple
+    keys: tuple  # (id(kernel), input shape) of each step
+    note: str = ""  # where the choices came from (for --explain)
+
+    def step(self, kernel, shape: tuple[int, int]) -> Step:
+        return self.steps[self.keys.index((id(kernel), tuple(shape)))]
+
+    def __iter__(self):
+        return iter(self.steps)
+
+
+def _checked(name: str, kernel) -> Algorithm:
+    why_not = REGISTRY[name].refuses(kernel)
+    if why_not:
+        raise OptionError("--algorithm", f"{name} cannot run this kernel: {why_not}")
+    return REGISTRY[name]
+
+
+def choose(name: str, kernel, *, image_pixels: int, device_kind: str, bank_size: int = 1,
+           table=None) -> Step:
+    """The Step for ``kernel``: the named algorithm, or auto's choice (tuned table, else model)."""
+    key = check_name(name)
+    if key != "auto":
+        return Step(kernel, _checked(key, kernel), "chosen with --algorithm", source="forced")
+    if table is not None and bank_size < GEMM_MIN_BANK_GPU and image_pixels >= TINY_IMAGE_PIXELS:
+        found = table.choose(kernel, image_pixels)
+        if found is not None:
+            algorithm, params, reason = found
+            return Step(kernel, REGISTRY[algorithm], f"auto: {_shape_text(kernel)}: {reason}", dict(params), "tuned")
+    algorithm, reason = choose_model(kernel, image_pixels=image_pixels, device_kind=device_kind,
+                                     bank_size=bank_size)
+    return Step(kernel, REGISTRY[algorithm], f"auto: {reason}")
 
 
 def resolve(name: str, kernel, *, image_pixels: int, device_kind: str, bank_size: int = 1) -> tuple[Algorithm, str]:
-    """The Algorithm for ``name`` ('auto' or a registry name) and ``kernel``, with the reason."""
-    key = check_name(name)
-    if key == "auto":
-        key, reason = choose_auto(kernel, image_pixels=image_pixels, device_kind=device_kind, bank_size=bank_size)
-        return REGISTRY[key], f"auto: {reason}"
-    why_not = REGISTRY[key].refuses(kernel)
-    if why_not:
-        raise OptionError("--algorithm", f"{key} cannot run this kernel: {why_not}")
-    return REGISTRY[key], "chosen with --algorithm"
+    """The Algorithm for ``name`` and ``kernel`` by the model alone, with the reason (validation)."""
+    step = choose(name, kernel, image_pixels=image_pixels, device_kind=device_kind, bank_size=bank_size)
+    return step.algorithm, step.reason
+
+
+def schedule(plan, shape: tuple[int, int], device, *, bank: bool = False, table=None) -> Schedule:
+    """Every linear filter of ``plan`` on an input of ``shape`` (the chain's shapes follow the
+    geometry; with ``bank`` every kernel reads the input), decided once. ``device`` has
+    ``kind``; ``table`` is the device's tuned measurements or None (the model decides)."""
+    steps, keys = [], []
+    shape = tuple(shape)
+    for kernel in plan.kernels:
+        bank_size = len(plan.kernels) if bank else len(kernel.parts)
+        for part in kernel.parts:
+            steps.append(choose(plan.algorithm, part, image_pixels=shape[0] * shape[1], device_kind=device.kind,
+                                bank_size=bank_size, table=table))
+            keys.append((id(part), shape))
+        if not bank:
+            shape = tuple(plan.geometry.window(shape, kernel.shape, plan.flip).out_shape)
+    sources = {s.source for s in steps}
+    if "tuned" in sources:
+        note = f"tuned measurements of this device ({table.path})"
+    elif plan.algorithm != "auto":
+        note = "--algorithm"
+    elif table is not None:
+        note = f"built-in model (the tuned measurements in {table.path} do not cover this case)"
+    else:
+        note = "built-in model (no measurements of this device: run clconv tune)"
+    return Schedule(tuple(steps), tuple(keys), note)

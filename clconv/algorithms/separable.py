@@ -18,6 +18,7 @@ SUMMARY = ("row passes then one column pass; kernels of rank r <= 4 (r * (kh + k
 CL_FILE = "separable.cl"
 SEP_W, SEP_ROWS = 32, 2  # values per work-item of the vectorised passes (as in cl/separable.cl)
 BAND_BYTES = 16 << 20  # the row pass's output for one band stays under this: measured at 4096², 1 MiB 33 ms, 4 MiB 19, 16 MiB 17, 64 MiB 15
+BAND_CHOICES = (4 << 20, 16 << 20, 64 << 20)  # what `clconv tune` measures (cache sizes differ by CPU)
 CODES = {"float32": "f32", "uint8": "u8", "uint16": "u16"}
 CONSTANT = BORDER_CODES["constant"]
 MAX = {"float32": 1.0, "uint8": 255.0, "uint16": 65535.0}
@@ -30,7 +31,8 @@ def refuses(kernel) -> str | None:
     return None
 
 
-def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mapping=None) -> None:
+def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mapping=None,
+              band_bytes: int = BAND_BYTES) -> None:
     """Integer sample types (``Planes.dtype``) and an output ``mapping`` are handled inside the
     passes; they need stride 1 (the engine ensures it)."""
     terms = kernel.separable_terms()
@@ -46,7 +48,8 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
         direct.correlate(rt, src, dst, kernel, window, border_code, cval, mapping)
         return
     if window.stride == 1:
-        _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, column_cvals, mapping)
+        _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, column_cvals, mapping,
+                            band_bytes)
         return
     assert cs == 1 and mapping is None and src.dtype == dst.dtype == "float32", "strided passes take float planes"
     term_floats = planes * h * out_w
@@ -70,7 +73,8 @@ def band_rows(taps: int, dilation: int, row_bytes: int, out_h: int, band_bytes: 
     return max(SEP_ROWS, min(out_h, fits - fits % SEP_ROWS if fits > SEP_ROWS else SEP_ROWS))
 
 
-def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, column_cvals, mapping) -> None:
+def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, column_cvals, mapping,
+                        band_bytes: int) -> None:
     """Stride 1: per band of output rows, the row passes make just the rows the band reads (border
     rows mapped there), one intermediate per term, and the column pass reads them with no border
     work along y. The row passes run a border-free vector kernel where they can and a scalar one
@@ -82,7 +86,7 @@ def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, 
     use_abs, scale, bias = (mapping.use_abs, mapping.scale, mapping.bias) if mapping else (False, 1.0, 0.0)
     span = (k - 1) * window.dilation
     out_len = out_w * cs
-    band_max = band_rows(k, window.dilation, terms * planes * out_len * 4, out_h)
+    band_max = band_rows(k, window.dilation, terms * planes * out_len * 4, out_h, band_bytes)
     term_floats = planes * (band_max + span) * out_len
     tmp = rt.scratch("separable.band", terms * term_floats * 4)
     row_bufs, column_buf = [rt.upload(row) for row in rows], rt.upload(columns)
