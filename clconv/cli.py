@@ -318,6 +318,28 @@ def kernels(name):
 
 
 @cli.command()
+@click.option("--device", default=None, metavar="SPEC", help="Device to measure (cpu, gpu, P:D or a name substring).")
+@click.option("--quick", is_flag=True, help="Smaller images (512x512 and 1024x1024): a first cache in seconds.")
+@click.option("--repeat", type=click.IntRange(1, 20), default=3, show_default=True, help="Runs per candidate (median).")
+@click.option("-v", "--verbose", is_flag=True, help="Print every measurement.")
+@debug_option
+def tune(device, quick, repeat, verbose):
+    """Measure the algorithms and their variants on a device; `auto` then uses the measurements.
+
+    The result is cached per device (platform, device, driver, clconv version) under
+    $XDG_CACHE_HOME/clconv/tuning (default ~/.cache); run it again after a driver update.
+    CLCONV_TUNING=0 makes auto ignore the cache."""
+    from clconv import tuning
+    from clconv.runtime import get_runtime
+
+    rt = get_runtime(device)
+    click.echo(f"tuning {rt.info.describe()} ...", err=True)
+    path, doc = tuning.tune(rt, quick=quick, repeat=repeat,
+                            echo=(lambda line: click.echo(line, err=True)) if verbose else None)
+    click.echo(f"{len(doc['measurements'])} measurements in {doc['seconds']:.0f} s, written to {path}")
+
+
+@cli.command()
 @debug_option
 def devices():
     """List OpenCL platforms and devices; the one used by default is marked with *."""
