@@ -4,7 +4,8 @@
                                      [--kernel gaussian:sigma=1,size=5] [--memory] [--json FILE]
 
 Throughput: a generated folder of PNGs (photo-like: smooth shapes, gradients and sensor noise, so
-that they compress like photographs, not like noise or flat colour). Each round runs, in turns:
+that they compress like photographs, not like noise or flat colour; clconv.bench_process.make_folder,
+which `clconv bench --preset targets` uses too). Each round runs, in turns:
   floor         Pillow decode + encode of the same files into PNGs, with the same number of
                 processes (a multiprocessing pool), no filtering: what any tool must at least spend.
                 PNGs are written with clconv's zlib level (imageio.PNG_COMPRESS_LEVEL) unless
@@ -34,30 +35,9 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-
-def photo_like(height: int, width: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    img = np.zeros((height, width, 3), np.float32)
-    for c in range(3):
-        img[..., c] = 90 + 60 * np.sin(x / rng.uniform(40, 200) + rng.uniform(0, 6)) * np.cos(y / rng.uniform(40, 200))
-    for _ in range(12):  # discs of flat-ish colour with soft edges
-        cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(20, 160)
-        mask = np.clip((r - np.hypot(y - cy, x - cx)) / 4, 0, 1)[..., None]
-        img = img * (1 - mask) + rng.uniform(0, 255, 3) * mask
-    img += rng.normal(0, 3, img.shape)  # sensor noise
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def make_folder(folder: Path, count: int, height: int, width: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    bases = [photo_like(height, width, seed) for seed in range(min(count, 8))]
-    for i in range(count):
-        base = bases[i % len(bases)]
-        Image.fromarray(np.roll(base, 7 * i, axis=1)).save(folder / f"img{i:04d}.png")
+from clconv.bench_process import make_folder
 
 
 def _decode_encode(job: tuple[str, str, int]) -> None:

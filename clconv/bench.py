@@ -535,26 +535,32 @@ def size_text(shape) -> str:
 
 
 def convolution_rows(devices: list[DeviceRun], image: np.ndarray, kernel, border: str, algorithms: list[str],
-                     repeat: int, bandwidth: dict, references: bool = True) -> tuple[list, dict]:
+                     repeat: int, bandwidth: dict, references=True, given=None) -> tuple[list, dict]:
     """Time ``algorithms`` on every device and the references on one image and kernel.
+    ``references``: True (scipy, and OpenCV where comparable), False, or a list of Reference.
+    ``given``: what ``clconv.convolve`` is handed as its kernel (default ``kernel``; e.g. the numpy
+    array whose weights ``kernel`` holds, so that the API's own handling of arrays is measured).
     Returns (rows, {"candidates", "results"})."""
     import clconv
 
     expected = oracle(image, kernel, border)
     tol = tolerance(image, kernel.weights)
     check = lambda out: max_error(out, expected)  # noqa: E731
+    given = kernel if given is None else given
     candidates = []
     for d in devices:
         for name in algorithms:
             out = np.empty_like(image)
 
             def call(rt=d.rt, name=name, out=out):
-                return clconv.convolve(image, kernel, border, device=rt, algorithm=name, out=out)
+                return clconv.convolve(image, given, border, device=rt, algorithm=name, out=out)
 
             candidates.append(Candidate(f"{name}@{d.rt.info.index}", name, d.rt.info.describe(), call, check,
                                         d.rt, out_reused=True))
-    if references:
+    if references is True:
         candidates += reference_candidates(image, kernel, border, check)
+    elif references:
+        candidates += [Candidate(r.name, r.name, r.device, r.call, check, None, r.out_reused) for r in references]
     results = measure(candidates, repeat, tol)
     h, w = image.shape[:2]
     channels = 1 if image.ndim == 2 else image.shape[2]
@@ -628,38 +634,79 @@ class Target:
     key: str
     workload: str
     figure: str      # what the value is
-    op: str          # ">=" or "<="
-    threshold: float
+    op: str          # ">=" or "<=", or "info" (reported, no goal)
+    threshold: float | None
     unit: str = ""
 
 
-# Speed-ups are (reference time / clconv time), medians of per-round ratios: >= 1 means faster.
-# The thresholds are the issue's goals as read here ("faster than OpenCV on the same CPU").
-# The targets of the issue "clconv bench, and faster than OpenCV on the same CPU".
+# Speed-ups are (reference time / clconv time), numpy in and out (or whole processes for apply and
+# batch), medians of per-round ratios in the same run: >= 1 means faster. The goals of issue 10.
 TARGETS = (
-    Target("conv3x3_f32", "3x3 float32 4096x4096, reflect", "speed-up vs cv2.filter2D", ">=", 2.5, "x"),
-    Target("sharpen_u8_rgb", "3x3 sharpen, 8-bit RGB 3840x2160", "speed-up vs cv2.filter2D", ">=", 2.5, "x"),
-    Target("gauss15_f32", "15x15 Gaussian float32 4096x4096", "speed-up vs cv2.sepFilter2D", ">=", 1.5, "x"),
-    Target("dense31_f32", "31x31 dense random float32 2048x2048", "speed-up vs cv2.filter2D", ">=", 1.0, "x"),
-    Target("bank8_3x3", "8 kernels 3x3 on one 2048x2048", "speed-up, convolve_bank vs 8 cv2.filter2D", ">=", 2.0,
-           "x"),
-    Target("sgemm", "SGEMM 2048^3", "GFLOP/s ratio, clconv.matmul / numpy.matmul", ">=", 0.7, "x"),
-    Target("memory_direct", "peak memory, 4096x4096 RGB float32, 3x3 sharpen",
-           "peak RSS - (input + output)", "<=", 100.0, "MiB"),
-    Target("memory_separable", "peak memory, 4096x4096 RGB float32, gaussian:sigma=2 (separable)",
-           "peak RSS - (input + output)", "<=", 100.0, "MiB"),
-    Target("apply_warm", "clconv apply 1 MP PNG, caches warm", "seconds, median", "<=", 0.5, "s"),
-    Target("apply_cold", "clconv apply 1 MP PNG, caches cold", "seconds", "<=", 5.0, "s"),
+    Target("conv3x3_f32", "3x3 float32 4096x4096 vs cv2.filter2D", "speed-up vs cv2.filter2D (reflect)", ">=",
+           1.7, "x"),
+    Target("sharpen_u8_rgb", "sharpen 8-bit RGB 3840x2160 vs cv2.filter2D, same pixels",
+           "speed-up vs cv2.filter2D", ">=", 1.7, "x"),
+    Target("gauss5_array", "5x5 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D",
+           "speed-up, kernel given as np.outer(g, g).astype(float32), vs cv2.sepFilter2D with g", ">=", 1.2, "x"),
+    Target("gauss15_array", "15x15 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D",
+           "speed-up, kernel given as np.outer(g, g).astype(float32), vs cv2.sepFilter2D with g", ">=", 1.2, "x"),
+    Target("gauss31_array", "31x31 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D",
+           "speed-up, kernel given as np.outer(g, g).astype(float32), vs cv2.sepFilter2D with g", ">=", 1.2, "x"),
+    Target("log15_rank2", "15x15 LoG sigma 2 (rank 2), 4096x4096 vs cv2.filter2D",
+           "speed-up, kernel given as a float32 array, vs cv2.filter2D with the same kernel", ">=", 3.0, "x"),
+    Target("dog15_rank2", "15x15 DoG sigma 1.5-3 (rank 2), 4096x4096 vs cv2.filter2D",
+           "speed-up, kernel given as a float32 array, vs cv2.filter2D with the same kernel", ">=", 3.0, "x"),
+    Target("dense31_f32", "31x31 dense random float32 2048x2048 vs cv2.filter2D", "speed-up vs cv2.filter2D", ">=",
+           1.3, "x"),
+    Target("bank8_3x3", "bank of 8 3x3 kernels, 2048x2048 vs 8 cv2.filter2D",
+           "speed-up, convolve_bank vs 8 cv2.filter2D", ">=", 1.5, "x"),
+    Target("sgemm", "SGEMM 2048^3 vs numpy.matmul", "speed-up, clconv.matmul vs numpy.matmul", ">=", 0.9, "x"),
+    Target("apply_vs_cv2", "clconv apply -k sobel-x 1 MP PNG vs Pillow + cv2 one-liner",
+           "speed-up, whole processes, vs python -c (Pillow, cv2.filter2D, abs, clip, PNG)", ">=", 1.0, "x"),
+    Target("apply_vs_vips", "clconv apply -k sobel-x 1 MP PNG vs vips conv",
+           "speed-up, whole processes, vs vips conv (integer precision)", ">=", 1.0, "x"),
+    Target("batch_vs_cv2", "clconv batch --jobs 2, 20 PNGs 1024x768 vs Pillow+cv2 Pool(2)",
+           "speed-up, whole processes, vs the one-liner's work over the files in a Pool of 2", ">=", 1.0, "x"),
+    # Former goals, reported for information.
+    Target("memory_direct", "peak memory, 4096x4096 RGB float32, 3x3 sharpen", "peak RSS - (input + output)",
+           "info", None, "MiB"),
+    Target("memory_separable", "peak memory, 4096x4096 RGB float32, gaussian:sigma=2",
+           "peak RSS - (input + output)", "info", None, "MiB"),
+    Target("apply_warm", "clconv apply -k sobel-x 1 MP PNG, caches warm", "seconds, median", "info", None, "s"),
+    Target("apply_cold", "clconv apply -k sharpen 1 MP PNG, caches cold", "seconds", "info", None, "s"),
 )
 
 
-def evaluate_targets(measured: dict, targets=TARGETS) -> list[dict]:
-    """Pure: each target with its measured value (None: not measured) and whether it is met."""
+@dataclass(frozen=True)
+class TargetSizes:
+    """The sizes of the targets' workloads (the goals' by default; tests pass small ones)."""
+
+    large: tuple = (4096, 4096)      # 3x3 float32, the Gaussians, LoG and DoG: (h, w)
+    uhd: tuple = (2160, 3840)        # sharpen 8-bit RGB
+    medium: tuple = (2048, 2048)     # dense 31x31, the bank of 8
+    sgemm: int = 2048
+    memory: tuple = (4096, 4096)     # peak memory, RGB float32
+    png: tuple = (1024, 1024)        # clconv apply vs the one-liners (1 MP)
+    batch_files: int = 20
+    batch_png: tuple = (768, 1024)   # clconv batch vs the Pool
+    jobs: int = 2
+    apply_rounds: int = 5
+    batch_rounds: int = 3
+
+
+def evaluate_targets(measured: dict, targets=TARGETS, unmet=()) -> list[dict]:
+    """Pure: each target with its measured value (None: not measured) and whether it is met
+    (None: not measured, or a row for information). Keys in ``unmet`` failed a condition of their
+    goal other than the figure (the same pixels as OpenCV): not met whatever the value."""
     evaluated = []
     for t in targets:
         value = measured.get(t.key)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        if value is None or t.op == "info":
             met = None
+        elif t.key in unmet:
+            met = False
         elif t.op == ">=":
             met = value >= t.threshold
         elif t.op == "<=":
@@ -680,15 +727,46 @@ def _fmt_value(value, unit) -> str:
 
 
 def format_targets(evaluated: list[dict], details: dict | None = None) -> list[str]:
+    """The targets as a table: workload, measured value, goal, met (yes / NO / - when not
+    measured or for information); each target's detail indented below it."""
     details = details or {}
     lines = [f"{'target':<62} {'measured':>13} {'goal':>12}  met"]
     for e in evaluated:
-        goal = f"{e['op']} {_fmt_value(e['threshold'], e['unit'])}"
+        goal = "info" if e["op"] == "info" else f"{e['op']} {_fmt_value(e['threshold'], e['unit'])}"
         met = {True: "yes", False: "NO", None: "-"}[e["met"]]
         lines.append(f"{e['workload']:<62} {_fmt_value(e['value'], e['unit']):>13} {goal:>12}  {met}")
         if details.get(e["key"]):
             lines.append(f"    {details[e['key']]}")
     return lines
+
+
+def gaussian_1d(size: int, sigma: float) -> np.ndarray:
+    """Sampled Gaussian of ``size`` taps centred on the middle one, summing to 1 (float64)."""
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    g = np.exp(-x * x / (2.0 * sigma * sigma))
+    return g / g.sum()
+
+
+def gaussian_array(size: int, sigma: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(``np.outer(g, g).astype(float32)``, ``g`` as float32): a Gaussian handed over as a plain
+    array (sigma defaults to (size - 1) / 6), and its 1D factor for cv2.sepFilter2D."""
+    g = gaussian_1d(size, (size - 1) / 6.0 if sigma is None else sigma)
+    return np.outer(g, g).astype(np.float32), g.astype(np.float32)
+
+
+def log_array(size: int = 15, sigma: float = 2.0) -> np.ndarray:
+    """Laplacian of Gaussian, d2G/dx2 + d2G/dy2 sampled on ``size`` x ``size`` taps, as float32:
+    rank 2, the sum of two separable terms."""
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    g = gaussian_1d(size, sigma)
+    d2 = g * (x * x / sigma ** 4 - 1.0 / sigma ** 2)
+    return (np.outer(d2, g) + np.outer(g, d2)).astype(np.float32)
+
+
+def dog_array(size: int = 15, sigma1: float = 1.5, sigma2: float = 3.0) -> np.ndarray:
+    """Difference of Gaussians G(sigma1) - G(sigma2) on ``size`` x ``size`` taps, as float32: rank 2."""
+    g1, g2 = gaussian_1d(size, sigma1), gaussian_1d(size, sigma2)
+    return (np.outer(g1, g1) - np.outer(g2, g2)).astype(np.float32)
 
 
 def _speedup(rows: list, reference: str, algorithm: str = "auto"):
@@ -719,7 +797,200 @@ def _detail(rows, reference, speedup, device_speedup) -> str:
     return "; ".join(parts + bad)
 
 
-def _bank_rows(d: DeviceRun, repeat: int, bandwidth: dict) -> list:
+def goal_references(image: np.ndarray, kernel, name: str, factors=None) -> list[Reference]:
+    """The goal's one reference: ``cv2.sepFilter2D`` with the given 1D ``factors`` (column, row),
+    or the named reference of ``_cv2_references`` (reflect border); [] without OpenCV."""
+    cv2 = _cv2()
+    if cv2 is None:
+        return []
+    if name == "cv2.sepFilter2D" and factors is not None:
+        column, row = (np.ascontiguousarray(f, dtype=np.float32) for f in factors)
+        out = np.empty_like(image)
+        return [Reference(name, host_description("cv2"), lambda: cv2.sepFilter2D(
+            image, -1, row, column, dst=out, borderType=cv2.BORDER_REFLECT))]
+    return [r for r in _cv2_references(image, kernel, "reflect") if r.name == name]
+
+
+def process_detail(found: dict, reference: str) -> str:
+    """One line for a whole-process comparison: median seconds per side, the check, the notes."""
+    if "error" in found:
+        return found["error"]
+    parts = []
+    if found.get(reference):
+        parts.append(f"{found['command']} median {statistics.median(found['clconv']):.3f} s, {reference} "
+                     f"{statistics.median(found[reference]):.3f} s ({found['rounds']} interleaved rounds)")
+    if found.get("files"):
+        parts.append(f"{found['files']} files of {found['size']}, {found['jobs']} processes each side")
+    bad = [f"{tool} output off by {err:g}" for tool, err in found["errors"].items()
+           if tool in ("clconv", reference) and not found["ok"][tool]]
+    if bad:
+        parts.append("WRONG: " + ", ".join(bad))
+    elif reference in found["errors"]:
+        parts.append("both outputs checked against the oracle"
+                     + (f", {found['differ_cv2']} samples differ" if reference == "cv2" else ""))
+    return "; ".join(parts)
+
+
+def run_targets(settings: Settings, echo, sizes: TargetSizes | None = None, only=None) -> dict:
+    """Each workload of the targets table, in one run on the first device; ``sizes``: the
+    workloads' sizes (default the goals'); ``only``: the target keys to measure (default all).
+    Convolution rows time clconv's ``auto`` and the goal's reference only (no scipy: at 15x15 and
+    more on 4096x4096 it would take most of the run), each output checked against the oracle."""
+    import clconv
+    from clconv import bench_process
+    from clconv.kernels import Linear, parse_spec
+
+    sizes = sizes or TargetSizes()
+    want = (lambda *keys: True) if only is None else (lambda *keys: any(k in only for k in keys))
+    devices = open_devices(settings.devices[:1], echo)
+    d = devices[0]
+    bandwidth = {d.rt.info.describe(): d.bandwidth_gb_s, "host": host_bandwidth()}
+    repeat = settings.repeat
+    rows, measured, details, notes, process, unmet = [], {}, {}, [], {}, set()
+    cv2_missing = "" if _cv2() else "OpenCV not installed (pip install opencv-python-headless)"
+    if sizes != TargetSizes():
+        notes.append("sizes differ from the goals': " + ", ".join(
+            f"{k}={v}" for k, v in vars(sizes).items() if v != getattr(TargetSizes(), k)))
+
+    def conv(key, label, image, kernel, reference, given=None, factors=None):
+        echo(f"[targets] {label} ...")
+        refs = goal_references(image, kernel, reference, factors)
+        found, _ = convolution_rows([d], image, kernel, "reflect", ["auto"], repeat, bandwidth, refs, given)
+        rows.extend(found)
+        speedup, device_speedup = _speedup(found, reference)
+        measured[key] = speedup
+        details[key] = _detail(found, reference, speedup, device_speedup)
+        if _row(found, reference) is None:
+            details[key] += f"; {reference} not measured" + (f": {cv2_missing}" if cv2_missing else "")
+        return found
+
+    rng = np.random.default_rng(31)
+    weights3, weights31 = rng.standard_normal((3, 3)), rng.standard_normal((31, 31))
+    large, medium = sizes.large, sizes.medium
+    if want("conv3x3_f32"):
+        conv("conv3x3_f32", f"3x3 float32 {size_text(large)}", make_image(large, 1, "float32"),
+             Linear("random 3x3", weights3), "cv2.filter2D")
+    if want("sharpen_u8_rgb"):
+        image = make_image(sizes.uhd, 3, "uint8")
+        conv("sharpen_u8_rgb", f"sharpen uint8 RGB {size_text(sizes.uhd)}", image, parse_spec("sharpen"),
+             "cv2.filter2D")
+        differ, same = _same_pixels(d, image)
+        if same:
+            details["sharpen_u8_rgb"] += "; " + same
+        if differ:  # the goal is the same pixels as cv2.filter2D, faster
+            unmet.add("sharpen_u8_rgb")
+        del image
+    for n in (5, 15, 31):
+        key = f"gauss{n}_array"
+        if want(key):
+            weights, g = gaussian_array(n)
+            conv(key, f"{n}x{n} Gaussian float32 array on {size_text(large)}", make_image(large, 1, "float32"),
+                 Linear(f"gaussian {n}x{n} float32 array", weights), "cv2.sepFilter2D", given=weights,
+                 factors=(g, g))
+    for key, label, weights in (("log15_rank2", "15x15 LoG sigma 2", log_array),
+                                ("dog15_rank2", "15x15 DoG sigma 1.5/3", dog_array)):
+        if want(key):
+            weights = weights()
+            conv(key, f"{label} float32 array on {size_text(large)}", make_image(large, 1, "float32"),
+                 Linear(f"{label} float32 array", weights), "cv2.filter2D", given=weights)
+    if want("dense31_f32"):
+        conv("dense31_f32", f"31x31 dense float32 {size_text(medium)}", make_image(medium, 1, "float32"),
+             Linear("random 31x31", weights31), "cv2.filter2D")
+
+    if want("bank8_3x3"):
+        echo(f"[targets] bank 8 x 3x3 on {size_text(medium)} ...")
+        found = _bank_rows(d, repeat, bandwidth, medium)
+        rows += found
+        measured["bank8_3x3"], dev = _speedup(found, "8x cv2.filter2D")
+        details["bank8_3x3"] = _detail(found, "8x cv2.filter2D", measured["bank8_3x3"], dev)
+        if cv2_missing:
+            details["bank8_3x3"] += f"; 8x cv2.filter2D not measured: {cv2_missing}"
+
+    if want("sgemm"):
+        n = sizes.sgemm
+        echo(f"[targets] SGEMM {n}^3 ...")
+        found = _sgemm_rows(d, repeat, bandwidth, n)
+        rows += found
+        measured["sgemm"], dev = _speedup(found, "numpy.matmul", algorithm="clconv.matmul")
+        mine, ref = _row(found, "clconv.matmul"), _row(found, "numpy.matmul")
+        if mine and ref and mine["gflop_s"] and ref["gflop_s"]:
+            details["sgemm"] = (f"clconv.matmul {mine['gflop_s']:.1f} GFLOP/s ({mine['device_gflop_s'] or 0:.1f} "
+                                f"kernel only), numpy.matmul {ref['gflop_s']:.1f} GFLOP/s")
+        else:
+            details["sgemm"] = "; ".join(f"{r['algorithm']}: {r['error']}" for r in found if r["error"])
+
+    if want("apply_vs_cv2", "apply_vs_vips", "apply_warm"):
+        echo(f"[targets] clconv apply vs Pillow + cv2 (and vips), {sizes.apply_rounds} rounds of whole processes ...")
+        found = bench_process.measure_apply_vs(d.spec, sizes.apply_rounds, sizes.png)
+        process["apply"] = found
+        notes += found.get("notes", [])
+        measured["apply_vs_cv2"], measured["apply_vs_vips"] = found.get("vs_cv2"), found.get("vs_vips")
+        details["apply_vs_cv2"] = process_detail(found, "cv2")
+        details["apply_vs_vips"] = (process_detail(found, "vips") if found.get("vips")
+                                    else found.get("error") or "vips not on PATH: not measured")
+        if found.get("clconv") and found["ok"]["clconv"]:
+            measured["apply_warm"] = statistics.median(found["clconv"])
+            details["apply_warm"] = "runs " + ", ".join(f"{s:.2f}" for s in found["clconv"]) + " s"
+        else:
+            details["apply_warm"] = details["apply_vs_cv2"] if "error" in found else "clconv's output was wrong"
+
+    if want("batch_vs_cv2"):
+        echo(f"[targets] clconv batch vs a Pool of Pillow + cv2, {sizes.batch_files} PNGs, "
+             f"{sizes.batch_rounds} rounds ...")
+        found = bench_process.measure_batch_vs(d.spec, sizes.batch_rounds, sizes.batch_files, sizes.batch_png,
+                                               sizes.jobs)
+        process["batch"] = found
+        measured["batch_vs_cv2"] = found.get("vs_cv2")
+        details["batch_vs_cv2"] = process_detail(found, "cv2")
+
+    for key, spec in (("memory_direct", "sharpen"), ("memory_separable", "gaussian:sigma=2")):
+        if not want(key):
+            continue
+        echo(f"[targets] peak memory, {spec}, in a subprocess ...")
+        found = measure_peak_memory(d.spec, spec, sizes.memory)
+        measured[key] = found.get("over_mib")
+        if "error" in found:
+            details[key] = found["error"]
+            continue
+        arrays = (found["input"] + found["output"]) / MIB
+        details[key] = (f"peak RSS {found['peak'] / MIB:.0f} MiB, input + output {arrays:.0f} MiB; the process "
+                        f"before the image (Python, numpy, OpenCL device) {found['base'] / MIB:.0f} MiB, so "
+                        f"convolve itself adds {(found['peak'] - found['base']) / MIB - arrays:.0f} MiB")
+    if want("apply_cold"):
+        echo("[targets] clconv apply, cold caches, in a subprocess ...")
+        found = measure_apply(d.spec, warm_runs=0, cold_runs=1)
+        measured["apply_cold"] = found.get("cold_s")
+        details["apply_cold"] = found.get("error") or "empty POCL_CACHE_DIR and XDG_CACHE_HOME"
+
+    doc = _document(settings, devices, bandwidth, rows, notes, clconv.__version__)
+    doc["process"] = process
+    doc["ok"] = doc["ok"] and all("error" not in p and all(p["ok"].values()) for p in process.values())
+    targets = TARGETS if only is None else tuple(t for t in TARGETS if t.key in only)
+    doc["targets"] = evaluate_targets(measured, targets, unmet)
+    for e in doc["targets"]:
+        e["detail"] = details.get(e["key"], "")
+    return doc
+
+
+def _same_pixels(d: DeviceRun, image: np.ndarray) -> tuple[int | None, str]:
+    """For the 8-bit row: (how many samples of clconv and cv2.filter2D differ, a note); both
+    outputs were checked against the oracle already. (None, note) when not compared."""
+    import clconv
+
+    cv2 = _cv2()
+    if cv2 is None:
+        return None, ""
+    try:
+        mine = clconv.convolve(image, "sharpen", "reflect", device=d.rt)
+    except Exception as exc:  # noqa: BLE001 - the row above already says what failed
+        return None, f"no pixel comparison: {_describe_failure(exc)}"
+    k = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], np.float32)
+    theirs = cv2.filter2D(image, -1, k, borderType=cv2.BORDER_REFLECT)
+    differ = int(np.count_nonzero(mine != theirs))
+    return differ, f"{differ} of {mine.size} samples differ from cv2.filter2D"
+
+
+def _bank_rows(d: DeviceRun, repeat: int, bandwidth: dict, size=(2048, 2048)) -> list:
     """convolve_bank with 8 random 3x3 kernels vs 8 cv2.filter2D and 8 scipy calls (new outputs)."""
     import clconv
     from clconv.kernels import Linear
@@ -727,7 +998,7 @@ def _bank_rows(d: DeviceRun, repeat: int, bandwidth: dict) -> list:
     import scipy.ndimage as ndi
 
     rng = np.random.default_rng(8)
-    image = make_image((2048, 2048), 1, "float32", seed=3)
+    image = make_image(size, 1, "float32", seed=3)
     bank = [Linear(f"random 3x3 #{i}", rng.standard_normal((3, 3))) for i in range(8)]
     expected = [oracle(image, k, "reflect") for k in bank]
     tol = max(tolerance(image, k.weights) for k in bank)
@@ -746,8 +1017,9 @@ def _bank_rows(d: DeviceRun, repeat: int, bandwidth: dict) -> list:
                                     lambda: [cv2.filter2D(image, -1, k, borderType=cv2.BORDER_REFLECT) for k in k32],
                                     check))
     results = measure(candidates, repeat, tol)
-    work = {"size": "2048x2048", "kernel": "bank 8 x random 3x3", "dtype": "float32", "channels": 1,
-            "border": "reflect", "pixels": 2048 * 2048, "flops": 2.0 * 9 * 8 * 2048 * 2048,
+    pixels = size[0] * size[1]
+    work = {"size": size_text(size), "kernel": "bank 8 x random 3x3", "dtype": "float32", "channels": 1,
+            "border": "reflect", "pixels": pixels, "flops": 2.0 * 9 * 8 * pixels,
             "bytes": 9.0 * image.nbytes, "tolerance": tol, "kernel_shape": [3, 3]}
     return make_rows(candidates, results, work, bandwidth)
 
@@ -814,17 +1086,6 @@ def measure_peak_memory(device: str | None, spec: str, size=(4096, 4096), channe
     return found
 
 
-def clconv_command() -> list[str]:
-    """The installed console script next to this Python (else on PATH, else python -m clconv)."""
-    import shutil
-
-    beside = os.path.join(os.path.dirname(sys.executable), "clconv")
-    if os.path.exists(beside):
-        return [beside]
-    found = shutil.which("clconv")
-    return [found] if found else [sys.executable, "-m", "clconv"]
-
-
 def _write_png(path: str, size=(1024, 1024)) -> None:
     from PIL import Image
 
@@ -837,8 +1098,11 @@ def _write_png(path: str, size=(1024, 1024)) -> None:
 
 def measure_apply(device: str | None, warm_runs: int = 5, cold_runs: int = 1, kernel: str = "sharpen") -> dict:
     """Wall time of ``clconv apply -k KERNEL in.png out.png`` (1024x1024 RGB) as a subprocess:
-    warm (after one untimed run; median of ``warm_runs``), and cold (empty POCL_CACHE_DIR and
-    XDG_CACHE_HOME in a temporary folder, so PoCL and pyopencl compile everything again)."""
+    warm (after one untimed run; median of ``warm_runs``; none when 0), and cold (empty
+    POCL_CACHE_DIR and XDG_CACHE_HOME in a temporary folder, so PoCL and pyopencl compile
+    everything again)."""
+    from clconv.bench_process import clconv_command
+
     with tempfile.TemporaryDirectory(prefix="clconv-bench-") as tmp:
         src, dst = os.path.join(tmp, "in.png"), os.path.join(tmp, "out.png")
         _write_png(src)
@@ -857,7 +1121,8 @@ def measure_apply(device: str | None, warm_runs: int = 5, cold_runs: int = 1, ke
 
         try:
             env = dict(os.environ)
-            timed(env)
+            if warm_runs:
+                timed(env)
             warm = [timed(env) for _ in range(warm_runs)]
             cold = []
             for i in range(cold_runs):
@@ -866,106 +1131,10 @@ def measure_apply(device: str | None, warm_runs: int = 5, cold_runs: int = 1, ke
                                        XDG_CACHE_HOME=os.path.join(caches, "xdg"))))
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             return {"error": str(exc)}
-    return {"command": " ".join(command[:1] + command[1:4]) + " in.png out.png", "warm_s": statistics.median(warm),
-            "warm_min_s": min(warm), "warm_runs": warm, "cold_s": statistics.median(cold) if cold else None,
+    return {"command": " ".join(command[:1] + command[1:4]) + " in.png out.png",
+            "warm_s": statistics.median(warm) if warm else None, "warm_min_s": min(warm) if warm else None,
+            "warm_runs": warm, "cold_s": statistics.median(cold) if cold else None,
             "cold_runs": cold}
-
-
-def run_targets(settings: Settings, echo) -> dict:
-    """Each workload of the issue's target table, in one run on the first device."""
-    import clconv
-    from clconv.kernels import Linear, parse_spec
-
-    devices = open_devices(settings.devices[:1], echo)
-    d = devices[0]
-    bandwidth = {d.rt.info.describe(): d.bandwidth_gb_s, "host": host_bandwidth()}
-    repeat = settings.repeat
-    rng = np.random.default_rng(31)
-    rows, measured, details = [], {}, {}
-    cv2_missing = "" if _cv2() else "OpenCV not installed (pip install opencv-python-headless)"
-
-    def conv(key, label, image, kernel, reference):
-        echo(f"[targets] {label} ...")
-        found, _ = convolution_rows([d], image, kernel, "reflect", ["auto"], repeat, bandwidth)
-        rows.extend(found)
-        speedup, device_speedup = _speedup(found, reference)
-        measured[key] = speedup
-        details[key] = _detail(found, reference, speedup, device_speedup)
-        if _row(found, reference) is None:
-            details[key] += f"; {reference} not measured" + (f": {cv2_missing}" if cv2_missing else "")
-        return found
-
-    conv("conv3x3_f32", "3x3 float32 4096x4096", make_image((4096, 4096), 1, "float32"),
-         Linear("random 3x3", rng.standard_normal((3, 3))), "cv2.filter2D")
-    found = conv("sharpen_u8_rgb", "sharpen uint8 RGB 3840x2160", make_image((2160, 3840), 3, "uint8"),
-                 parse_spec("sharpen"), "cv2.filter2D")
-    same = _same_pixels_note(d, found)
-    if same:
-        details["sharpen_u8_rgb"] += "; " + same
-    conv("gauss15_f32", "15x15 Gaussian float32 4096x4096", make_image((4096, 4096), 1, "float32"),
-         parse_spec("gaussian:sigma=2.5,size=15"), "cv2.sepFilter2D")
-    conv("dense31_f32", "31x31 dense float32 2048x2048", make_image((2048, 2048), 1, "float32"),
-         Linear("random 31x31", rng.standard_normal((31, 31))), "cv2.filter2D")
-
-    echo("[targets] bank 8 x 3x3 on 2048x2048 ...")
-    found = _bank_rows(d, repeat, bandwidth)
-    rows += found
-    measured["bank8_3x3"], dev = _speedup(found, "8x cv2.filter2D")
-    details["bank8_3x3"] = _detail(found, "8x cv2.filter2D", measured["bank8_3x3"], dev)
-    if cv2_missing:
-        details["bank8_3x3"] += f"; 8x cv2.filter2D not measured: {cv2_missing}"
-
-    echo("[targets] SGEMM 2048^3 ...")
-    found = _sgemm_rows(d, repeat, bandwidth)
-    rows += found
-    measured["sgemm"], dev = _speedup(found, "numpy.matmul", algorithm="clconv.matmul")
-    mine, ref = _row(found, "clconv.matmul"), _row(found, "numpy.matmul")
-    if mine and ref and mine["gflop_s"] and ref["gflop_s"]:
-        details["sgemm"] = (f"clconv.matmul {mine['gflop_s']:.1f} GFLOP/s ({mine['device_gflop_s'] or 0:.1f} kernel "
-                            f"only), numpy.matmul {ref['gflop_s']:.1f} GFLOP/s")
-    else:
-        details["sgemm"] = "; ".join(f"{r['algorithm']}: {r['error']}" for r in found if r["error"])
-
-    for key, spec in (("memory_direct", "sharpen"), ("memory_separable", "gaussian:sigma=2")):
-        echo(f"[targets] peak memory, {spec}, in a subprocess ...")
-        found = measure_peak_memory(d.spec, spec)
-        measured[key] = found.get("over_mib")
-        if "error" in found:
-            details[key] = found["error"]
-            continue
-        arrays = (found["input"] + found["output"]) / MIB
-        details[key] = (f"peak RSS {found['peak'] / MIB:.0f} MiB, input + output {arrays:.0f} MiB; the process "
-                        f"before the image (Python, numpy, OpenCL device) {found['base'] / MIB:.0f} MiB, so "
-                        f"convolve itself adds {(found['peak'] - found['base']) / MIB - arrays:.0f} MiB")
-    echo("[targets] clconv apply, warm and cold, in subprocesses ...")
-    found = measure_apply(d.spec)
-    measured["apply_warm"], measured["apply_cold"] = found.get("warm_s"), found.get("cold_s")
-    if "error" in found:
-        details["apply_warm"] = details["apply_cold"] = found["error"]
-    else:
-        details["apply_warm"] = (f"{found['command']}: runs " + ", ".join(f"{s:.2f}" for s in found["warm_runs"])
-                                 + " s")
-        details["apply_cold"] = "empty POCL_CACHE_DIR and XDG_CACHE_HOME"
-
-    doc = _document(settings, devices, bandwidth, rows, [], clconv.__version__)
-    doc["targets"] = evaluate_targets(measured)
-    for e in doc["targets"]:
-        e["detail"] = details.get(e["key"], "")
-    return doc
-
-
-def _same_pixels_note(d: DeviceRun, rows) -> str:
-    """For the 8-bit row: how many samples of clconv and cv2.filter2D differ (both were checked)."""
-    import clconv
-
-    cv2 = _cv2()
-    if cv2 is None:
-        return ""
-    image = make_image((2160, 3840), 3, "uint8")
-    mine = clconv.convolve(image, "sharpen", "reflect", device=d.rt)
-    k = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], np.float32)
-    theirs = cv2.filter2D(image, -1, k, borderType=cv2.BORDER_REFLECT)
-    return f"{int(np.count_nonzero(mine != theirs))} of {mine.size} samples differ from cv2.filter2D"
 
 
 # --------------------------------------------------------------------------- output
