@@ -319,7 +319,7 @@ def kernels(name):
 
 @cli.command()
 @click.option("--device", default=None, metavar="SPEC", help="Device to measure (cpu, gpu, P:D or a name substring).")
-@click.option("--quick", is_flag=True, help="Smaller images (512x512 and 1024x1024): a first cache in seconds.")
+@click.option("--quick", is_flag=True, help="Small images only (256x256 and 512x512): a first cache in seconds.")
 @click.option("--repeat", type=click.IntRange(1, 20), default=3, show_default=True, help="Runs per candidate (median).")
 @click.option("-v", "--verbose", is_flag=True, help="Print every measurement.")
 @debug_option

@@ -27,8 +27,8 @@ import time
 import numpy as np
 
 SCHEMA = 1
-SIZES = ((1024, 1024), (2048, 2048))
-QUICK_SIZES = ((512, 512), (1024, 1024))
+SIZES = ((512, 512), (1024, 1024), (2048, 2048), (4096, 4096))
+QUICK_SIZES = ((256, 256), (512, 512))
 SIDES = (3, 5, 7, 9, 15, 21, 31)
 SEPARABLE_RANKS = (1, 2)
 HOPELESS = 4.0  # a candidate whose first run is this much slower than the best so far is not repeated
