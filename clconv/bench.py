@@ -23,6 +23,14 @@ How it measures (PERF-NOTES: the machine is shared and noisy, so trust ratios):
   of a copy bandwidth measured once per memory: a device buffer-to-buffer copy for clconv rows,
   a numpy copy for references.
 
+``--preset targets`` (``run_targets``) measures the goals of ``TARGETS`` in one run: each
+convolution workload times clconv's ``auto`` against the goal's one reference (cv2.filter2D or
+cv2.sepFilter2D), checked against the oracle as above; kernels that a user would hand over as numpy
+arrays (the Gaussians, LoG, DoG) are passed to ``clconv.convolve`` as float32 arrays. ``clconv
+apply`` and ``clconv batch`` are timed as whole processes against a Pillow + OpenCV script doing the
+same work (and ``vips conv`` when installed): ``clconv.bench_process``. ``TargetSizes`` holds the
+workloads' sizes, so that tests can run the preset small.
+
 This module imports no click; scipy, cv2 and matplotlib are imported inside functions. The CLI
 calls ``run_cli(options, echo)``; ``run(options, echo)`` returns the JSON document.
 """
