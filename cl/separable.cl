@@ -132,58 +132,66 @@ DEFINE_ROW_PASS_VEC(row_pass_vec_f32, float)
 DEFINE_ROW_PASS_VEC(row_pass_vec_u8, uchar)
 DEFINE_ROW_PASS_VEC(row_pass_vec_u16, ushort)
 
-// The column pass reads a band the row pass made (one per term, summed): out_h + (k - 1) * dil rows, so
-// no border along y. Tiles of SEP_W values by SEP_ROWS rows; the last tile of a
-// row (of a column) is moved back to end at the edge, writing the same values
-// as its neighbour where they overlap, so the host needs len >= SEP_W and
-// out_h >= SEP_ROWS. With dilation 1 the two output rows slide down the k + 1
-// input rows, each vector loaded once.
+// The column pass reads a band the row pass made (one per term, summed):
+// out_h + (k - 1) * dil rows, so no border along y. Tiles of SEP_W values by
+// COL_ROWS rows (a build define: `clconv tune` measures 2, 4 and 8); the last
+// tile of a row (of a column) is moved back to end at the edge, writing the same
+// values as its neighbour where they overlap, so the host needs len >= SEP_W and
+// out_h >= COL_ROWS. With dilation 1 the output rows slide down the k + COL_ROWS - 1
+// input rows, each vector loaded once for all of them.
+#ifndef COL_ROWS
+#define COL_ROWS 2
+#endif
 #define DEFINE_COLUMN_PASS_VEC(NAME, D)                                                        \
 __kernel void NAME(__global const float *src, __global D *dst, int dst_off,                    \
                    __global const float *taps, int k, int h, int w, int out_h, int cs,          \
                    int dil, int use_abs, float scale, float bias, float maxval, int plane_rows, \
                    int terms, long term_stride)                                                 \
 {                                                                                               \
-    const int x = get_global_id(0) * SEP_W, y = get_global_id(1) * SEP_ROWS;                   \
+    const int x = get_global_id(0) * SEP_W, y = get_global_id(1) * COL_ROWS;                   \
     const int c = get_global_id(2), len = w * cs;                                               \
     if (x >= len || y >= out_h) return;                                                         \
-    const int e0 = min(x, len - SEP_W), oy0 = min(y, out_h - SEP_ROWS);                         \
-    float16 acc0 = (float16)(0.0f), acc1 = acc0, hi0 = acc0, hi1 = acc0;                        \
+    const int e0 = min(x, len - SEP_W), oy0 = min(y, out_h - COL_ROWS);                         \
+    float16 lo[COL_ROWS], hi[COL_ROWS];                                                         \
+    _Pragma("unroll")                                                                           \
+    for (int r = 0; r < COL_ROWS; ++r)                                                          \
+        lo[r] = hi[r] = (float16)(0.0f);                                                        \
     for (int t = 0; t < terms; ++t) {                                                           \
         __global const float *first = src + t * term_stride + (size_t)c * h * len               \
                                       + (size_t)oy0 * len + e0;                                 \
         __global const float *tp = taps + t * k;                                                \
         if (dil == 1) {                                                                         \
-            for (int i = 0; i <= k; ++i) {                                                      \
+            for (int i = 0; i < k + COL_ROWS - 1; ++i) {                                        \
                 __global const float *row = first + (size_t)i * len;                            \
                 const float16 v = vload16(0, row), u = vload16(0, row + 16);                    \
-                if (i < k) {                                                                    \
-                    const float16 wt = (float16)(tp[i]);                                        \
-                    acc0 = fma(wt, v, acc0);                                                    \
-                    hi0 = fma(wt, u, hi0);                                                      \
-                }                                                                               \
-                if (i > 0) {                                                                    \
-                    const float16 wt = (float16)(tp[i - 1]);                                    \
-                    acc1 = fma(wt, v, acc1);                                                    \
-                    hi1 = fma(wt, u, hi1);                                                      \
+                _Pragma("unroll")                                                               \
+                for (int r = 0; r < COL_ROWS; ++r) {                                            \
+                    const int tap = i - r;                                                      \
+                    if (tap >= 0 && tap < k) {                                                  \
+                        const float16 wt = (float16)(tp[tap]);                                  \
+                        lo[r] = fma(wt, v, lo[r]);                                              \
+                        hi[r] = fma(wt, u, hi[r]);                                              \
+                    }                                                                           \
                 }                                                                               \
             }                                                                                   \
         } else {                                                                                \
             for (int i = 0; i < k; ++i) {                                                       \
-                __global const float *r0 = first + (size_t)i * dil * len, *r1 = r0 + len;       \
                 const float16 wt = (float16)(tp[i]);                                            \
-                acc0 = fma(wt, vload16(0, r0), acc0);                                           \
-                hi0 = fma(wt, vload16(0, r0 + 16), hi0);                                        \
-                acc1 = fma(wt, vload16(0, r1), acc1);                                           \
-                hi1 = fma(wt, vload16(0, r1 + 16), hi1);                                        \
+                _Pragma("unroll")                                                               \
+                for (int r = 0; r < COL_ROWS; ++r) {                                            \
+                    __global const float *row = first + ((size_t)i * dil + r) * len;            \
+                    lo[r] = fma(wt, vload16(0, row), lo[r]);                                    \
+                    hi[r] = fma(wt, vload16(0, row + 16), hi[r]);                               \
+                }                                                                               \
             }                                                                                   \
         }                                                                                       \
     }                                                                                           \
     __global D *out = dst + dst_off + (size_t)c * plane_rows * len + (size_t)oy0 * len + e0;    \
-    SSTORE16_##D(MAP16(acc0), out);                                                            \
-    SSTORE16_##D(MAP16(hi0), out + 16);                                                        \
-    SSTORE16_##D(MAP16(acc1), out + len);                                                      \
-    SSTORE16_##D(MAP16(hi1), out + len + 16);                                                  \
+    _Pragma("unroll")                                                                           \
+    for (int r = 0; r < COL_ROWS; ++r) {                                                        \
+        SSTORE16_##D(MAP16(lo[r]), out + r * len);                                              \
+        SSTORE16_##D(MAP16(hi[r]), out + r * len + 16);                                         \
+    }                                                                                           \
 }
 DEFINE_COLUMN_PASS_VEC(column_pass_vec_f32, float)
 DEFINE_COLUMN_PASS_VEC(column_pass_vec_u8, uchar)
