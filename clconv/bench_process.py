@@ -199,16 +199,28 @@ def differing(path_a, path_b) -> int | None:
 # --------------------------------------------------------------------------- clconv apply
 
 
+def have_cv2() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("cv2") is not None
+
+
+NO_CV2 = "OpenCV not installed (pip install opencv-python-headless): the Pillow + cv2 script is skipped"
+
+
 def measure_apply_vs(device: str | None = None, rounds: int = 5, size: tuple[int, int] = (1024, 1024),
                      kernel: str = KERNEL, vips: str | None = None) -> dict:
-    """``clconv apply -k KERNEL in.png out.png`` against the Pillow + cv2 one-liner and, when the
-    ``vips`` command is found (``vips``: its path; default: on PATH), ``vips conv``; one photo-like
-    RGB PNG of ``size`` (h, w); warm caches, ``rounds`` interleaved rounds.
+    """``clconv apply -k KERNEL in.png out.png`` against the Pillow + cv2 one-liner (when OpenCV is
+    installed) and ``vips conv`` (when the ``vips`` command is found: ``vips`` is its path, default
+    from PATH, "" for none); one photo-like RGB PNG of ``size`` (h, w); warm caches, ``rounds``
+    interleaved rounds. A reference that fails is left out with a note; clconv failing ends it.
 
-    Returns ``{"clconv": [s...], "cv2": [s...], "vips": [s...] (when run), "vs_cv2", "vs_vips"
-    (median ratios, None when not measured), "errors" (max error per tool against the oracle),
-    "ok" (per tool), "differ_cv2" (samples where clconv's output and the one-liner's differ),
-    "notes": [...], "command"}`` or ``{"error": ...}`` when clconv or the one-liner fails."""
+    Returns ``{"clconv": [s...], "cv2": [s...], "vips": [s...] (those run), "vs_cv2", "vs_vips"
+    (median ratios; None when not run or an output is wrong), "errors" (max error against the
+    oracle, per tool run), "ok" (per tool run), "differ_cv2" (samples where clconv's output and
+    the one-liner's differ; None when not compared), "left_out" ({tool: why} for references
+    not run), "notes": [...], "rounds", "size", "command"}``, or ``{"error": ...}`` when clconv
+    fails."""
     from PIL import Image
 
     from clconv.kernels import Linear, parse_spec
@@ -216,39 +228,40 @@ def measure_apply_vs(device: str | None = None, rounds: int = 5, size: tuple[int
     parsed = parse_spec(kernel)
     level = png_level()
     vips = vips if vips is not None else shutil.which("vips")
-    notes = []
+    notes, left_out = [], {}
     with tempfile.TemporaryDirectory(prefix="clconv-bench-apply-") as tmp:
         src = os.path.join(tmp, "in.png")
         image = photo_like(size[0], size[1], seed=11)
         Image.fromarray(image).save(src)
         outs = {name: os.path.join(tmp, f"out-{name}.png") for name in ("clconv", "cv2", "vips")}
-        mine = [*clconv_command(), "apply", "-k", kernel, "--force", src, outs["clconv"]]
-        if device:
-            mine += ["--device", device]
-        commands = {"clconv": mine,
-                    "cv2": [sys.executable, "-c", cv2_one_liner(parsed.weights, level), src, outs["cv2"]]}
+        commands = {"clconv": [*clconv_command(), "apply", "-k", kernel, "--force", src, outs["clconv"]]
+                    + (["--device", device] if device else [])}
+        if have_cv2():
+            commands["cv2"] = [sys.executable, "-c", cv2_one_liner(parsed.weights, level), src, outs["cv2"]]
+        else:
+            left_out["cv2"] = NO_CV2
         if vips:
             mask = os.path.join(tmp, "mask.mat")
             Path(mask).write_text(vips_mask(parsed.weights))
             commands["vips"] = [vips, "conv", src, f"{outs['vips']}[compression={level}]", mask,
                                 "--precision", "integer"]
         else:
-            notes.append("vips not on PATH: the vips comparison is skipped")
+            left_out["vips"] = "vips not on PATH: the vips comparison is skipped"
         runs = {name: (lambda c=c: run_timed(c)) for name, c in commands.items()}
         try:
-            for name in list(runs):  # warm caches; a failing vips is left out, a failing clconv or cv2 ends it
+            for name in list(runs):  # warm caches; a failing reference is left out, a failing clconv ends it
                 try:
                     runs[name]()
                 except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-                    if name != "vips":
+                    if name == "clconv":
                         raise
-                    notes.append(f"vips failed, left out: {exc}")
+                    left_out[name] = f"{name} failed, left out: {exc}"
                     del runs[name], commands[name]
             times = interleaved(runs, rounds, warm=False)
         except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-            return {"error": str(exc)}
+            return {"error": str(exc), "notes": list(left_out.values()), "left_out": left_out}
         expected = expected_8bit(image, parsed)
-        errors = {"clconv": check_file(outs["clconv"], expected), "cv2": check_file(outs["cv2"], expected)}
+        errors = {name: check_file(outs[name], expected) for name in ("clconv", "cv2") if name in commands}
         if "vips" in commands:
             # vips conv at integer precision clips negative sums to 0 (no abs) and extends edges by
             # copying: the same work, compared with the clipped oracle away from the edges.
@@ -257,17 +270,15 @@ def measure_apply_vs(device: str | None = None, rounds: int = 5, size: tuple[int
             errors["vips"] = check_file(outs["vips"], expected_8bit(image, clipped), frame=frame)
             notes.append("vips conv clips negative values to 0 instead of taking |v|, and copies edge pixels: "
                          "its output is checked without abs, away from the edges")
-        differ = differing(outs["clconv"], outs["cv2"])
+        differ = differing(outs["clconv"], outs["cv2"]) if "cv2" in commands else None
     ok = {name: err <= 1.0 for name, err in errors.items()}
     found = {name: times[name] for name in commands}
-    found.update({
-        "vs_cv2": median_ratio(times["cv2"], times["clconv"]) if ok["clconv"] and ok["cv2"] else None,
-        "vs_vips": (median_ratio(times["vips"], times["clconv"]) if "vips" in commands and ok["clconv"]
-                    and ok["vips"] else None),
-        "errors": errors, "ok": ok, "differ_cv2": differ, "notes": notes, "rounds": rounds,
-        "size": f"{size[1]}x{size[0]}",
-        "command": f"clconv apply -k {kernel} in.png out.png",
-    })
+    for name in ("cv2", "vips"):
+        found[f"vs_{name}"] = (median_ratio(times[name], times["clconv"]) if name in commands and ok["clconv"]
+                               and ok[name] else None)
+    found.update({"errors": errors, "ok": ok, "differ_cv2": differ, "notes": list(left_out.values()) + notes,
+                  "left_out": left_out, "rounds": rounds,
+                  "size": f"{size[1]}x{size[0]}", "command": f"clconv apply -k {kernel} in.png out.png"})
     return found
 
 
@@ -281,9 +292,12 @@ def measure_batch_vs(device: str | None = None, rounds: int = 3, files: int = 20
     ``rounds`` interleaved rounds, fresh output folders each time.
 
     Returns ``{"clconv": [s...], "cv2": [s...], "vs_cv2", "errors", "ok", "differ_cv2" (samples
-    that differ over every file), "files", "jobs", "command"}`` or ``{"error": ...}``."""
+    that differ over every file), "files", "jobs", "command"}``, ``{"error": ...}`` when either
+    side fails, or ``{"skipped": why}`` without OpenCV."""
     from clconv.kernels import parse_spec
 
+    if not have_cv2():
+        return {"skipped": NO_CV2}
     parsed = parse_spec(kernel)
     level = png_level()
     with tempfile.TemporaryDirectory(prefix="clconv-bench-batch-") as tmp:

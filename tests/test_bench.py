@@ -434,6 +434,9 @@ def test_process_details_say_the_times_and_the_checks():
     wrong = dict(found, errors={"clconv": 7.0, "cv2": 0.0}, ok={"clconv": False, "cv2": True})
     assert "WRONG: clconv output off by 7" in bench.process_detail(wrong, "cv2")
     assert bench.process_detail({"error": "clconv: exit 1"}, "cv2") == "clconv: exit 1"
+    assert bench.process_detail({"skipped": "no OpenCV"}, "cv2") == "no OpenCV"
+    no_vips = dict(found, left_out={"vips": "vips not on PATH: skipped"})
+    assert bench.process_detail(no_vips, "vips") == "vips not on PATH: skipped"
 
 
 def test_apply_against_the_one_liner_on_a_small_png():
@@ -443,7 +446,16 @@ def test_apply_against_the_one_liner_on_a_small_png():
     assert len(found["clconv"]) == len(found["cv2"]) == 2 and "vips" not in found
     assert found["ok"] == {"clconv": True, "cv2": True} and found["differ_cv2"] == 0
     assert found["vs_cv2"] > 0 and found["vs_vips"] is None
-    assert any("vips not on PATH" in n for n in found["notes"])
+    assert "vips not on PATH" in found["left_out"]["vips"] and found["left_out"]["vips"] in found["notes"]
+
+
+def test_without_opencv_the_process_comparisons_say_so(monkeypatch):
+    monkeypatch.setattr(bench_process, "have_cv2", lambda: False)
+    found = bench_process.measure_apply_vs(None, rounds=1, size=(24, 32), vips="")
+    assert "error" not in found and "cv2" not in found and found["vs_cv2"] is None
+    assert found["ok"] == {"clconv": True} and found["differ_cv2"] is None
+    assert "OpenCV not installed" in bench.process_detail(found, "cv2")
+    assert bench_process.measure_batch_vs(None, rounds=1, files=1) == {"skipped": bench_process.NO_CV2}
 
 
 FAKE_VIPS = """#!{python}
@@ -473,7 +485,8 @@ def test_apply_against_vips_when_it_is_there(tmp_path, fails):
     assert "error" not in found, found
     if fails:
         assert "vips" not in found and found["vs_vips"] is None
-        assert any("vips failed" in n and "no such operation" in n for n in found["notes"])
+        assert "no such operation" in found["left_out"]["vips"]
+        assert "vips failed" in bench.process_detail(found, "vips")
     else:
         assert len(found["vips"]) == 1 and found["ok"]["vips"] and found["vs_vips"] > 0
         assert found["errors"]["vips"] == 0.0  # checked without abs, away from the edges
