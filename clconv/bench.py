@@ -851,6 +851,9 @@ def run_targets(settings: Settings, echo, sizes: TargetSizes | None = None, only
     from clconv.kernels import Linear, parse_spec
 
     sizes = sizes or TargetSizes()
+    unknown = set(only or ()) - {t.key for t in TARGETS}
+    if unknown:
+        raise ValueError(f"unknown target keys: {', '.join(sorted(unknown))}")
     want = (lambda *keys: True) if only is None else (lambda *keys: any(k in only for k in keys))
     devices = open_devices(settings.devices[:1], echo)
     d = devices[0]

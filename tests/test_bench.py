@@ -531,6 +531,11 @@ def test_the_preset_on_tiny_sizes_covers_every_goal():
     assert "samples differ from cv2.filter2D" in targets["sharpen_u8_rgb"]["detail"]
 
 
+def test_the_preset_refuses_unknown_target_keys():
+    with pytest.raises(ValueError, match="gauss15_f32"):
+        bench.run_targets(bench.settings_from({"preset": "targets"}), lambda line: None, only={"gauss15_f32"})
+
+
 def test_peak_memory_is_measured_in_a_subprocess():
     found = bench.measure_peak_memory(None, "sharpen", size=(64, 48), channels=3)
     assert "error" not in found, found
