@@ -8,6 +8,7 @@ images are in flight, so memory does not grow with the number of files.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import multiprocessing
@@ -501,19 +502,22 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
                     temporary = temporary_path(task.output)
                     submit(encoding, (task, count, temporary), task, _encode, source, facts, task.output, temporary)
                 else:
-                    task, count, temporary = encoding.pop(future)
                     _, error, warnings = _outcome(future, broken)
                     for message in warnings:
                         say(message)
-                    if error is None:
-                        try:
-                            commit(temporary, task.output)
-                        except ClconvError as e:
-                            error = e.cause
-                    else:
-                        discard(temporary)
-                    discard(raw(task, "out"))
-                    finished(task, error, count)
+                    # An interrupt between the rename and the record would leave a written file
+                    # the report does not count: SIGINT/SIGTERM wait until both are done.
+                    with _signals_deferred():
+                        task, count, temporary = encoding.pop(future)
+                        if error is None:
+                            try:
+                                commit(temporary, task.output)
+                            except ClconvError as e:
+                                error = e.cause
+                        else:
+                            discard(temporary)
+                        discard(raw(task, "out"))
+                        finished(task, error, count)
             if broken and not decoding and not encoding:
                 pool.shutdown(wait=False)
                 pool = _pool(jobs)  # a worker died (killed, out of memory): its files failed, go on
@@ -542,6 +546,24 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
 
 
 DEAD_WORKER = "its worker process died (killed, or out of memory)"
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """SIGINT and SIGTERM that arrive inside the block are delivered right after it (an ignored
+    signal stays ignored). Python runs signal handlers in the main thread, which this is."""
+    caught: list[int] = []
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    held = [s for s, handler in previous.items() if handler not in (signal.SIG_IGN, None)]
+    for s in held:
+        signal.signal(s, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s in held:
+            signal.signal(s, previous[s])
+        for signum in caught:
+            signal.raise_signal(signum)
 
 
 def _outcome(future, broken: list):
