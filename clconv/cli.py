@@ -5,6 +5,7 @@ become messages and exit codes (``ClconvGroup.main``).
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -33,6 +34,11 @@ def _error(message: str) -> None:
     click.echo(f"clconv: error: {message}", err=True)
 
 
+def warnings_as_lines() -> None:
+    """SPEC: no Python warning reaches stderr as such; each becomes one clconv line."""
+    warnings.showwarning = lambda message, category, *rest: warn(f"{category.__name__}: {message}")
+
+
 class ClconvGroup(click.Group):
     """Runs a command and turns every failure into one line on stderr and the SPEC's exit code."""
 
@@ -42,8 +48,7 @@ class ClconvGroup(click.Group):
         args = list(args)
         debug = "--debug" in args
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
-        # SPEC: no Python warning reaches stderr as such; each becomes one clconv line.
-        warnings.showwarning = lambda message, category, *rest: warn(f"{category.__name__}: {message}")
+        warnings_as_lines()
         try:
             code = super().main(args, prog_name or "clconv", complete_var, standalone_mode=False, **extra)
             code = code if isinstance(code, int) else 0
@@ -72,6 +77,8 @@ class ClconvGroup(click.Group):
             code = EXIT_INTERNAL
         finally:
             signal.signal(signal.SIGTERM, previous)
+            if "clconv.runtime" in sys.modules:
+                sys.modules["clconv.runtime"].finish_prefetch()
         if standalone_mode:
             sys.exit(code)
         return code
@@ -89,10 +96,26 @@ BORDER_HELP = (
 )
 
 
+class AlgorithmChoice(click.Choice):
+    """clconv.algorithms.CHOICES, read when first needed: `clconv --help` and `clconv kernels`
+    do not import the algorithms (numpy)."""
+
+    def __init__(self):
+        super().__init__((), case_sensitive=False)
+
+    @property
+    def choices(self):
+        from clconv.algorithms import CHOICES
+
+        return tuple(CHOICES)
+
+    @choices.setter
+    def choices(self, value):
+        pass
+
+
 def filter_options(fn):
     """The filter options shared by apply (and batch, bench): spelled the same everywhere."""
-    from clconv.algorithms import CHOICES
-
     options = [
         click.option("-k", "--kernel", "kernels", multiple=True, required=True, metavar="SPEC",
                      help="Kernel: a name (sobel-x, gaussian:sigma=2, ...), a matrix \"1 0 -1; 2 0 -2; 1 0 -1\", "
@@ -114,7 +137,7 @@ def filter_options(fn):
         click.option("--dilation", default=1, type=int, show_default=True, help="Spread kernel taps D pixels apart."),
         click.option("--dtype", type=click.Choice(["uint8", "uint16", "float32"]), default=None,
                      help="Output sample type (default: the input's; float32 needs .tif/.tiff or .npy)."),
-        click.option("--algorithm", type=click.Choice(list(CHOICES), case_sensitive=False), default="auto",
+        click.option("--algorithm", type=AlgorithmChoice(), default="auto",
                      show_default=True, help="Convolution algorithm."),
         click.option("--device", default=None, metavar="cpu|gpu|P:D|NAME",
                      help="OpenCL device (default: CLCONV_DEVICE, PYOPENCL_CTX, else a GPU if present, else PoCL)."),
@@ -357,5 +380,41 @@ def devices():
                    f"{d.global_mem / 2**30:.1f} GiB, max buffer {d.max_alloc / 2**30:.2f} GiB]  {d.platform}")
 
 
+def open_device_early(args) -> bool:
+    """`clconv apply` with the default device: open it in a background thread while the options
+    are parsed and the image decoded (runtime.prefetch), through the device cache. Looked up in
+    the raw arguments, conservatively: a named device (--device), help and version requests, and
+    standard input (which a rerun could not read again: see runtime.enable_device_cache) leave
+    the device to get_runtime as usual, or skip the cache. Returns whether it did."""
+    if any(a in ("-h", "--help", "--version") or a == "--device" or a.startswith("--device=") for a in args):
+        return False
+    if next((a for a in args if not a.startswith("-")), None) != "apply":
+        return False
+    from clconv import runtime
+
+    warnings_as_lines()  # before the device thread starts: it may warn too
+    if "-" not in args:
+        runtime.enable_device_cache()
+    runtime.prefetch(None)
+    return True
+
+
+def exit_now(code: int) -> None:
+    """End the process without Python's and the OpenCL driver's teardown (releasing programs,
+    LLVM's static destructors: 50-100 ms after a build). Only once everything is written: the
+    output is already renamed into place; stdout and stderr are flushed here, and if that fails
+    the ordinary exit reports it."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - e.g. a closed pipe: let Python say so as usual
+        sys.exit(code)
+    os._exit(code)
+
+
 def main(argv=None):
+    if argv is None:  # the console script: this process is ours (a rerun, env variables, its exit)
+        argv = sys.argv[1:]
+        if open_device_early(argv):
+            exit_now(cli.main(argv, standalone_mode=False))
     return cli.main(argv)

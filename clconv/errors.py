@@ -6,11 +6,17 @@ Every error a user can cause is a ClconvError: the CLI prints it as one line,
 from __future__ import annotations
 
 import sys
+import threading
 from contextlib import contextmanager
 
 # While not None, warn() appends here instead of printing (batch workers
 # hand their warnings to the main process, which prints them).
 _collected: list | None = None
+
+# Python's warning filters and hooks are process-global: every
+# ``warnings.catch_warnings`` block in clconv holds this lock, so that two threads
+# (the device thread of ``clconv apply`` and the main one) never interleave them.
+WARNINGS_LOCK = threading.RLock()
 
 
 class ClconvError(Exception):

@@ -39,7 +39,6 @@ from __future__ import annotations
 import os
 import struct
 import sys
-import threading
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ from PIL import Image as PILImage
 from PIL import ImageFile, UnidentifiedImageError, features
 
 from clconv.atomic import write_atomically
-from clconv.errors import ImageError, OutputError, warn
+from clconv.errors import WARNINGS_LOCK, ImageError, OutputError, warn
 from clconv.params import DEFAULT_MAX_PIXELS
 
 # clconv enforces its own --max-pixels before decoding; Pillow's bomb check
@@ -82,8 +81,9 @@ _MAGICS = [
 ]
 
 # Pillow's warnings are turned into clconv warnings; catch_warnings is
-# process-global state, so it is entered by one thread at a time.
-_WARN_LOCK = threading.RLock()
+# process-global state, so it is entered by one thread at a time (the same lock
+# as the device thread's program builds: see runtime.prefetch).
+_WARN_LOCK = WARNINGS_LOCK
 
 
 @dataclass(eq=False)
