@@ -771,6 +771,13 @@ class _Fmt:
 # zlib level 4: on photographs within about 4% of level 6's size, and up to 2.7x faster to write
 # on smooth (filtered) images, where level 6 slows down most. OpenCV writes level 1, libvips 6.
 PNG_COMPRESS_LEVEL = 4
+# 8-bit PNGs: every row with PNG's "average" filter, then zlib's RLE strategy (OpenCV's choice for
+# imwrite) at that level: on photographs and filtered images about the size of Pillow's adaptive
+# filters at level 4 (98-106% measured) and 4-6x faster to write. Where a band of rows in the
+# middle of the image compresses more than PNG_RLE_TOLERANCE better with the default strategy
+# (flat graphics, text: longer matches pay), Pillow writes it as before. Same pixels either way.
+PNG_RLE_TOLERANCE = 1.05
+PNG_OWN_MIN_BYTES = 1 << 16  # smaller images take milliseconds either way: Pillow's filters
 
 _FORMATS = {
     "PNG": _Fmt("PNG", alpha=True, cmyk=False, gray=True, u16="all", icc=True, dpi=True,
@@ -962,6 +969,10 @@ def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict 
         if color == "CMYK":  # pragma: no cover - CMYK is converted above
             raise AssertionError
         return lambda fo: _write_png16(fo, a, icc, dpi)
+    if fmt_name == "PNG" and a.dtype == np.uint8 and color != "CMYK" and a.nbytes >= PNG_OWN_MIN_BYTES:
+        rows = np.ascontiguousarray(a).reshape(a.shape[0], -1)
+        if _png_rle_pays(rows, c):
+            return lambda fo: _write_png8(fo, rows, c, icc, dpi)
     if own and fmt_name == "TIFF":
         if a.nbytes + (len(icc) if icc else 0) + 65536 >= 2**32:
             raise OutputError(spath, "image too large for TIFF (over 4 GiB; use .npy)")
@@ -1005,30 +1016,20 @@ def _png_chunk(fo, kind: bytes, data: bytes) -> None:
     fo.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)) & 0xFFFFFFFF))
 
 
-def _write_png16(fo, a: np.ndarray, icc, dpi) -> None:
-    """16-bit gray+alpha / RGB / RGBA PNG (Pillow cannot write these)."""
-    h, w, c = a.shape
-    ctype = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+def _write_png(fo, w: int, h: int, depth: int, channels: int, icc, dpi, blocks, comp) -> None:
+    """A PNG from ``blocks``, filtered scanlines (filter byte first) in order, compressed by
+    ``comp``: signature, IHDR, iCCP and pHYs as Pillow writes them, IDAT chunks of about 1 MiB."""
     fo.write(b"\x89PNG\r\n\x1a\n")
-    _png_chunk(fo, b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0))
+    _png_chunk(fo, b"IHDR", struct.pack(">IIBBBBB", w, h, depth, {1: 0, 2: 4, 3: 2, 4: 6}[channels], 0, 0, 0))
     if icc:
         _png_chunk(fo, b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
     if dpi:
         ppm = [int(d / 0.0254 + 0.5) for d in dpi]
         _png_chunk(fo, b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1))
-    bpp = 2 * c
-    comp = zlib.compressobj(PNG_COMPRESS_LEVEL)
     pending = []
     pending_len = 0
-    rows_per_block = max(1, (1 << 20) // (w * bpp + 1))
-    for y0 in range(0, h, rows_per_block):
-        raw = np.ascontiguousarray(a[y0: y0 + rows_per_block].astype(">u2")).view(np.uint8).reshape(-1, w * bpp)
-        filt = raw.copy()
-        filt[:, bpp:] -= raw[:, :-bpp]  # PNG filter 1 (Sub), modulo 256
-        block = np.empty((filt.shape[0], w * bpp + 1), np.uint8)
-        block[:, 0] = 1
-        block[:, 1:] = filt
-        out = comp.compress(block.tobytes())
+    for block in blocks:
+        out = comp.compress(block)
         if out:
             pending.append(out)
             pending_len += len(out)
@@ -1038,6 +1039,72 @@ def _write_png16(fo, a: np.ndarray, icc, dpi) -> None:
     pending.append(comp.flush())
     _png_chunk(fo, b"IDAT", b"".join(pending))
     _png_chunk(fo, b"IEND", b"")
+
+
+def _write_png16(fo, a: np.ndarray, icc, dpi) -> None:
+    """16-bit gray+alpha / RGB / RGBA PNG (Pillow cannot write these)."""
+    h, w, c = a.shape
+    bpp = 2 * c
+
+    def blocks():
+        rows_per_block = max(1, (1 << 20) // (w * bpp + 1))
+        for y0 in range(0, h, rows_per_block):
+            raw = np.ascontiguousarray(a[y0: y0 + rows_per_block].astype(">u2")).view(np.uint8).reshape(-1, w * bpp)
+            filt = raw.copy()
+            filt[:, bpp:] -= raw[:, :-bpp]  # PNG filter 1 (Sub), modulo 256
+            block = np.empty((filt.shape[0], w * bpp + 1), np.uint8)
+            block[:, 0] = 1
+            block[:, 1:] = filt
+            yield block
+
+    _write_png(fo, w, h, 16, c, icc, dpi, blocks(), zlib.compressobj(PNG_COMPRESS_LEVEL))
+
+
+def _png_average(rows: np.ndarray, bpp: int, above) -> np.ndarray:
+    """PNG filter 3 (Average) of ``rows`` (n x stride uint8; ``above``: the row before them, or
+    None for the first), each row led by its filter byte: x - floor((left + up) / 2), mod 256."""
+    n, stride = rows.shape
+    up = np.empty_like(rows)
+    up[1:] = rows[:-1]
+    up[0] = 0 if above is None else above
+    left = np.zeros_like(rows)
+    left[:, bpp:] = rows[:, :-bpp]
+    half = np.bitwise_xor(left, up)
+    half >>= 1
+    np.bitwise_and(left, up, out=left)
+    left += half  # floor((left + up) / 2) without leaving 8 bits
+    out = np.empty((n, stride + 1), np.uint8)
+    out[:, 0] = 3
+    np.subtract(rows, left, out=out[:, 1:])
+    return out
+
+
+def _png_rle_pays(rows: np.ndarray, bpp: int) -> bool:
+    """Whether zlib's RLE strategy compresses a middle band of ``rows`` (about 128 KiB) within
+    PNG_RLE_TOLERANCE of the default strategy."""
+    h, stride = rows.shape
+    band = max(1, min(h, (1 << 17) // (stride + 1)))
+    y0 = (h - band) // 2
+    sample = _png_average(rows[y0: y0 + band], bpp, rows[y0 - 1] if y0 else None)
+    sizes = []
+    for strategy in (zlib.Z_RLE, zlib.Z_DEFAULT_STRATEGY):
+        comp = zlib.compressobj(PNG_COMPRESS_LEVEL, zlib.DEFLATED, 15, 9, strategy)
+        sizes.append(len(comp.compress(sample)) + len(comp.flush()))
+    return sizes[0] <= PNG_RLE_TOLERANCE * sizes[1]
+
+
+def _write_png8(fo, rows: np.ndarray, channels: int, icc, dpi) -> None:
+    """8-bit gray / gray+alpha / RGB / RGBA PNG from ``rows`` (h x w*channels): Average filter,
+    zlib RLE strategy (see PNG_RLE_TOLERANCE)."""
+    h, stride = rows.shape
+
+    def blocks():
+        rows_per_block = max(1, (1 << 20) // (stride + 1))
+        for y0 in range(0, h, rows_per_block):
+            yield _png_average(rows[y0: y0 + rows_per_block], channels, rows[y0 - 1] if y0 else None)
+
+    comp = zlib.compressobj(PNG_COMPRESS_LEVEL, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    _write_png(fo, stride // channels, h, 8, channels, icc, dpi, blocks(), comp)
 
 
 def _write_tiff(fo, a: np.ndarray, color: str, has_alpha: bool, icc, dpi) -> None:
