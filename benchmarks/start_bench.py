@@ -1,0 +1,160 @@
+"""Whole-process start-up benchmark: ``clconv apply -k sobel-x in.png out.png`` on a 1 MP PNG
+against the same work as a Pillow + OpenCV one-liner, each a fresh process, timed from start to
+exit (wall time).
+
+    python benchmarks/start_bench.py [--rounds 15] [--size 1024x1024] [--baseline DIR] [--json F]
+
+* Every command runs once untimed first (warm OS, PoCL kernel and clconv device caches), then the
+  rounds interleave the commands, in an order that rotates from round to round, so a shared,
+  noisy machine slows every side alike. Reported: the median and minimum seconds of each side,
+  and the speed-up of clconv over each reference as the median over rounds of
+  (reference seconds / clconv seconds) in the same round.
+* The one-liner reads the PNG with Pillow, runs cv2.filter2D (reflect border, float32), takes
+  |v|, clips, and writes the PNG with Pillow at clconv's zlib level
+  (``clconv.imageio.PNG_COMPRESS_LEVEL``); a second variant writes at Pillow's default level 6,
+  as a one-liner that does not set it would. ``vips conv`` is timed too when it is on PATH.
+* ``--baseline DIR`` also times another clconv source tree (a folder holding ``clconv/`` and
+  ``cl/``, e.g. ``git archive COMMIT clconv cl | tar -x -C DIR``) run as ``python -m clconv`` with
+  PYTHONPATH=DIR: before/after figures from one interleaved run.
+* Outputs are checked: every side must write the same pixels as clconv.
+* Python byte code: an installed package has its ``.pyc`` files; a checkout run with
+  PYTHONDONTWRITEBYTECODE=1 compiles clconv's modules on every start. So the commands run with
+  that variable removed and PYTHONPYCACHEPREFIX set to a temporary folder (the working tree is
+  not written to); ``--as-is`` keeps the environment unchanged.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+SOBEL_X = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
+
+
+def photo_like(height: int, width: int, seed: int = 1) -> np.ndarray:
+    """8-bit RGB that compresses like a photograph: waves, soft-edged discs, sensor noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    img = np.zeros((height, width, 3), np.float32)
+    for c in range(3):
+        img[..., c] = 90 + 60 * np.sin(x / rng.uniform(40, 200) + rng.uniform(0, 6)) * np.cos(y / rng.uniform(40, 200))
+    for _ in range(12):
+        cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(20, 160)
+        mask = np.clip((r - np.hypot(y - cy, x - cx)) / 4, 0, 1)[..., None]
+        img = img * (1 - mask) + rng.uniform(0, 255, 3) * mask
+    img += rng.normal(0, 3, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def one_liner(level: int | None) -> str:
+    save = f"Image.fromarray(o).save(sys.argv[2]{'' if level is None else f',compress_level={level}'})"
+    return ("import sys,numpy as np,cv2;from PIL import Image;"
+            "a=np.asarray(Image.open(sys.argv[1]));"
+            f"k=np.array({SOBEL_X!r},np.float32);"
+            "o=np.clip(np.abs(cv2.filter2D(a,cv2.CV_32F,k,borderType=cv2.BORDER_REFLECT)),0,255).astype(np.uint8);"
+            + save)
+
+
+def clconv_script() -> list[str]:
+    beside = os.path.join(os.path.dirname(sys.executable), "clconv")
+    if os.path.exists(beside):
+        return [beside]
+    found = shutil.which("clconv")
+    return [found] if found else [sys.executable, "-m", "clconv"]
+
+
+def run(command: list[str], env: dict, cwd: str) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=600)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0 or proc.stderr.strip():
+        raise RuntimeError(f"{command[0]} ...: exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--size", default="1024x1024", help="WxH of the PNG (default 1024x1024)")
+    parser.add_argument("--baseline", metavar="DIR", help="another clconv tree to time as well")
+    parser.add_argument("--as-is", action="store_true", help="keep PYTHONDONTWRITEBYTECODE and the pyc location")
+    parser.add_argument("--json", metavar="FILE", help="write the timings as JSON")
+    args = parser.parse_args()
+    w, h = (int(v) for v in args.size.lower().split("x"))
+
+    from clconv.imageio import PNG_COMPRESS_LEVEL
+
+    work = tempfile.mkdtemp(prefix="clconv-start-")
+    try:
+        env = dict(os.environ)
+        env.pop("PYTHONWARNINGS", None)
+        if not args.as_is:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = os.path.join(work, "pycache")
+        src = os.path.join(work, "in.png")
+        Image.fromarray(photo_like(h, w)).save(src)
+        out = {name: os.path.join(work, f"{name}.png") for name in ("clconv", "cv2", "cv2-l6", "vips", "baseline")}
+        commands = {
+            "clconv": clconv_script() + ["apply", "-k", "sobel-x", "--force", src, out["clconv"]],
+            "cv2": [sys.executable, "-c", one_liner(PNG_COMPRESS_LEVEL), src, out["cv2"]],
+            "cv2-l6": [sys.executable, "-c", one_liner(None), src, out["cv2-l6"]],
+        }
+        envs = {name: env for name in commands}
+        if shutil.which("vips"):
+            mask = os.path.join(work, "sobel.mat")
+            with open(mask, "w") as f:
+                f.write("3 3 1 0\n" + "\n".join(" ".join(f"{v:g}" for v in r) for r in SOBEL_X) + "\n")
+            # vips clips negatives where clconv takes |v|: timed, not compared
+            commands["vips"] = ["vips", "conv", src, f"{out['vips']}[compression={PNG_COMPRESS_LEVEL}]", mask,
+                                "--precision", "integer"]
+            envs["vips"] = env
+        if args.baseline:
+            commands["baseline"] = [sys.executable, "-m", "clconv", "apply", "-k", "sobel-x", "--force", src,
+                                    out["baseline"]]
+            envs["baseline"] = dict(env, PYTHONPATH=os.path.abspath(args.baseline))
+
+        for name, command in commands.items():  # warm-up: caches filled, outputs checked
+            run(command, envs[name], work)
+        ref = np.asarray(Image.open(out["clconv"]))
+        for name in commands:
+            if name != "vips" and not np.array_equal(np.asarray(Image.open(out[name])), ref):
+                raise SystemExit(f"{name} wrote other pixels than clconv")
+
+        names = list(commands)
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for r in range(args.rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for name in order:
+                times[name].append(run(commands[name], envs[name], work))  # cwd: not this checkout
+
+        def speedup(ref_name):
+            return statistics.median(a / b for a, b in zip(times[ref_name], times["clconv"]))
+
+        print(f"{w}x{h} RGB PNG, {args.rounds} interleaved rounds, "
+              f"{'environment as is' if args.as_is else 'byte code cached'}; wall seconds per process")
+        for name in names:
+            line = f"  {name:9s} median {statistics.median(times[name]):.3f}  min {min(times[name]):.3f}"
+            if name != "clconv":
+                line += f"  clconv speed-up {speedup(name):.2f}x (its time / clconv's)"
+            print(line)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"size": [w, h], "rounds": args.rounds, "as_is": args.as_is, "seconds": times,
+                           "speedup": {n: speedup(n) for n in names if n != "clconv"}}, f, indent=1)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

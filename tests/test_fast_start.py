@@ -1,0 +1,357 @@
+"""Start-up of `clconv apply`: what is imported, the device cache, the device thread, the fast PNG
+writer. Real PoCL device, the installed console script (or its main() in a fresh process), and a
+temporary XDG_CACHE_HOME in every test (PoCL keeps its own kernel cache where it was)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clconv import imageio, runtime
+from clconv.errors import OutputError
+
+# Runs clconv's console entry point (main() with no arguments, as the script does) in a fresh
+# process, and on the way out (os._exit: apply ends without the OpenCL teardown) reports what
+# the process holds: which platforms it listed, whether the device cache chose the ICD, and the
+# OpenCL drivers mapped into it.
+PROBE = r"""
+import json, os, sys
+from clconv import cli, runtime
+real_exit = os._exit
+def report(code):
+    found = runtime._platform_devices.cache_info().currsize and runtime._platform_devices()
+    libs = sorted({l.split()[-1] for l in open("/proc/self/maps") if "pocl" in l and ".so" in l and "kcache" not in l})
+    print("PROBE " + json.dumps({"platforms": sorted({i.platform_index for i, _ in found or ()}),
+                                 "cached": runtime._cache.entry is not None, "libs": libs,
+                                 "ocl_icd_vendors": os.environ.get("OCL_ICD_VENDORS")}), file=sys.stderr, flush=True)
+    real_exit(code)
+os._exit = report
+sys.argv = ["clconv"] + sys.argv[1:]
+cli.main()
+"""
+
+
+@pytest.fixture()
+def env(tmp_path):
+    """The user's environment with an empty XDG_CACHE_HOME; PoCL's kernel cache stays where it is
+    (else every program would compile again, seconds each)."""
+    e = dict(os.environ)
+    for name in ("PYTHONWARNINGS", "CLCONV_DEVICE", "PYOPENCL_CTX", "CLCONV_DEVICE_CACHE", runtime._RETRY_ENV):
+        e.pop(name, None)
+    xdg = e.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    e.setdefault("POCL_CACHE_DIR", os.path.join(xdg, "pocl", "kcache"))
+    e["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    return e
+
+
+@pytest.fixture()
+def png(tmp_path) -> Path:
+    rng = np.random.default_rng(3)
+    path = tmp_path / "in.png"
+    Image.fromarray((rng.random((48, 64, 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def cache_file(env) -> Path:
+    return Path(env["XDG_CACHE_HOME"]) / "clconv" / "device.json"
+
+
+def run(args, env, cwd, script=None):
+    """The installed script (or the PROBE, when ``script`` is "probe")."""
+    if script == "probe":
+        command = [sys.executable, "-c", PROBE, *map(str, args)]
+    else:
+        command = [str(Path(sys.executable).with_name("clconv")), *map(str, args)]
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+
+
+def probe(args, env, cwd):
+    result = run(args, env, cwd, script="probe")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("PROBE ")]
+    other = [line for line in result.stderr.splitlines() if not line.startswith("PROBE ")]
+    assert len(lines) == 1, result.stderr
+    return result, json.loads(lines[0][6:]), other
+
+
+def imported(args, env, cwd) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """The modules the installed script imports for ``args`` (python -X importtime)."""
+    script = str(Path(sys.executable).with_name("clconv"))
+    result = subprocess.run([sys.executable, "-X", "importtime", script, *map(str, args)], env=env, cwd=cwd,
+                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    names = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    return result, names
+
+
+# ---------------------------------------------------------------------------------------- imports
+
+
+@pytest.mark.parametrize("args", [["--help"], ["kernels"], ["kernels", "gaussian:sigma=2"], ["apply", "--help"]])
+def test_help_and_kernels_do_not_touch_opencl(args, env, tmp_path):
+    result, names = imported(args, env, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "pyopencl" not in names and "clconv.runtime" not in names
+    if args == ["--help"]:
+        assert "numpy" not in names and "PIL" not in names  # the group's help needs click alone
+    assert not (tmp_path / "xdg" / "clconv").exists()
+
+
+def test_apply_imports_what_it_needs_and_nothing_else(env, png, tmp_path):
+    result, names = imported(["apply", "-k", "sobel-x", png, tmp_path / "out.png"], env, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {"numpy", "PIL.Image", "pyopencl", "click"} <= names
+    for heavy in ("scipy", "matplotlib", "hypothesis", "cv2", "dask", "zarr", "fsspec", "pandas"):
+        assert not any(n == heavy or n.startswith(heavy + ".") for n in names), heavy
+
+
+# ---------------------------------------------------------------------------------------- device cache
+
+
+def test_the_device_cache_remembers_the_icd_and_loads_only_it(env, png, tmp_path):
+    first, seen, other = probe(["apply", "-k", "sobel-x", png, tmp_path / "a.png"], env, tmp_path)
+    assert first.returncode == 0 and other == [], first.stderr
+    assert not seen["cached"]
+    doc = json.loads(cache_file(env).read_text())
+    (entry,) = doc["entries"]
+    assert entry["restrict"] and os.path.exists(entry["library"]) and entry["key"]["clconv"]
+
+    second, cached, other = probe(["apply", "-k", "sobel-x", png, tmp_path / "b.png"], env, tmp_path)
+    assert second.returncode == 0 and other == [], second.stderr
+    assert cached["cached"]
+    assert cached["platforms"] == [entry["platform_index"]]
+    assert os.path.realpath(entry["library"]) in {os.path.realpath(p) for p in cached["libs"]}
+    assert len(cached["libs"]) <= len(seen["libs"])
+    if len(seen["platforms"]) > 1:  # several ICDs: the others are not even loaded
+        assert len(cached["libs"]) < len(seen["libs"])
+    assert cached["ocl_icd_vendors"] == env.get("OCL_ICD_VENDORS")  # given back once the loader read it
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))
+    assert json.loads(cache_file(env).read_text()) == doc  # nothing to write the second time
+
+
+def test_a_corrupt_cache_warns_once_and_is_rewritten(env, png, tmp_path):
+    path = cache_file(env)
+    path.parent.mkdir(parents=True)
+    for garbage in (b"{not json", b"\xff\xfe\x00", b'{"schema": 1, "entries": [{"key": 3}]}', b"[]"):
+        path.write_bytes(garbage)
+        result = run(["apply", "-k", "sobel-x", "--force", png, tmp_path / "out.png"], env, tmp_path)
+        assert result.returncode == 0, result.stderr
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("clconv: warning: device cache "), result.stderr
+        assert str(path) in lines[0] and "corrupt" in lines[0]
+        again = run(["apply", "-k", "sobel-x", "--force", png, tmp_path / "out.png"], env, tmp_path)
+        assert again.returncode == 0 and again.stderr == "", again.stderr
+        assert json.loads(path.read_text())["entries"]
+
+
+def test_a_cache_of_another_schema_is_passed_over_silently(env, png, tmp_path):
+    path = cache_file(env)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"schema": 99, "entries": "whatever"}))
+    result = run(["apply", "-k", "sobel-x", png, tmp_path / "out.png"], env, tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert json.loads(path.read_text())["schema"] == runtime.CACHE_SCHEMA
+
+
+def test_a_changed_vendors_folder_invalidates_the_cache(env, png, tmp_path):
+    vendors = tmp_path / "vendors"
+    vendors.mkdir()
+    system = os.environ.get("OCL_ICD_VENDORS") or os.environ.get("OPENCL_VENDOR_PATH") or "/etc/OpenCL/vendors"
+    if os.path.isdir(system):
+        for icd in Path(system).glob("*.icd"):
+            shutil.copy(icd, vendors / icd.name)
+    env["OCL_ICD_VENDORS"] = str(vendors)
+    args = ["apply", "-k", "sobel-x", "--force", png, tmp_path / "out.png"]
+    assert not probe(args, env, tmp_path)[1]["cached"]
+    assert probe(args, env, tmp_path)[1]["cached"]
+    (vendors / "zz-other.icd").write_text("libOpenCL-vendor-that-is-not-here.so\n")  # a driver installed
+    result, seen, other = probe(args, env, tmp_path)
+    assert result.returncode == 0 and other == [], result.stderr
+    assert not seen["cached"]
+    assert seen["ocl_icd_vendors"] == str(vendors)  # the user's value, untouched
+    entries = json.loads(cache_file(env).read_text())["entries"]
+    assert len(entries) == 2 and entries[0]["key"]["vendors"] != entries[1]["key"]["vendors"]
+    assert probe(args, env, tmp_path)[1]["cached"]
+
+
+@pytest.mark.parametrize("named", [["--device", "cpu"], ["--device=cpu"], "CLCONV_DEVICE", "PYOPENCL_CTX",
+                                   "CLCONV_DEVICE_CACHE"])
+def test_a_named_device_or_a_disabled_cache_bypasses_it(named, env, png, tmp_path):
+    args = ["apply", "-k", "sobel-x", png, tmp_path / "out.png"]
+    if isinstance(named, list):
+        args += named
+    elif named == "CLCONV_DEVICE_CACHE":
+        env[named] = "0"
+    else:
+        env[named] = runtime.get_runtime(None).info.index if named == "PYOPENCL_CTX" else "cpu"
+    result = run(args, env, tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert not (tmp_path / "xdg" / "clconv").exists()
+
+
+def test_devices_lists_every_platform_whatever_the_cache(env, png, tmp_path):
+    before = run(["devices"], env, tmp_path)
+    assert before.returncode == 0, before.stderr
+    assert run(["apply", "-k", "sobel-x", png, tmp_path / "out.png"], env, tmp_path).returncode == 0
+    assert cache_file(env).exists()
+    after = run(["devices"], env, tmp_path)
+    assert after.stdout == before.stdout and after.stderr == before.stderr
+    assert len(after.stdout.splitlines()) == len(runtime.list_devices())
+
+
+def test_a_remembered_icd_that_misses_falls_back_to_every_icd(env, png, tmp_path):
+    args = ["apply", "-k", "sobel-x", "--force", png, tmp_path / "out.png"]
+    assert run(args, env, tmp_path).returncode == 0
+    expected = np.asarray(Image.open(tmp_path / "out.png"))
+    (tmp_path / "out.png").unlink()
+    doc = json.loads(cache_file(env).read_text())
+    good = dict(doc["entries"][0])
+    # a "library" that exists, unchanged since it was remembered, but gives no OpenCL platform
+    impostor = tmp_path / "libnot-an-icd.so"
+    impostor.write_bytes(b"not a shared object")
+    doc["entries"][0].update(library=str(impostor), library_stat=runtime._stat(str(impostor)))
+    cache_file(env).write_text(json.dumps(doc))
+    result, seen, other = probe(args, env, tmp_path)
+    assert result.returncode == 0 and other == [], result.stderr  # rerun with every ICD: no word of it
+    assert not seen["cached"] and seen["ocl_icd_vendors"] == env.get("OCL_ICD_VENDORS")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), expected)
+    (entry,) = json.loads(cache_file(env).read_text())["entries"]
+    assert entry["library"] == good["library"] and entry["restrict"]
+    assert probe(args, env, tmp_path)[1]["cached"]
+
+
+def test_the_library_never_uses_the_cache(env, tmp_path):
+    code = ("import numpy as np, clconv; clconv.convolve(np.ones((8, 8), np.float32), 'box');"
+            "from clconv import runtime; assert runtime._cache.path is None")
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "xdg" / "clconv").exists()
+
+
+# ---------------------------------------------------------------------------------------- the device thread
+
+
+def test_errors_keep_their_order_with_the_device_thread(env, png, tmp_path):
+    env["PYOPENCL_CTX"] = "9:9"  # a device that is not there: the thread fails
+    missing = run(["apply", "-k", "sobel-x", tmp_path / "missing.png", tmp_path / "out.png"], env, tmp_path)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert "missing.png" in missing.stderr  # the input is read (and refused) before the device is needed
+    device = run(["apply", "-k", "sobel-x", png, tmp_path / "out.png"], env, tmp_path)
+    assert device.returncode == 2 and device.stderr.count("\n") == 1, device.stderr
+    assert device.stderr.startswith("clconv: error: --device 9:9: no device with that index")
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_bad_usage_still_exits_2_with_the_thread_running(env, png, tmp_path):
+    bad = run(["apply", "-k", "no-such-kernel", png, tmp_path / "out.png"], env, tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("clconv: error: ") and bad.stderr.count("\n") == 1
+    (tmp_path / "exists.png").write_bytes(b"x")
+    exists = run(["apply", "-k", "sobel-x", png, tmp_path / "exists.png"], env, tmp_path)
+    assert exists.returncode == 2 and "exists" in exists.stderr
+    assert (tmp_path / "exists.png").read_bytes() == b"x"
+
+
+# ---------------------------------------------------------------------------------------- PNG writer
+
+
+def photo(h, w, c, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = 120 + 80 * np.sin(x / 17.0)[..., None] * np.cos(y / 23.0)[..., None] + rng.normal(0, 4, (h, w, c))
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("c", [1, 2, 3, 4])
+@pytest.mark.parametrize("shape", [(300, 301), (1, 70000), (70000, 1), (257, 129)])
+def test_own_png_writer_gives_the_same_pixels(c, shape, tmp_path):
+    a = photo(*shape, c)
+    direct = io.BytesIO()
+    imageio._write_png8(direct, a.reshape(a.shape[0], -1), c, None, (300, 150))
+    out = tmp_path / "o.png"  # and through save, whichever writer it takes
+    imageio.save(out, a, has_alpha=c in (2, 4), color="L" if c <= 2 else "RGB", meta={"dpi": (300, 150)})
+    for source in (io.BytesIO(direct.getvalue()), out):
+        with Image.open(source) as im:
+            im.load()
+            assert im.mode == {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c]
+            assert [round(v) for v in im.info["dpi"]] == [300, 150]
+            assert np.array_equal(np.asarray(im).reshape(a.shape), a)
+
+
+def test_photographs_take_the_own_writer(monkeypatch, tmp_path):
+    a = photo(300, 400, 3)
+    assert a.nbytes >= imageio.PNG_OWN_MIN_BYTES and imageio._png_rle_pays(a.reshape(300, -1), 3)
+    monkeypatch.setattr(Image.Image, "save", lambda *args, **kwargs: pytest.fail("Pillow wrote it"))
+    imageio.save(tmp_path / "o.png", a, has_alpha=False, color="RGB", meta={})
+    monkeypatch.undo()
+    with Image.open(tmp_path / "o.png") as im:
+        assert np.array_equal(np.asarray(im), a)
+
+
+def test_own_png_writer_keeps_the_icc_profile(tmp_path):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    a = photo(200, 200, 3)
+    imageio.save(tmp_path / "o.png", a, has_alpha=False, color="RGB", meta={"icc_profile": icc})
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.info["icc_profile"] == icc
+        assert np.array_equal(np.asarray(im), a)
+
+
+def test_flat_graphics_still_go_through_pillow(monkeypatch, tmp_path):
+    a = np.zeros((256, 256, 4), np.uint8)
+    a[64:192, 64:192] = (200, 30, 30, 255)
+    a[100:150, :, 1] = np.arange(256, dtype=np.uint8) // 8 * 8
+    assert not imageio._png_rle_pays(a.reshape(256, -1), 4)
+    called = []
+    monkeypatch.setattr(imageio, "_write_png8", lambda *args: called.append(1))
+    imageio.save(tmp_path / "o.png", a, has_alpha=True, color="RGB", meta={})
+    assert not called
+    with Image.open(tmp_path / "o.png") as im:
+        assert np.array_equal(np.asarray(im), a)
+
+
+def test_own_png_writer_is_fast_and_about_pillows_size():
+    """Not a timing test: sizes only (98-106% of Pillow's level 4 on photographs, README)."""
+    a = photo(512, 512, 3)
+    ours, pillows = io.BytesIO(), io.BytesIO()
+    imageio.writer("o.png", a, has_alpha=False, color="RGB")(ours)
+    Image.fromarray(a).save(pillows, "PNG", compress_level=imageio.PNG_COMPRESS_LEVEL)
+    assert len(ours.getvalue()) <= 1.08 * len(pillows.getvalue())
+
+
+@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_fast_png_write_leaves_nothing(monkeypatch, tmp_path, exc):
+    real = imageio._write_png
+
+    def fail_midway(fo, *args):
+        fo.write(b"\x89PNG partial")
+        raise exc
+
+    monkeypatch.setattr(imageio, "_write_png", fail_midway)
+    out = tmp_path / "o.png"
+    with pytest.raises(OutputError if isinstance(exc, OSError) else KeyboardInterrupt):
+        imageio.save(out, photo(200, 200, 3), has_alpha=False, color="RGB", meta={})
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(imageio, "_write_png", real)
+
+
+def test_concurrent_first_runs_leave_one_whole_cache_file(env, png, tmp_path):
+    script = str(Path(sys.executable).with_name("clconv"))
+    procs = [subprocess.Popen([script, "apply", "-k", "sobel-x", png, tmp_path / f"o{i}.png"], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+             for i in range(4)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0 and err == b"", err
+    (entry,) = json.loads(cache_file(env).read_text())["entries"]
+    assert [p.name for p in cache_file(env).parent.iterdir()] == ["device.json"]  # no temporary left
+    assert entry["restrict"]
