@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import traceback
 import warnings
 
 import click
@@ -28,6 +27,12 @@ class Terminated(BaseException):
 
 def _on_sigterm(signum, frame):
     raise Terminated()
+
+
+def _print_traceback() -> None:
+    import traceback  # only for --debug: 4 ms of imports otherwise
+
+    traceback.print_exc()
 
 
 def _error(message: str) -> None:
@@ -54,7 +59,7 @@ class ClconvGroup(click.Group):
             code = code if isinstance(code, int) else 0
         except ClconvError as exc:
             if debug:
-                traceback.print_exc()
+                _print_traceback()
             _error(str(exc))
             code = exc.exit_code
         except click.UsageError as exc:
@@ -72,7 +77,7 @@ class ClconvGroup(click.Group):
             code = EXIT_TERMINATED
         except Exception as exc:  # a bug: still one line, unless --debug
             if debug:
-                traceback.print_exc()
+                _print_traceback()
             _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
             code = EXIT_INTERNAL
         finally:

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -355,3 +356,31 @@ def test_concurrent_first_runs_leave_one_whole_cache_file(env, png, tmp_path):
     (entry,) = json.loads(cache_file(env).read_text())["entries"]
     assert [p.name for p in cache_file(env).parent.iterdir()] == ["device.json"]  # no temporary left
     assert entry["restrict"]
+
+
+def png_chunks(data: bytes):
+    pos = 8
+    while pos < len(data):
+        n = int.from_bytes(data[pos: pos + 4], "big")
+        yield data[pos + 4: pos + 8], data[pos + 8: pos + 8 + n]
+        pos += 12 + n
+
+
+@pytest.mark.parametrize("h, w, c", [(1024, 1024, 3), (700, 1200, 4), (3, 300000, 3), (2000, 600, 2)])
+def test_bands_deflated_in_parallel_make_one_valid_zlib_stream(h, w, c, monkeypatch):
+    monkeypatch.setattr(imageio, "_png_workers", lambda nbytes: 3)
+    a = photo(h, w, c, seed=h)
+    out = io.BytesIO()
+    imageio._write_png8(out, a.reshape(h, -1), c, None, None)
+    idat = b"".join(body for kind, body in png_chunks(out.getvalue()) if kind == b"IDAT")
+    raw = zlib.decompress(idat)  # checks the combined Adler-32
+    assert len(raw) == h * (w * c + 1)
+    with Image.open(io.BytesIO(out.getvalue())) as im:
+        assert np.array_equal(np.asarray(im).reshape(a.shape), a)
+
+
+def test_adler32_combine_matches_zlib():
+    rng = np.random.default_rng(5)
+    for n1, n2 in [(0, 0), (0, 9), (9, 0), (1, 65521), (70000, 5), (123457, 654321)]:
+        a, b = rng.bytes(n1), rng.bytes(n2)
+        assert imageio._adler32_combine(zlib.adler32(a), zlib.adler32(b), n2) == zlib.adler32(a + b)
