@@ -73,8 +73,8 @@ class Table:
         for r in self.rows:
             if tuple(r["size"]) != size:
                 continue
-            if r["algorithm"] == "separable" and (rank_needed is None or r["rank"] not in SEPARABLE_RANKS):
-                continue
+            if r["rank"] is not None and (rank_needed is None or r["rank"] not in SEPARABLE_RANKS):
+                continue  # measured by separable terms, which this kernel does not have
             key = (r["algorithm"], json.dumps(r["params"], sort_keys=True), r["rank"])
             found.setdefault(key, {})[int(r["side"])] = float(r["ms"])
         return found
@@ -90,8 +90,8 @@ class Table:
         pixel_scale = image_pixels / (size[0] * size[1])
         best: dict = {}
         for (name, params, measured_rank), by_side in self._candidates(size, rank).items():
-            if name == "separable":
-                # nearest measured rank; more terms cost proportionally more passes
+            if measured_rank is not None:
+                # by separable terms: the nearest measured rank; more terms cost proportionally more
                 if measured_rank != min(SEPARABLE_RANKS, key=lambda m: (abs(m - rank), m)):
                     continue
                 side, factor = (kh + kw) / 2, rank / measured_rank
@@ -248,9 +248,9 @@ def measure(rt, sizes=SIZES, sides=SIDES, repeat: int = 3, echo=None) -> list[di
             for rank, kernel in grid_kernels(side).items():
                 plan = build_plan([kernel], in_dtype=np.float32)
                 kernel = plan.kernels[0]
-                names = ("separable",) if rank is not None else ("direct", "fft")
-                for name in names:
-                    algorithm = REGISTRY[name]
+                # dense kernels for the others; rank 1 and 2 for those that run separable terms
+                for algorithm in (a for a in REGISTRY.values() if a.alone and a.by_terms == (rank is not None)):
+                    name = algorithm.name
                     for params in algorithm.variants:
                         step = Step(kernel, algorithm, "tune", dict(params), "tuned")
                         sched = Schedule((step,), ((id(kernel), tuple(size)),), "tune")

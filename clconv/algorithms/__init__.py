@@ -36,6 +36,8 @@ class Algorithm:
     in_place: bool = False          # reads and writes interleaved images of any sample type, mapping inside
     strided_in_place: bool = False  # ... with a stride too
     exact_zeros: bool = True        # a sum of zero contributions is exactly 0 (FFT round-off is not)
+    by_terms: bool = False          # runs a kernel as its separable terms: cost grows with the rank
+    alone: bool = True              # a candidate for one kernel alone (gemm only pays for banks)
     variants: tuple = ({},)         # the parameter sets `clconv tune` measures
 
 
@@ -45,8 +47,8 @@ REGISTRY: dict[str, Algorithm] = {
         Algorithm("direct", direct.SUMMARY, direct.correlate, fused_bank=direct.correlate_bank_fused,
                   in_place=True, strided_in_place=True),
         Algorithm("separable", separable.SUMMARY, separable.correlate, separable.refuses, in_place=True,
-                  variants=tuple({"band_bytes": b} for b in separable.BAND_CHOICES)),
-        Algorithm("gemm", im2col.SUMMARY, im2col.correlate, correlate_bank=im2col.correlate_bank),
+                  by_terms=True, variants=tuple({"band_bytes": b} for b in separable.BAND_CHOICES)),
+        Algorithm("gemm", im2col.SUMMARY, im2col.correlate, correlate_bank=im2col.correlate_bank, alone=False),
         Algorithm("fft", fft.SUMMARY, fft.correlate, fft.refuses, exact_zeros=False),
     )
 }
