@@ -78,7 +78,7 @@ def bench_separable(image, repeat, device, rows):
         np.testing.assert_allclose(got, want, atol=1e-4 * float(np.abs(want).max()))
         medians = rounds({name: (lambda name=name: clconv.convolve(image, spec, algorithm=name, device=device))
                           for name in ("direct", "separable", "gemm")}, repeat)
-        auto = clconv.algorithms.choose_auto(kernel, image_pixels=image.size, device_kind="cpu")[0]
+        auto = clconv.algorithms.choose_model(kernel, image_pixels=image.size, device_kind="cpu")[0]
         for name, seconds in medians.items():
             rows.append({"workload": f"{spec} ({size * size} taps)", "candidate": name, "median_ms": seconds * 1e3,
                          "gflop_s": 2 * size * size * image.size / seconds / 1e9,

@@ -57,17 +57,6 @@ class Plan:
             shape = self.geometry.window(shape, kernel.shape, self.flip).out_shape
         return shape
 
-    def choices(self, shape: tuple[int, int], device_kind: str, bank: bool = False) -> list[tuple[str, str, str]]:
-        """(kernel spec, algorithm, reason) for each linear filter by the built-in model, in order:
-        of the chain, or of the bank (every kernel on the same input) when ``bank``."""
-        found = algorithms.schedule(self, shape, _Kind(device_kind), bank=bank)
-        return [(step.kernel.spec, step.algorithm.name, step.reason) for step in found]
-
-
-@dataclass(frozen=True)
-class _Kind:
-    kind: str
-
 
 def schedule_for(rt, plan: Plan, shape: tuple[int, int], bank: bool = False):
     """The plan's schedule on ``rt``'s device: its tuned measurements when it has them."""

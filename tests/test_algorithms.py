@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import clconv
 from clconv import algorithms
-from clconv.algorithms import REGISTRY, choose_auto, im2col
+from clconv.algorithms import REGISTRY, choose_model, im2col
 from clconv.errors import OptionError
 from clconv.kernels import parse_spec
 
@@ -72,7 +72,7 @@ def rank1(kh, kw, seed=0):
 )
 def test_auto_rules(weights, pixels, device, bank, expected):
     kernel = parse_spec(weights)
-    name, reason = choose_auto(kernel, image_pixels=pixels, device_kind=device, bank_size=bank)
+    name, reason = choose_model(kernel, image_pixels=pixels, device_kind=device, bank_size=bank)
     assert name == expected, reason
     assert reason
 

@@ -100,11 +100,6 @@ def choose_model(kernel, *, image_pixels: int, device_kind: str, bank_size: int 
     return best, f"{_shape_text(kernel)}: model cost {costs[best]:.0f} taps per value (vs {others})"
 
 
-def choose_auto(kernel, *, image_pixels: int, device_kind: str, bank_size: int = 1) -> tuple[str, str]:
-    """``auto`` without measurements: the built-in model (kept as the public name of the rule)."""
-    return choose_model(kernel, image_pixels=image_pixels, device_kind=device_kind, bank_size=bank_size)
-
-
 @dataclass(frozen=True)
 class Step:
     """How one linear filter runs: its algorithm, the algorithm's parameters, and why."""
