@@ -132,6 +132,40 @@ DEFINE_ROW_PASS_VEC(row_pass_vec_f32, float)
 DEFINE_ROW_PASS_VEC(row_pass_vec_u8, uchar)
 DEFINE_ROW_PASS_VEC(row_pass_vec_u16, ushort)
 
+// Two terms of a low-rank kernel in one row pass: each input vector is loaded
+// (and, for 8/16-bit samples, converted) once for both; taps[0..k) are the first
+// term's row filter, taps[k..2k) the second's, written term_stride floats apart.
+#define DEFINE_ROW_PASS_PAIR(NAME, S)                                                          \
+__kernel void NAME(__global const S *src, int src_off, __global float *dst, long dst_off,      \
+                   __global const float *taps, int k, int h, int w, int out_w, int cs,          \
+                   int dil, int off, int border, int first_row, int rows,                       \
+                   int xa, int ya, int xb, int yb, long term_stride)                            \
+{                                                                                               \
+    const int x = xa + get_global_id(0) * SEP_W, t = ya + get_global_id(1);                    \
+    const int c = get_global_id(2);                                                             \
+    if (x >= xb || t >= yb) return;                                                             \
+    const int e0 = min(x, xb - SEP_W), row_len = w * cs, out_len = out_w * cs, step = dil * cs;  \
+    const int y = map_index(first_row + t, h, border);                                          \
+    __global const S *row = src + src_off + ((size_t)c * h + y) * row_len + e0 - off * cs;      \
+    float16 lo0 = (float16)(0.0f), hi0 = lo0, lo1 = lo0, hi1 = lo0;                             \
+    for (int j = 0; j < k; ++j) {                                                               \
+        const float16 v = SLOAD16_##S(row + j * step), u = SLOAD16_##S(row + j * step + 16);    \
+        const float16 w0 = (float16)(taps[j]), w1 = (float16)(taps[k + j]);                     \
+        lo0 = fma(w0, v, lo0);                                                                  \
+        hi0 = fma(w0, u, hi0);                                                                  \
+        lo1 = fma(w1, v, lo1);                                                                  \
+        hi1 = fma(w1, u, hi1);                                                                  \
+    }                                                                                           \
+    __global float *out = dst + dst_off + ((size_t)c * rows + t) * out_len + e0;                \
+    vstore16(lo0, 0, out);                                                                      \
+    vstore16(hi0, 0, out + 16);                                                                 \
+    vstore16(lo1, 0, out + term_stride);                                                        \
+    vstore16(hi1, 0, out + term_stride + 16);                                                   \
+}
+DEFINE_ROW_PASS_PAIR(row_pass_vec_f32_pair, float)
+DEFINE_ROW_PASS_PAIR(row_pass_vec_u8_pair, uchar)
+DEFINE_ROW_PASS_PAIR(row_pass_vec_u16_pair, ushort)
+
 // The column pass reads a band the row pass made (one per term, summed):
 // out_h + (k - 1) * dil rows, so no border along y. Tiles of SEP_W values by
 // COL_ROWS rows (a build define: `clconv tune` measures 2, 4 and 8); the last

@@ -90,6 +90,8 @@ def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, 
     term_floats = planes * (band_max + span) * out_len
     tmp = rt.scratch("separable.band", terms * term_floats * 4)
     row_bufs, column_buf = [rt.upload(row) for row in rows], rt.upload(columns)
+    # the vector row pass takes terms two at a time (each input vector loaded once for both)
+    pair_bufs = [rt.upload(np.concatenate(rows[t:t + 2])) for t in range(0, terms - 1, 2)]
     # the values of a row whose taps all lie inside the image row
     inside_x = direct.split_interior((1, w * cs), (1, out_len), (1, (kw - 1) * cs + 1), window.dilation,
                                      (0, window.off[1] * cs), tile=(1, SEP_W))
@@ -108,8 +110,12 @@ def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, 
             common = (src.buffer, i32(src.offset), tmp, np.int64(t * term_floats), row_bufs[t], i32(kw), i32(h),
                       i32(w), i32(out_w), i32(cs), i32(window.dilation), i32(window.off[1]), i32(border_code),
                       i32(first), i32(made), i32(xa), i32(ya), i32(xb), i32(yb))
-            if interior is not None:
-                rt.launch(CL_FILE, row_kernel, (-(-(xb - xa) // SEP_W), yb - ya, planes), *common)
+            tiles = (-(-(xb - xa) // SEP_W), yb - ya, planes)
+            if interior is not None and t % 2 == 0 and t + 1 < terms:
+                rt.launch(CL_FILE, row_kernel + "_pair", tiles, *common[:4], pair_bufs[t // 2], *common[5:],
+                          np.int64(term_floats))
+            elif interior is not None and t % 2 == 0:
+                rt.launch(CL_FILE, row_kernel, tiles, *common)
             if frame:
                 rt.launch(CL_FILE, row_kernel + "_edge", (frame, 1, planes), *common, f32(cval),
                           f32(column_cvals[t]), np.int64(frame))
