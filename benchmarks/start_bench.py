@@ -8,7 +8,8 @@ exit (wall time).
   rounds interleave the commands, in an order that rotates from round to round, so a shared,
   noisy machine slows every side alike. Reported: the median and minimum seconds of each side,
   and the speed-up of clconv over each reference as the median over rounds of
-  (reference seconds / clconv seconds) in the same round.
+  (reference seconds / clconv seconds) in the same round; also the median CPU seconds (user +
+  system, every thread) of each process, which depend less on what else the machine runs.
 * The one-liner reads the PNG with Pillow, runs cv2.filter2D (reflect border, float32), takes
   |v|, clips, and writes the PNG with Pillow at clconv's zlib level
   (``clconv.imageio.PNG_COMPRESS_LEVEL``); a second variant writes at Pillow's default level 6,
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -72,14 +74,17 @@ def clconv_script() -> list[str]:
     return [found] if found else [sys.executable, "-m", "clconv"]
 
 
-def run(command: list[str], env: dict, cwd: str) -> float:
+def run(command: list[str], env: dict, cwd: str) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, all threads) of one process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                           timeout=600)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0 or proc.stderr.strip():
         raise RuntimeError(f"{command[0]} ...: exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> int:
@@ -132,10 +137,13 @@ def main() -> int:
 
         names = list(commands)
         times: dict[str, list[float]] = {name: [] for name in names}
+        cpu: dict[str, list[float]] = {name: [] for name in names}
         for r in range(args.rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
-                times[name].append(run(commands[name], envs[name], work))  # cwd: not this checkout
+                wall, used = run(commands[name], envs[name], work)  # cwd: not this checkout
+                times[name].append(wall)
+                cpu[name].append(used)
 
         def speedup(ref_name):
             return statistics.median(a / b for a, b in zip(times[ref_name], times["clconv"]))
@@ -143,13 +151,14 @@ def main() -> int:
         print(f"{w}x{h} RGB PNG, {args.rounds} interleaved rounds, "
               f"{'environment as is' if args.as_is else 'byte code cached'}; wall seconds per process")
         for name in names:
-            line = f"  {name:9s} median {statistics.median(times[name]):.3f}  min {min(times[name]):.3f}"
+            line = (f"  {name:9s} median {statistics.median(times[name]):.3f}  min {min(times[name]):.3f}"
+                    f"  (CPU {statistics.median(cpu[name]):.3f})")
             if name != "clconv":
                 line += f"  clconv speed-up {speedup(name):.2f}x (its time / clconv's)"
             print(line)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"size": [w, h], "rounds": args.rounds, "as_is": args.as_is, "seconds": times,
+                json.dump({"size": [w, h], "rounds": args.rounds, "as_is": args.as_is, "seconds": times, "cpu": cpu,
                            "speedup": {n: speedup(n) for n in names if n != "clconv"}}, f, indent=1)
     finally:
         shutil.rmtree(work, ignore_errors=True)

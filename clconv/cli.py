@@ -386,21 +386,29 @@ def devices():
 
 
 def open_device_early(args) -> bool:
-    """`clconv apply` with the default device: open it in a background thread while the options
-    are parsed and the image decoded (runtime.prefetch), through the device cache. Looked up in
-    the raw arguments, conservatively: a named device (--device), help and version requests, and
-    standard input (which a rerun could not read again: see runtime.enable_device_cache) leave
-    the device to get_runtime as usual, or skip the cache. Returns whether it did."""
-    if any(a in ("-h", "--help", "--version") or a == "--device" or a.startswith("--device=") for a in args):
+    """`clconv apply`: open the device in a background thread while the options are parsed and
+    the image decoded (runtime.prefetch), through the device cache when no device is named.
+    Looked up in the raw arguments, conservatively: help and version requests open nothing; a
+    named device (--device, CLCONV_DEVICE, PYOPENCL_CTX) and standard input (which a rerun could
+    not read again: see runtime.enable_device_cache) skip the cache; should click read the
+    options otherwise, get_runtime does not take the thread's device. Returns whether this is
+    `apply`."""
+    if any(a in ("-h", "--help", "--version") for a in args):
         return False
     if next((a for a in args if not a.startswith("-")), None) != "apply":
         return False
     from clconv import runtime
 
+    device = None
+    for i, a in enumerate(args):
+        if a == "--device" and i + 1 < len(args):
+            device = args[i + 1]
+        elif a.startswith("--device="):
+            device = a[len("--device="):]
     warnings_as_lines()  # before the device thread starts: it may warn too
-    if "-" not in args:
+    if device is None and "-" not in args:
         runtime.enable_device_cache()
-    runtime.prefetch(None)
+    runtime.prefetch(device)
     return True
 
 
