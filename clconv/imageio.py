@@ -156,6 +156,8 @@ class _Relay:
             _WARN_LOCK.release()
         seen = set()
         for w in self._log:
+            if w.category.__module__.startswith("pyopencl"):
+                continue  # the device thread's (runtime.prefetch), never about this image
             msg = " ".join(str(w.message).split())
             if msg and msg not in seen:
                 seen.add(msg)

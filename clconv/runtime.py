@@ -24,6 +24,7 @@ import functools
 import os
 import sys
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -212,24 +213,33 @@ class Runtime:
         self._scratch: dict[str, tuple] = {}
         self.max_alloc = info.max_alloc  # the largest single buffer; bigger images go in tiles
         self._kernels: dict[tuple[str, str], object] = {}
+        self._lock = threading.Lock()
+        self._build_locks: dict[str, threading.Lock] = {}
+        self.build_seconds: dict[str, float] = {}
 
     def program(self, cl_file: str):
         prog = self._programs.get(cl_file)
-        if prog is None:
-            from clconv.resources import program_source
+        if prog is not None:
+            return prog
+        with self._lock:
+            lock = self._build_locks.setdefault(cl_file, threading.Lock())
+        with lock:  # the device thread may be building it already (prefetch): built once
+            prog = self._programs.get(cl_file)
+            if prog is None:
+                from clconv.resources import program_source
 
-            source = program_source(cl_file)
-            try:
-                with WARNINGS_LOCK, warnings.catch_warnings():
-                    # pyopencl warns on non-empty build logs; clconv reports its own errors.
-                    warnings.simplefilter("ignore")
-                    prog = self.cl.Program(self.context, source).build(options=self.build_options)
-            except self.cl.Error as exc:
-                if "unknown target CPU" in str(exc):
-                    raise DeviceError(self.info.describe(), UNUSABLE_CPU_HINT) from exc
-                raise BuildError(f"cl/{cl_file}", f"OpenCL build failed:\n{exc}") from exc
-            self.builds += 1
-            self._programs[cl_file] = prog
+                source = program_source(cl_file)
+                start = time.perf_counter()
+                try:
+                    with _quiet_build():
+                        prog = self.cl.Program(self.context, source).build(options=self.build_options)
+                except self.cl.Error as exc:
+                    if "unknown target CPU" in str(exc):
+                        raise DeviceError(self.info.describe(), UNUSABLE_CPU_HINT) from exc
+                    raise BuildError(f"cl/{cl_file}", f"OpenCL build failed:\n{exc}") from exc
+                self.build_seconds[cl_file] = time.perf_counter() - start
+                self.builds += 1
+                self._programs[cl_file] = prog
         return prog
 
     # Fixed local sizes: PoCL compiles one work-group function per (kernel, local
@@ -328,6 +338,27 @@ def _runtime_for(platform_index: int, device_index: int) -> Runtime:
 
 
 PROBE_PROGRAM = "direct.cl"  # nearly every run needs it, so building it to probe a device costs nothing
+# Built by the device thread after the probe, while the main thread still decodes: the program
+# `auto` picks for the other common case (rank-1 kernels). Only when the probe came from PoCL's
+# kernel cache (fast): a cold build takes seconds, and the process would wait for it at exit.
+SPECULATIVE_PROGRAMS = ("separable.cl",)
+SPECULATE_BELOW_S = 0.25
+
+# In the command line (prefetch), pyopencl's CompilerWarning is filtered out for the whole
+# process, so that builds need no catch_warnings (process-global state: the main thread's image
+# warnings would wait for a build). Library use keeps the block, under WARNINGS_LOCK.
+_compiler_warnings_filtered = False
+
+
+@contextlib.contextmanager
+def _quiet_build():
+    if _compiler_warnings_filtered:
+        yield
+        return
+    with WARNINGS_LOCK, warnings.catch_warnings():
+        # pyopencl warns on non-empty build logs; clconv reports its own errors.
+        warnings.simplefilter("ignore")
+        yield
 
 
 @functools.cache
@@ -380,46 +411,65 @@ def get_runtime(spec: str | None = None) -> Runtime:
 # ------------------------------------------------------------------------------------------
 # prefetch: open the device while the main thread does other work
 
-_prefetch: tuple | None = None  # (spec, thread, box) until joined
+_prefetch: tuple | None = None  # (spec, thread, box, ready) until taken by get_runtime
+_prefetch_thread: threading.Thread | None = None
 
 
 def prefetch(spec: str | None = None) -> None:
-    """Start opening the device for ``spec`` in a background thread; ``get_runtime`` joins it.
-    Errors are kept and raised by ``get_runtime``, in the main thread, as if it had found them."""
-    global _prefetch
-    if _prefetch is not None:
+    """Start opening the device for ``spec`` in a background thread; ``get_runtime`` takes it.
+    Errors are kept and raised by ``get_runtime``, in the main thread, as if it had found them.
+    For the command line only: it filters pyopencl's compiler warnings out for the process."""
+    global _prefetch, _prefetch_thread, _compiler_warnings_filtered
+    if _prefetch is not None or _prefetch_thread is not None:
         return
     wanted = requested_spec(spec)
     box: dict = {}
-    with contextlib.suppress(ClconvError):
-        _cl()  # imports hold the GIL: here, first; the thread then waits in OpenCL, without it
+    ready = threading.Event()
+    try:
+        cl = _cl()  # imports hold the GIL: here, first; the thread then waits in OpenCL, without it
+        warnings.filterwarnings("ignore", category=cl.CompilerWarning)
+        _compiler_warnings_filtered = True
+    except (ClconvError, AttributeError):
+        pass
 
     def work():
         try:
-            box["runtime"] = _usable_runtime(wanted)
+            box["runtime"] = rt = _usable_runtime(wanted)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             box["error"] = exc
+            return
+        finally:
+            ready.set()
+        if rt.build_seconds.get(PROBE_PROGRAM, 0.0) < SPECULATE_BELOW_S:
+            for cl_file in SPECULATIVE_PROGRAMS:
+                with contextlib.suppress(Exception):  # if it is needed, the main thread says why
+                    rt.program(cl_file)
 
     thread = threading.Thread(target=work, name="clconv-device")
-    _prefetch = (wanted, thread, box)
+    _prefetch = (wanted, thread, box, ready)
+    _prefetch_thread = thread
     thread.start()
 
 
 def _join_prefetch():
-    """Wait for the prefetch thread, if any; (spec, box) once, then None."""
+    """Wait until the prefetched device is open (or failed); (spec, box) once, then None."""
     global _prefetch
     pending, _prefetch = _prefetch, None
     if pending is None:
         return None
-    wanted, thread, box = pending
-    thread.join()
+    wanted, thread, box, ready = pending
+    ready.wait()
     _restore_environment()
     return wanted, box
 
 
 def finish_prefetch() -> None:
-    """Let a running prefetch end before the process does (it may be inside the OpenCL driver)."""
+    """Let the device thread end before the process does (it may be inside the OpenCL driver)."""
+    global _prefetch_thread
+    thread, _prefetch_thread = _prefetch_thread, None
     _join_prefetch()
+    if thread is not None:
+        thread.join()
 
 
 # ------------------------------------------------------------------------------------------

@@ -30,7 +30,9 @@ real_exit = os._exit
 def report(code):
     found = runtime._platform_devices.cache_info().currsize and runtime._platform_devices()
     libs = sorted({l.split()[-1] for l in open("/proc/self/maps") if "pocl" in l and ".so" in l and "kcache" not in l})
+    rt = runtime._usable_runtime.cache_info().currsize and runtime.get_runtime(None)
     print("PROBE " + json.dumps({"platforms": sorted({i.platform_index for i, _ in found or ()}),
+                                 "programs": sorted(rt._programs) if rt else [],
                                  "cached": runtime._cache.entry is not None, "libs": libs,
                                  "ocl_icd_vendors": os.environ.get("OCL_ICD_VENDORS")}), file=sys.stderr, flush=True)
     real_exit(code)
@@ -384,3 +386,44 @@ def test_adler32_combine_matches_zlib():
     for n1, n2 in [(0, 0), (0, 9), (9, 0), (1, 65521), (70000, 5), (123457, 654321)]:
         a, b = rng.bytes(n1), rng.bytes(n2)
         assert imageio._adler32_combine(zlib.adler32(a), zlib.adler32(b), n2) == zlib.adler32(a + b)
+
+
+# ---------------------------------------------------------------------------------------- builds in two threads
+
+
+def test_the_device_thread_builds_the_probe_and_the_likely_next_program(env, png, tmp_path):
+    args = ["apply", "-k", "sobel-x", "--force", png, tmp_path / "out.png"]
+    probe(args, env, tmp_path)  # warm: PoCL's kernel cache holds every program now
+    result, seen, other = probe(args, env, tmp_path)
+    assert result.returncode == 0 and other == [], result.stderr
+    assert {runtime.PROBE_PROGRAM, *runtime.SPECULATIVE_PROGRAMS} <= set(seen["programs"])
+
+
+def test_a_program_asked_for_by_two_threads_is_built_once(runtime):
+    import threading
+
+    from clconv.runtime import Runtime
+
+    rt = Runtime(runtime.info, runtime.device)  # a context of its own: nothing built yet
+    name = "direct.cl"
+    builds = rt.builds
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(rt.program(name))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 3 and all(p is got[0] for p in got)
+    assert rt.builds == builds + 1 and name in rt.build_seconds
+
+
+def test_image_warnings_leave_out_the_device_threads(capfd):
+    import warnings
+
+    import pyopencl
+
+    with imageio._Relay("in.png"):
+        warnings.warn("Non-empty compiler output", pyopencl.CompilerWarning)
+        warnings.warn("something about this file", UserWarning)
+    err = capfd.readouterr().err
+    assert err == "clconv: warning: in.png: something about this file\n"
