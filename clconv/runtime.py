@@ -412,7 +412,7 @@ def get_runtime(spec: str | None = None) -> Runtime:
 # prefetch: open the device while the main thread does other work
 
 _prefetch: tuple | None = None  # (spec, thread, box, ready) until taken by get_runtime
-_prefetch_thread: threading.Thread | None = None
+_prefetch_thread: tuple | None = None  # (thread, box) until finish_prefetch
 
 
 def prefetch(spec: str | None = None) -> None:
@@ -442,12 +442,14 @@ def prefetch(spec: str | None = None) -> None:
             ready.set()
         if rt.build_seconds.get(PROBE_PROGRAM, 0.0) < SPECULATE_BELOW_S:
             for cl_file in SPECULATIVE_PROGRAMS:
+                if box.get("stop"):  # the command is over (an early error): nothing to prepare
+                    break
                 with contextlib.suppress(Exception):  # if it is needed, the main thread says why
                     rt.program(cl_file)
 
     thread = threading.Thread(target=work, name="clconv-device")
     _prefetch = (wanted, thread, box, ready)
-    _prefetch_thread = thread
+    _prefetch_thread = (thread, box)
     thread.start()
 
 
@@ -466,10 +468,11 @@ def _join_prefetch():
 def finish_prefetch() -> None:
     """Let the device thread end before the process does (it may be inside the OpenCL driver)."""
     global _prefetch_thread
-    thread, _prefetch_thread = _prefetch_thread, None
+    pending, _prefetch_thread = _prefetch_thread, None
     _join_prefetch()
-    if thread is not None:
-        thread.join()
+    if pending is not None:
+        pending[1]["stop"] = True
+        pending[0].join()
 
 
 # ------------------------------------------------------------------------------------------
