@@ -484,7 +484,7 @@ _RETRY_ENV = "_CLCONV_DEVICE_CACHE_RETRY"  # set for the rerun after a miss: the
 # Everything in the environment that changes which platforms and devices there are, or their order.
 _KEY_ENV = ("OCL_ICD_VENDORS", "OCL_ICD_FILENAMES", "OPENCL_VENDOR_PATH", "OCL_ICD_PLATFORM_SORT",
             "OCL_ICD_DEFAULT_PLATFORM", "OCL_ICD_ASSUME_ICD_EXTENSION", "CLCONV_DEVICE", "PYOPENCL_CTX",
-            "PYOPENCL_HOME", "LD_LIBRARY_PATH", "LD_PRELOAD", "RUSTICL_ENABLE", "CUDA_VISIBLE_DEVICES",
+            "LD_LIBRARY_PATH", "LD_PRELOAD", "RUSTICL_ENABLE", "CUDA_VISIBLE_DEVICES",
             "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ZE_AFFINITY_MASK")
 _KEY_ENV_PREFIXES = ("POCL_", "OCLGRIND", "MESA_", "LP_", "GALLIUM_")
 _DEV_PREFIXES = ("nvidia", "kfd", "dri", "accel", "mali", "kgsl", "dxg")

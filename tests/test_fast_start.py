@@ -47,7 +47,8 @@ def env(tmp_path):
     """The user's environment with an empty XDG_CACHE_HOME; PoCL's kernel cache stays where it is
     (else every program would compile again, seconds each)."""
     e = dict(os.environ)
-    for name in ("PYTHONWARNINGS", "CLCONV_DEVICE", "PYOPENCL_CTX", "CLCONV_DEVICE_CACHE", runtime._RETRY_ENV):
+    for name in ("PYTHONWARNINGS", "CLCONV_DEVICE", "PYOPENCL_CTX", "CLCONV_DEVICE_CACHE", "PYOPENCL_HOME",
+                 runtime._RETRY_ENV):  # as in a shell (pyopencl sets PYOPENCL_HOME in this process)
         e.pop(name, None)
     xdg = e.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     e.setdefault("POCL_CACHE_DIR", os.path.join(xdg, "pocl", "kcache"))
