@@ -39,6 +39,8 @@ import time
 import numpy as np
 from PIL import Image
 
+from clconv.bench_process import clconv_command
+
 SOBEL_X = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
 
 
@@ -64,14 +66,6 @@ def one_liner(level: int | None) -> str:
             f"k=np.array({SOBEL_X!r},np.float32);"
             "o=np.clip(np.abs(cv2.filter2D(a,cv2.CV_32F,k,borderType=cv2.BORDER_REFLECT)),0,255).astype(np.uint8);"
             + save)
-
-
-def clconv_script() -> list[str]:
-    beside = os.path.join(os.path.dirname(sys.executable), "clconv")
-    if os.path.exists(beside):
-        return [beside]
-    found = shutil.which("clconv")
-    return [found] if found else [sys.executable, "-m", "clconv"]
 
 
 def run(command: list[str], env: dict, cwd: str) -> tuple[float, float]:
@@ -110,7 +104,7 @@ def main() -> int:
         Image.fromarray(photo_like(h, w)).save(src)
         out = {name: os.path.join(work, f"{name}.png") for name in ("clconv", "cv2", "cv2-l6", "vips", "baseline")}
         commands = {
-            "clconv": clconv_script() + ["apply", "-k", "sobel-x", "--force", src, out["clconv"]],
+            "clconv": clconv_command() + ["apply", "-k", "sobel-x", "--force", src, out["clconv"]],
             "cv2": [sys.executable, "-c", one_liner(PNG_COMPRESS_LEVEL), src, out["cv2"]],
             "cv2-l6": [sys.executable, "-c", one_liner(None), src, out["cv2-l6"]],
         }

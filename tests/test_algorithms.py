@@ -14,23 +14,11 @@ from clconv.algorithms import REGISTRY, choose_model, im2col
 from clconv.errors import OptionError
 from clconv.kernels import parse_spec
 
+from test_low_rank import gaussian_1d, log_kernel
+
 BORDERS = ("reflect", "mirror", "nearest", "wrap", "constant")
 RNG = np.random.default_rng(2026)
 RANK2 = np.array([[1.0, 2.0, 0.0], [0.0, 1.0, 3.0], [2.0, 0.0, 1.0]])
-
-
-def gaussian_1d(sigma, size):
-    x = np.arange(size) - (size - 1) / 2
-    g = np.exp(-x * x / (2 * sigma * sigma))
-    return g / g.sum()
-
-
-def log_kernel(sigma, size):
-    """Laplacian of Gaussian (rank 2: d2/dx2 g(x) g(y) + g(x) d2/dy2 g(y))."""
-    x = np.arange(size) - (size - 1) / 2
-    xx, yy = np.meshgrid(x, x)
-    r2 = xx * xx + yy * yy
-    return ((r2 - 2 * sigma**2) / sigma**4 * np.exp(-r2 / (2 * sigma**2))).astype(np.float32)
 
 
 G15 = gaussian_1d(2.5, 15)
