@@ -130,8 +130,18 @@ def vips_mask(weights: np.ndarray) -> str:
     return f"{w.shape[1]} {w.shape[0]} 1 0\n{rows}\n"
 
 
+def process_env() -> dict:
+    """The environment both sides run in: as a user's shell has it, but with Python's byte code
+    cached as for installed packages (PYTHONDONTWRITEBYTECODE would make the side whose code is
+    not precompiled, an editable clconv, compile its modules on every start)."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def run_timed(command: list[str], env: dict | None = None) -> float:
     """Wall seconds of ``command`` from start to exit; RuntimeError (its last stderr line) on failure."""
+    env = process_env() if env is None else env
     start = time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
                           stdin=subprocess.DEVNULL)
