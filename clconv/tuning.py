@@ -66,18 +66,18 @@ class Table:
         self.rows = doc["measurements"]
         self.sizes = sorted({tuple(r["size"]) for r in self.rows}, key=lambda s: s[0] * s[1])
         self.sides = sorted({int(r["side"]) for r in self.rows})
+        self._chosen: dict = {}
+        # {size: {(algorithm, params json, measured rank): {side: ms}}}, built once: auto asks per filter
+        self._by_size: dict = {}
+        for r in self.rows:
+            key = (r["algorithm"], json.dumps(r["params"], sort_keys=True), r["rank"])
+            self._by_size.setdefault(tuple(r["size"]), {}).setdefault(key, {})[int(r["side"])] = float(r["ms"])
 
     def _candidates(self, size, rank_needed: int | None) -> dict:
-        """{(algorithm, params json, measured rank): {side: ms}} at one image size."""
-        found: dict = {}
-        for r in self.rows:
-            if tuple(r["size"]) != size:
-                continue
-            if r["rank"] is not None and (rank_needed is None or r["rank"] not in SEPARABLE_RANKS):
-                continue  # measured by separable terms, which this kernel does not have
-            key = (r["algorithm"], json.dumps(r["params"], sort_keys=True), r["rank"])
-            found.setdefault(key, {})[int(r["side"])] = float(r["ms"])
-        return found
+        """{(algorithm, params json, measured rank): {side: ms}} at one image size; those measured
+        by separable terms only for a kernel that has them (rank <= 4)."""
+        return {key: by_side for key, by_side in self._by_size.get(size, {}).items()
+                if key[2] is None or (rank_needed is not None and key[2] in SEPARABLE_RANKS)}
 
     def estimates(self, kernel, image_pixels: int) -> dict | None:
         """{(algorithm, params json): estimated ms} for ``kernel`` on an image of ``image_pixels``,
@@ -104,7 +104,15 @@ class Table:
         return best or None
 
     def choose(self, kernel, image_pixels: int):
-        """(algorithm, params, reason) of the fastest estimate, or None (the model decides)."""
+        """(algorithm, params, reason) of the fastest estimate, or None (the model decides).
+        A function of the kernel's shape and rank and the image size only, so it is remembered."""
+        key = (kernel.shape, kernel.rank, image_pixels)
+        if key not in self._chosen:
+            self._chosen[key] = self._choose(kernel, image_pixels)
+        found = self._chosen[key]
+        return None if found is None else (found[0], dict(found[1]), found[2])
+
+    def _choose(self, kernel, image_pixels: int):
         found = self.estimates(kernel, image_pixels)
         if not found:
             return None
