@@ -22,3 +22,9 @@ def read_cl(name: str) -> str:
 def program_source(name: str) -> str:
     """A program's full source: the shared helpers, then the program itself (no -I paths needed)."""
     return read_cl("common.cl") + "\n#line 1\n" + read_cl(name)
+
+
+def variant(cl_file: str, **defines) -> str:
+    """The name of ``cl_file`` built with ``-DNAME=value`` for each define: Runtime.program
+    builds and caches such a variant apart from the plain program."""
+    return " ".join([cl_file, *(f"-D{k}={int(v)}" for k, v in sorted(defines.items()))])

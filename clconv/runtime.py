@@ -218,6 +218,8 @@ class Runtime:
         self.build_seconds: dict[str, float] = {}
 
     def program(self, cl_file: str):
+        """The built program ``cl_file``, once per runtime. The name may carry build defines after
+        it (``"separable.cl -DCOL_ROWS=4"``, see ``variant``): a variant built and cached apart."""
         prog = self._programs.get(cl_file)
         if prog is not None:
             return prog
@@ -228,15 +230,16 @@ class Runtime:
             if prog is None:
                 from clconv.resources import program_source
 
-                source = program_source(cl_file)
+                name, *defines = cl_file.split()
+                source = program_source(name)
                 start = time.perf_counter()
                 try:
                     with _quiet_build():
-                        prog = self.cl.Program(self.context, source).build(options=self.build_options)
+                        prog = self.cl.Program(self.context, source).build(options=self.build_options + defines)
                 except self.cl.Error as exc:
                     if "unknown target CPU" in str(exc):
                         raise DeviceError(self.info.describe(), UNUSABLE_CPU_HINT) from exc
-                    raise BuildError(f"cl/{cl_file}", f"OpenCL build failed:\n{exc}") from exc
+                    raise BuildError(f"cl/{name}", f"OpenCL build failed:\n{exc}") from exc
                 self.build_seconds[cl_file] = time.perf_counter() - start
                 self.builds += 1
                 self._programs[cl_file] = prog

@@ -274,8 +274,8 @@ def test_separable_bands_give_the_same_result(monkeypatch, border):
             for k, extra in enumerate(options):
                 whole[i, j, k] = clconv.convolve(image, kernel, border, algorithm="separable", border_value=2.5, **extra)
     monkeypatch.setattr(separable, "BAND_BYTES", 1)  # the smallest band: SEP_ROWS output rows
-    monkeypatch.setattr(separable.band_rows, "__defaults__", (1,))
-    monkeypatch.setattr(separable.correlate, "__defaults__", (None, 1))
+    monkeypatch.setattr(separable.band_rows, "__defaults__", (1, separable.SEP_ROWS))
+    monkeypatch.setattr(separable.correlate, "__defaults__", (None, 1, separable.SEP_ROWS))
     assert separable.band_rows(7, 2, 4 * 37 * 3, 53) == separable.SEP_ROWS
     for i, image in enumerate(images):
         for j, kernel in enumerate(kernels):

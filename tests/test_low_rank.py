@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import clconv
-from clconv.algorithms import choose_model
+from clconv.algorithms import REGISTRY, choose_model
 from clconv.kernels import MAX_TERMS, low_rank_eps, parse_spec
 
 import oracle
@@ -189,3 +189,26 @@ def test_the_approximation_stays_within_its_stated_bound():
     bound = eps * np.abs(weights).sum() * np.abs(image).max()
     rounding = 64 * 2.0**-24 * np.abs(weights).sum() * np.abs(image).max()
     assert np.abs(out - exact).max() <= bound + rounding
+
+
+@pytest.mark.parametrize("params", REGISTRY["separable"].variants, ids=str)
+@pytest.mark.parametrize("shape, dtype", [((3, 70), "float32"), ((5, 40, 3), "uint8"), ((37, 45), "float32"),
+                                          ((66, 129, 3), "uint16")])
+def test_every_separable_variant_matches_the_oracle(runtime, params, shape, dtype):
+    """The variants `clconv tune` measures (band sizes, column rows per work-item), forced through
+    the engine on shapes whose last band is shorter than a tile."""
+    from clconv.algorithms import Schedule, Step
+    from clconv.api import build_plan
+    from clconv.engine import execute
+
+    image = make_image(shape, dtype, seed=len(shape))
+    for weights in (log_kernel(1.2, 7).astype(np.float32), low_rank(1, 5, 9, seed=2)):
+        for border in ("reflect", "constant"):
+            plan = build_plan([weights], in_dtype=np.dtype(dtype), border=border, border_value=0.5)
+            kernel = plan.kernels[0]
+            sched = Schedule((Step(kernel, REGISTRY["separable"], "test", dict(params)),),
+                             ((id(kernel), shape[:2]),))
+            pixels = image if image.ndim == 3 else image[:, :, None]
+            out = execute(runtime, pixels, plan, sched=sched)
+            out = out if image.ndim == 3 else out[:, :, 0]
+            assert_matches(out, reference(image, weights, border, border_value=0.5), f"{params} {border}")

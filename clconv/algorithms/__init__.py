@@ -47,7 +47,8 @@ REGISTRY: dict[str, Algorithm] = {
         Algorithm("direct", direct.SUMMARY, direct.correlate, fused_bank=direct.correlate_bank_fused,
                   in_place=True, strided_in_place=True),
         Algorithm("separable", separable.SUMMARY, separable.correlate, separable.refuses, in_place=True,
-                  by_terms=True, variants=tuple({"band_bytes": b} for b in separable.BAND_CHOICES)),
+                  by_terms=True, variants=tuple({"band_bytes": b, "col_rows": r} for b in separable.BAND_CHOICES
+                                                for r in separable.COLUMN_ROWS)),
         Algorithm("gemm", im2col.SUMMARY, im2col.correlate, correlate_bank=im2col.correlate_bank, alone=False),
         Algorithm("fft", fft.SUMMARY, fft.correlate, fft.refuses, exact_zeros=False),
     )

@@ -12,6 +12,7 @@ import numpy as np
 from clconv.algorithms import direct
 from clconv.kernels import MAX_TERMS
 from clconv.params import BORDER_CODES
+from clconv.resources import variant
 
 SUMMARY = ("row passes then one column pass; kernels of rank r <= 4 (r * (kh + kw) taps per pixel "
            "instead of kh * kw)")
@@ -19,6 +20,7 @@ CL_FILE = "separable.cl"
 SEP_W, SEP_ROWS = 32, 2  # values per work-item of the vectorised passes (as in cl/separable.cl)
 BAND_BYTES = 16 << 20  # the row pass's output for one band stays under this: measured at 4096², 1 MiB 33 ms, 4 MiB 19, 16 MiB 17, 64 MiB 15
 BAND_CHOICES = (4 << 20, 16 << 20, 64 << 20)  # what `clconv tune` measures (cache sizes differ by CPU)
+COLUMN_ROWS = (2, 4)  # output rows per work-item of the column pass (cl/separable.cl COL_ROWS) tune measures
 CODES = {"float32": "f32", "uint8": "u8", "uint16": "u16"}
 CONSTANT = BORDER_CODES["constant"]
 MAX = {"float32": 1.0, "uint8": 255.0, "uint16": 65535.0}
@@ -32,7 +34,7 @@ def refuses(kernel) -> str | None:
 
 
 def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mapping=None,
-              band_bytes: int = BAND_BYTES) -> None:
+              band_bytes: int = BAND_BYTES, col_rows: int = SEP_ROWS) -> None:
     """Integer sample types (``Planes.dtype``) and an output ``mapping`` are handled inside the
     passes; they need stride 1 (the engine ensures it)."""
     terms = kernel.separable_terms()
@@ -43,13 +45,13 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
     i32, f32 = np.int32, np.float32
     # Beyond the image, a whole row of constant pixels has filtered to cval * sum(row) in each term.
     column_cvals = np.array([cval * float(r.astype(np.float64).sum()) for r in rows], np.float32)
-    if window.stride == 1 and (out_w * cs < SEP_W or out_h < SEP_ROWS):
+    if window.stride == 1 and (out_w * cs < SEP_W or out_h < col_rows):
         # narrower than one tile of the column pass: a few values, which direct computes as well
         direct.correlate(rt, src, dst, kernel, window, border_code, cval, mapping)
         return
     if window.stride == 1:
         _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, column_cvals, mapping,
-                            band_bytes)
+                            band_bytes, col_rows)
         return
     assert cs == 1 and mapping is None and src.dtype == dst.dtype == "float32", "strided passes take float planes"
     term_floats = planes * h * out_w
@@ -66,15 +68,17 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
               i32(border_code), rt.upload(column_cvals), i32(len(rows)), np.int64(term_floats))
 
 
-def band_rows(taps: int, dilation: int, row_bytes: int, out_h: int, band_bytes: int = BAND_BYTES) -> int:
-    """Output rows per band: the rows the band reads (rows + (taps - 1) * dilation) fit in band_bytes."""
+def band_rows(taps: int, dilation: int, row_bytes: int, out_h: int, band_bytes: int = BAND_BYTES,
+              unit: int = SEP_ROWS) -> int:
+    """Output rows per band (a multiple of ``unit``, the column pass's rows per work-item, and at
+    least one unit): the rows the band reads (rows + (taps - 1) * dilation) fit in band_bytes."""
     span = (taps - 1) * dilation
     fits = band_bytes // max(row_bytes, 1) - span
-    return max(SEP_ROWS, min(out_h, fits - fits % SEP_ROWS if fits > SEP_ROWS else SEP_ROWS))
+    return max(unit, min(out_h, fits - fits % unit if fits > unit else unit))
 
 
 def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, column_cvals, mapping,
-                        band_bytes: int) -> None:
+                        band_bytes: int, col_rows: int) -> None:
     """Stride 1: per band of output rows, the row passes make just the rows the band reads (border
     rows mapped there), one intermediate per term, and the column pass reads them with no border
     work along y. The row passes run a border-free vector kernel where they can and a scalar one
@@ -86,7 +90,7 @@ def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, 
     use_abs, scale, bias = (mapping.use_abs, mapping.scale, mapping.bias) if mapping else (False, 1.0, 0.0)
     span = (k - 1) * window.dilation
     out_len = out_w * cs
-    band_max = band_rows(k, window.dilation, terms * planes * out_len * 4, out_h, band_bytes)
+    band_max = band_rows(k, window.dilation, terms * planes * out_len * 4, out_h, band_bytes, col_rows)
     term_floats = planes * (band_max + span) * out_len
     tmp = rt.scratch("separable.band", terms * term_floats * 4)
     row_bufs, column_buf = [rt.upload(row) for row in rows], rt.upload(columns)
@@ -96,10 +100,11 @@ def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, 
     inside_x = direct.split_interior((1, w * cs), (1, out_len), (1, (kw - 1) * cs + 1), window.dilation,
                                      (0, window.off[1] * cs), tile=(1, SEP_W))
     row_kernel = f"row_pass_vec_{CODES[src.dtype]}"
+    column_program = CL_FILE if col_rows == SEP_ROWS else variant(CL_FILE, COL_ROWS=col_rows)
     for band0 in range(0, out_h, band_max):
         band = min(band_max, out_h - band0)
-        if band < SEP_ROWS:  # a last band of one row: start it a row earlier (that row is written again, equal)
-            band0, band = out_h - SEP_ROWS, SEP_ROWS
+        if band < col_rows:  # a short last band: start it earlier (those rows are written again, equal)
+            band0, band = out_h - col_rows, col_rows
         first = band0 - window.off[0]  # the first image row this band's taps read
         made = band + span  # rows of each term's intermediate
         # rows inside the image, or every row where the border rule maps rows into it
@@ -119,7 +124,8 @@ def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, 
             if frame:
                 rt.launch(CL_FILE, row_kernel + "_edge", (frame, 1, planes), *common, f32(cval),
                           f32(column_cvals[t]), np.int64(frame))
-        rt.launch(CL_FILE, f"column_pass_vec_{CODES[dst.dtype]}", (-(-out_len // SEP_W), -(-band // SEP_ROWS), planes),
+        rt.launch(column_program, f"column_pass_vec_{CODES[dst.dtype]}",
+                  (-(-out_len // SEP_W), -(-band // col_rows), planes),
                   tmp, dst.buffer, i32(dst.offset + band0 * out_len), column_buf, i32(k),
                   i32(made), i32(out_w), i32(band), i32(cs), i32(window.dilation),
                   i32(use_abs), f32(scale), f32(bias), f32(MAX[dst.dtype]), i32(out_h),
