@@ -66,7 +66,6 @@ __kernel void column_pass(__global const float *src,
 // kernels hold no border code at all (a scalar path in them, even one never
 // taken, slowed them by 30% on PoCL): border values are a separate kernel's.
 #define SEP_W 32
-#define SEP_ROWS 2
 
 #define SLOAD16_float(p) vload16(0, p)
 #define SLOAD16_uchar(p) convert_float16(vload16(0, p))
@@ -168,13 +167,13 @@ DEFINE_ROW_PASS_PAIR(row_pass_vec_u16_pair, ushort)
 
 // The column pass reads a band the row pass made (one per term, summed):
 // out_h + (k - 1) * dil rows, so no border along y. Tiles of SEP_W values by
-// COL_ROWS rows (a build define: `clconv tune` measures 2, 4 and 8); the last
+// COL_ROWS rows (a build define, 4 by default: `clconv tune` measures 2 and 4); the last
 // tile of a row (of a column) is moved back to end at the edge, writing the same
 // values as its neighbour where they overlap, so the host needs len >= SEP_W and
 // out_h >= COL_ROWS. With dilation 1 the output rows slide down the k + COL_ROWS - 1
 // input rows, each vector loaded once for all of them.
 #ifndef COL_ROWS
-#define COL_ROWS 2
+#define COL_ROWS 4
 #endif
 #define DEFINE_COLUMN_PASS_VEC(NAME, D)                                                        \
 __kernel void NAME(__global const float *src, __global D *dst, int dst_off,                    \

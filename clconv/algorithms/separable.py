@@ -17,7 +17,9 @@ from clconv.resources import variant
 SUMMARY = ("row passes then one column pass; kernels of rank r <= 4 (r * (kh + kw) taps per pixel "
            "instead of kh * kw)")
 CL_FILE = "separable.cl"
-SEP_W, SEP_ROWS = 32, 2  # values per work-item of the vectorised passes (as in cl/separable.cl)
+# Values along a row per work-item of the vector passes, and output rows per work-item of the
+# column pass by default (cl/separable.cl SEP_W, COL_ROWS): 4 rows won 42 of 56 tuned cases here.
+SEP_W, SEP_ROWS = 32, 4
 BAND_BYTES = 16 << 20  # the row pass's output for one band stays under this: measured at 4096², 1 MiB 33 ms, 4 MiB 19, 16 MiB 17, 64 MiB 15
 BAND_CHOICES = (4 << 20, 16 << 20, 64 << 20)  # what `clconv tune` measures (cache sizes differ by CPU)
 COLUMN_ROWS = (2, 4)  # output rows per work-item of the column pass (cl/separable.cl COL_ROWS) tune measures
