@@ -72,7 +72,9 @@ __kernel void correlate(__global const float *src, int src_off,
 #define VEC_W_float 16
 #define VEC_W_uchar 32
 #define VEC_W_ushort 32
-#define VEC_ROWS 2
+#ifndef VEC_ROWS
+#define VEC_ROWS 2  // a build define: `clconv tune` measures 2 and 4
+#endif
 
 #define LOAD16_float(p) vload16(0, p)
 #ifdef CLCONV_CPU
@@ -98,8 +100,8 @@ __kernel void correlate(__global const float *src, int src_off,
 // rows ya..yb-1 of the output, where every window lies inside the image. The
 // last tile of a row (of a column) is moved back to end at xb (at yb): it
 // overlaps its neighbour, and both write the same values. With dilation 1 the
-// output rows slide down the kh + 1 input rows, so each input vector is loaded
-// once for both output rows.
+// output rows slide down the kh + VEC_ROWS - 1 input rows, so each input vector
+// is loaded once for all of them.
 #define DEFINE_CORRELATE_VEC(NAME, S, D, VEC_W)                                                  \
 __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_off,              \
                    __global const float *weights, int kh, int kw,                                 \
@@ -115,45 +117,47 @@ __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_
     const int row_len = w * cs, out_len = out_w * cs, step = dil * cs;                            \
     __global const S *first = src + src_off + (size_t)c * h * row_len                             \
                               + (size_t)(oy0 - off_y) * row_len + e0 - off_x * cs;                \
-    /* rows oy0 and oy0 + 1: values e0 .. e0 + 15 (acc0, acc1), e0 + 16 .. e0 + 31 (hi0, hi1) */   \
-    float16 acc0 = (float16)(0.0f), acc1 = acc0, hi0 = acc0, hi1 = acc0;                          \
+    /* row oy0 + r: values e0 .. e0 + 15 in lo[r], e0 + 16 .. e0 + 31 in hi[r] (VEC_W 32) */      \
+    float16 lo[VEC_ROWS], hi[VEC_ROWS];                                                           \
+    _Pragma("unroll")                                                                             \
+    for (int r = 0; r < VEC_ROWS; ++r)                                                            \
+        lo[r] = hi[r] = (float16)(0.0f);                                                          \
     if (dil == 1) {                                                                               \
-        for (int i = 0; i <= kh; ++i) {                                                           \
+        for (int i = 0; i < kh + VEC_ROWS - 1; ++i) {                                             \
             __global const S *row = first + (size_t)i * row_len;                                  \
             for (int j = 0; j < kw; ++j) {                                                        \
                 const float16 v = LOAD16_##S(row + j * cs);                                       \
                 const float16 u = VEC_W == 32 ? LOAD16_##S(row + j * cs + 16) : v;                \
-                if (i < kh) {                                                                     \
-                    const float16 wt = (float16)(weights[i * kw + j]);                            \
-                    acc0 = fma(wt, v, acc0);                                                      \
-                    if (VEC_W == 32) hi0 = fma(wt, u, hi0);                                       \
-                }                                                                                 \
-                if (i > 0) {                                                                      \
-                    const float16 wt = (float16)(weights[(i - 1) * kw + j]);                      \
-                    acc1 = fma(wt, v, acc1);                                                      \
-                    if (VEC_W == 32) hi1 = fma(wt, u, hi1);                                       \
+                _Pragma("unroll")                                                                 \
+                for (int r = 0; r < VEC_ROWS; ++r) {                                              \
+                    if (i - r >= 0 && i - r < kh) {                                               \
+                        const float16 wt = (float16)(weights[(i - r) * kw + j]);                  \
+                        lo[r] = fma(wt, v, lo[r]);                                                \
+                        if (VEC_W == 32) hi[r] = fma(wt, u, hi[r]);                               \
+                    }                                                                             \
                 }                                                                                 \
             }                                                                                     \
         }                                                                                         \
     } else {                                                                                      \
         for (int i = 0; i < kh; ++i) {                                                            \
-            __global const S *row0 = first + (size_t)i * dil * row_len;                           \
-            __global const S *row1 = row0 + row_len;                                              \
             __global const float *wr = weights + i * kw;                                          \
             for (int j = 0; j < kw; ++j) {                                                        \
                 const float16 wt = (float16)(wr[j]);                                              \
-                acc0 = fma(wt, LOAD16_##S(row0 + j * step), acc0);                                \
-                if (VEC_W == 32) hi0 = fma(wt, LOAD16_##S(row0 + j * step + 16), hi0);            \
-                acc1 = fma(wt, LOAD16_##S(row1 + j * step), acc1);                                \
-                if (VEC_W == 32) hi1 = fma(wt, LOAD16_##S(row1 + j * step + 16), hi1);            \
+                _Pragma("unroll")                                                                 \
+                for (int r = 0; r < VEC_ROWS; ++r) {                                              \
+                    __global const S *row = first + ((size_t)i * dil + r) * row_len + j * step;   \
+                    lo[r] = fma(wt, LOAD16_##S(row), lo[r]);                                      \
+                    if (VEC_W == 32) hi[r] = fma(wt, LOAD16_##S(row + 16), hi[r]);                \
+                }                                                                                 \
             }                                                                                     \
         }                                                                                         \
     }                                                                                             \
     __global D *out = dst + dst_off + (size_t)c * out_h * out_len + (size_t)oy0 * out_len + e0;   \
-    STORE16_##D(MAP16(acc0), out);                                                                \
-    if (VEC_W == 32) STORE16_##D(MAP16(hi0), out + 16);                                           \
-    STORE16_##D(MAP16(acc1), out + out_len);                                                      \
-    if (VEC_W == 32) STORE16_##D(MAP16(hi1), out + out_len + 16);                                 \
+    _Pragma("unroll")                                                                             \
+    for (int r = 0; r < VEC_ROWS; ++r) {                                                          \
+        STORE16_##D(MAP16(lo[r]), out + r * out_len);                                             \
+        if (VEC_W == 32) STORE16_##D(MAP16(hi[r]), out + r * out_len + 16);                       \
+    }                                                                                             \
 }
 
 // One output value per work-item for every value outside the interior (xa, ya,

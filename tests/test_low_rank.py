@@ -191,12 +191,13 @@ def test_the_approximation_stays_within_its_stated_bound():
     assert np.abs(out - exact).max() <= bound + rounding
 
 
-@pytest.mark.parametrize("params", REGISTRY["separable"].variants, ids=str)
+@pytest.mark.parametrize("name, params", [(name, params) for name in ("separable", "direct")
+                                          for params in REGISTRY[name].variants], ids=str)
 @pytest.mark.parametrize("shape, dtype", [((3, 70), "float32"), ((5, 40, 3), "uint8"), ((37, 45), "float32"),
                                           ((66, 129, 3), "uint16")])
-def test_every_separable_variant_matches_the_oracle(runtime, params, shape, dtype):
-    """The variants `clconv tune` measures (band sizes, column rows per work-item), forced through
-    the engine on shapes whose last band is shorter than a tile."""
+def test_every_variant_matches_the_oracle(runtime, name, params, shape, dtype):
+    """The variants `clconv tune` measures (band sizes, rows per work-item), forced through the
+    engine on shapes whose last band or tile is shorter than a tile."""
     from clconv.algorithms import Schedule, Step
     from clconv.api import build_plan
     from clconv.engine import execute
@@ -206,7 +207,7 @@ def test_every_separable_variant_matches_the_oracle(runtime, params, shape, dtyp
         for border in ("reflect", "constant"):
             plan = build_plan([weights], in_dtype=np.dtype(dtype), border=border, border_value=0.5)
             kernel = plan.kernels[0]
-            sched = Schedule((Step(kernel, REGISTRY["separable"], "test", dict(params)),),
+            sched = Schedule((Step(kernel, REGISTRY[name], "test", dict(params)),),
                              ((id(kernel), shape[:2]),))
             pixels = image if image.ndim == 3 else image[:, :, None]
             out = execute(runtime, pixels, plan, sched=sched)

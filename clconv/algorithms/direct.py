@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from clconv.resources import variant
+
 SUMMARY = "sliding window over every tap; any kernel, border and geometry"
 CL_FILE = "direct.cl"
-VEC_ROWS = 2  # output rows per work-item of correlate_vec (as in cl/direct.cl)
+VEC_ROWS = 2  # output rows per work-item of correlate_vec by default (cl/direct.cl VEC_ROWS)
+ROW_CHOICES = (2, 4)  # what `clconv tune` measures
 VEC_W = {"float32": 16, "uint8": 32, "uint16": 32}  # values per work-item, by input sample type
 MAX = {"float32": 1.0, "uint8": 255.0, "uint16": 65535.0}
 
@@ -20,9 +23,11 @@ def vec_kernel_name(src_dtype: str, dst_dtype: str) -> str:
     return f"correlate_vec_{TYPE_CODES[src_dtype]}_{TYPE_CODES[dst_dtype]}"
 
 
-def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mapping=None) -> None:
+def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mapping=None,
+              rows: int = VEC_ROWS) -> None:
     """Correlate ``src`` into ``dst``. Integer sample types (``Planes.dtype``) and an output
-    ``mapping`` are handled inside the kernel; they need stride 1 (the engine ensures it)."""
+    ``mapping`` are handled inside the kernel; they need stride 1 (the engine ensures it).
+    ``rows``: output rows per work-item of the interior kernel (a build variant)."""
     kh, kw = kernel.shape
     w_buf = rt.upload(np.ascontiguousarray(kernel.weights, dtype=np.float32))
     (h, w), (out_h, out_w) = src.shape, dst.shape
@@ -39,10 +44,11 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
         mapped = (i32(use_abs), np.float32(scale), np.float32(bias), np.float32(maxval))
         vec_w = VEC_W[src.dtype]
         interior = split_interior((h, w * cs), (out_h, out_w * cs), (kh, (kw - 1) * cs + 1),
-                                  window.dilation, (window.off[0], window.off[1] * cs), tile=(VEC_ROWS, vec_w))
+                                  window.dilation, (window.off[0], window.off[1] * cs), tile=(rows, vec_w))
         (xa, ya, xb, yb), frame = frame_of(interior, out_h, out_w * cs)
         if interior is not None:
-            rt.launch(CL_FILE, "correlate_vec" + suffix, (-(-(xb - xa) // vec_w), -(-(yb - ya) // VEC_ROWS), src.planes),
+            program = CL_FILE if rows == VEC_ROWS else variant(CL_FILE, VEC_ROWS=rows)
+            rt.launch(program, "correlate_vec" + suffix, (-(-(xb - xa) // vec_w), -(-(yb - ya) // rows), src.planes),
                       *common, *mapped, i32(xa), i32(ya), i32(xb), i32(yb))
         if frame:
             rt.launch(CL_FILE, "correlate_edge" + suffix, (frame, 1, src.planes),
