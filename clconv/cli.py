@@ -380,7 +380,7 @@ def devices():
         default = None
         click.echo(f"clconv: warning: no usable default device: {exc}", err=True)
     for d in found:
-        mark = "*" if d == default else " "
+        mark = "*" if default is not None and d.index == default.index else " "
         click.echo(f"{mark} {d.index}  {d.name}  [{d.kind}, {d.compute_units} compute units, "
                    f"{d.global_mem / 2**30:.1f} GiB, max buffer {d.max_alloc / 2**30:.2f} GiB]  {d.platform}")
 

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from clconv.errors import WARNINGS_LOCK, BuildError, ClconvError, DeviceError, warn
 
@@ -192,13 +192,26 @@ def select_device(spec: str | None, devices: list[DeviceInfo]) -> DeviceInfo:
     raise unknown("no device matches")
 
 
+CODE_PATH_VARIABLE = "CLCONV_CODE_PATH"
+
+
+def _code_path(info: DeviceInfo) -> DeviceInfo:
+    """``info`` as the code paths see it: CLCONV_CODE_PATH=gpu (or cpu) makes a device take the
+    other kind's paths (build defines, FFT private sizes, auto's rules), so the GPU path runs,
+    and is tested, on the PoCL CPU device. The device's own listing is unchanged."""
+    forced = os.environ.get(CODE_PATH_VARIABLE, "").strip().lower()
+    if forced in ("cpu", "gpu") and forced != info.kind:
+        return replace(info, kind=forced)
+    return info
+
+
 class Runtime:
     """Context, profiling queue and compiled programs of one device."""
 
     def __init__(self, info: DeviceInfo, device):
         cl = _cl()
         self.cl = cl
-        self.info = info
+        self.info = _code_path(info)
         self.device = device
         try:
             self.context = cl.Context([device])
@@ -207,7 +220,7 @@ class Runtime:
             raise DeviceError(info.describe(), f"cannot open the device ({exc})") from exc
         self.builds = 0  # programs built by this runtime: repeated calls must not rebuild
         # CPU-only code paths (e.g. unaligned word loads) are compiled in with -DCLCONV_CPU.
-        self.build_options = ["-DCLCONV_CPU=1"] if info.kind == "cpu" else []
+        self.build_options = ["-DCLCONV_CPU=1"] if self.info.kind == "cpu" else []
         self._programs: dict[str, object] = {}
         self._recorders: list[list] = []
         self._scratch: dict[str, tuple] = {}
