@@ -142,39 +142,58 @@ def _pocl_version(platform: str) -> tuple[int, ...]:
     return tuple(int(g) for g in match.groups()) if match else ()
 
 
+SIMULATORS = ("oclgrind",)  # platforms that simulate a device: used only when named
+
+
+def is_simulator(info: DeviceInfo) -> bool:
+    return any(name in info.platform.lower() for name in SIMULATORS)
+
+
+def _default_rank(info: DeviceInfo) -> tuple:
+    """Order within a kind for the default choice. GPUs: the most global memory first (a
+    discrete card before an integrated one sharing host memory), then the most compute units.
+    CPUs: PoCL before other implementations (rusticl's llvmpipe), newer PoCL builds first."""
+    if info.kind == "gpu":
+        return (-info.global_mem, -info.compute_units)
+    return (0 if info.pocl_version else 1, tuple(-v for v in info.pocl_version), -info.compute_units)
+
+
 def candidates(spec: str | None, devices: list[DeviceInfo]) -> list[DeviceInfo]:
-    """Devices that fit ``spec``, best first. Only a kind ('cpu', 'gpu', default) has
-    more than one: GPUs first for the default, then newer PoCL builds first."""
+    """Devices that fit ``spec``, best first. Only a kind ('cpu', 'gpu', default) has more
+    than one: GPUs before CPUs for the default, each kind by _default_rank; simulators
+    (Oclgrind) never, unless named."""
     key = (spec or "").lower()
     if key not in ("", "auto", "default", "cpu", "gpu"):
         return [select_device(spec, devices)]
-    kinds = {"cpu": ("cpu",), "gpu": ("gpu",)}.get(key, ("gpu", "cpu", "other"))
-    ranked = [d for kind in kinds for d in devices if d.kind == kind]
-    ranked.sort(key=lambda d: (kinds.index(d.kind), tuple(-v for v in d.pocl_version)))
+    ranked = _ranked(key, devices)
     if not ranked:
         select_device(spec, devices)  # raises the "no such device" error
     return ranked
 
 
+def _ranked(key: str, devices: list[DeviceInfo]) -> list[DeviceInfo]:
+    kinds = {"cpu": ("cpu",), "gpu": ("gpu",)}.get(key, ("gpu", "cpu", "other"))
+    ranked = [d for d in devices if d.kind in kinds and not is_simulator(d)]
+    return sorted(ranked, key=lambda d: (kinds.index(d.kind), _default_rank(d)))
+
+
 def select_device(spec: str | None, devices: list[DeviceInfo]) -> DeviceInfo:
-    """Pure choice over a device list: None -> a GPU if any, else a CPU; 'cpu'/'gpu';
+    """Pure choice over a device list: None -> the first of candidates (a GPU if any, else a
+    CPU, by _default_rank; never a simulator); 'cpu'/'gpu' likewise within the kind;
     'P:D' or 'P' (pyopencl's index form); else a case-insensitive substring of the
     device or platform name."""
-    def first(kind):
-        return next((d for d in devices if d.kind == kind), None)
-
     def unknown(why):
         listing = "; ".join(d.describe() for d in devices) or "none"
         return DeviceError(f"--device {spec}", f"{why} (available: {listing})")
 
-    if spec is None or spec.lower() in ("", "auto", "default"):
-        return first("gpu") or first("cpu") or devices[0]
-    key = spec.lower()
-    if key in ("cpu", "gpu"):
-        chosen = first(key)
-        if chosen is None:
+    key = (spec or "").lower()
+    if key in ("", "auto", "default", "cpu", "gpu"):
+        ranked = _ranked(key, devices)
+        if ranked:
+            return ranked[0]
+        if key in ("cpu", "gpu"):
             raise unknown(f"no {key.upper()} device")
-        return chosen
+        raise unknown("only simulators, which are never the default: name one with --device")
     parts = key.split(":")
     if all(p.isdigit() for p in parts) and 1 <= len(parts) <= 2:
         p_index = int(parts[0])
@@ -382,15 +401,21 @@ def _usable_runtime(spec: str | None) -> Runtime:
     entry = _cache.entry if spec is None else None
     failure = None
     deterministic = True  # every device passed over failed in a way that will repeat (see _record)
+    named = (spec or "").lower() not in ("", "auto", "default", "cpu", "gpu")
     for info in candidates(spec, list_devices()):
-        rt = _runtime_for(info.platform_index, info.device_index)
         try:
+            rt = _runtime_for(info.platform_index, info.device_index)
             rt.program(PROBE_PROGRAM)
-        except DeviceError as exc:  # e.g. a PoCL whose LLVM does not know this CPU: try the next
+        except (DeviceError, BuildError) as exc:  # no context, or no build: try the next device
             if entry is not None:
                 raise _CacheMiss(f"{info.describe()}: {exc.cause}") from exc
+            if named:
+                raise
             failure = failure or exc
-            deterministic = deterministic and exc.cause == UNUSABLE_CPU_HINT
+            expected = exc.cause == UNUSABLE_CPU_HINT  # an old PoCL beside a newer one: no news
+            deterministic = deterministic and expected
+            if not expected:
+                warn(f"{info.describe()}: skipped: {str(exc.cause).splitlines()[0]}")
             continue
         if entry is not None and (info.index, info.name) != (_entry_index(entry), entry["device"]):
             raise _CacheMiss(f"the default device is {info.describe()}, not {entry['device']}")

@@ -23,7 +23,7 @@ GPU2 = dev(2, 1, "NVIDIA A100", "gpu", "NVIDIA CUDA OpenCL 3.0 CUDA 13.0")
     "spec, devices, expected",
     [
         (None, [CPU_OLD, GPU], GPU),  # default: a GPU when there is one
-        (None, [CPU_OLD, CPU_NEW], CPU_OLD),  # select_device alone: first CPU
+        (None, [CPU_OLD, CPU_NEW], CPU_NEW),  # newer PoCL first
         ("cpu", [GPU, CPU_NEW], CPU_NEW),
         ("gpu", [CPU_NEW, GPU, GPU2], GPU),
         ("2:1", [CPU_NEW, GPU, GPU2], GPU2),
@@ -51,6 +51,25 @@ def test_candidates_prefer_gpu_then_newer_pocl():
     assert candidates("0:0", [CPU_OLD, CPU_NEW]) == [CPU_OLD]
 
 
+OCLGRIND = dev(3, 0, "Oclgrind Simulator", "gpu", "Oclgrind")
+LLVMPIPE = dev(4, 0, "llvmpipe (LLVM 15.0.6, 256 bits)", "cpu", "rusticl")
+IGPU = DeviceInfo(5, 0, "Intel(R) OpenCL Graphics", "Intel(R) UHD Graphics 770", "gpu", 32, 2**33, 2**32)
+DGPU = DeviceInfo(6, 0, "NVIDIA CUDA", "NVIDIA H100 80GB HBM3", "gpu", 132, 80 * 2**30, 20 * 2**30)
+
+
+def test_default_rules_simulators_never_gpus_by_memory_pocl_before_other_cpus():
+    assert candidates(None, [OCLGRIND, LLVMPIPE, CPU_NEW]) == [CPU_NEW, LLVMPIPE]
+    assert select_device(None, [OCLGRIND, LLVMPIPE, CPU_NEW]) == CPU_NEW
+    assert candidates("gpu", [OCLGRIND, IGPU, DGPU]) == [DGPU, IGPU]
+    assert candidates(None, [CPU_NEW, IGPU, OCLGRIND, DGPU]) == [DGPU, IGPU, CPU_NEW]
+    assert candidates("oclgrind", [CPU_NEW, OCLGRIND]) == [OCLGRIND]  # named: used
+    assert select_device("3:0", [CPU_NEW, OCLGRIND]) == OCLGRIND
+    with pytest.raises(DeviceError, match="only simulators"):
+        select_device(None, [OCLGRIND])
+    with pytest.raises(DeviceError, match="no GPU device"):
+        select_device("gpu", [OCLGRIND, CPU_NEW])
+
+
 def test_requested_spec_order(monkeypatch):
     monkeypatch.setenv("PYOPENCL_CTX", "0:1")
     assert requested_spec(None) == "0:1"
@@ -69,9 +88,11 @@ def test_unknown_device_through_the_api():
 
 def test_repeated_calls_reuse_context_and_programs(runtime):
     image = np.random.default_rng(1).random((33, 47), dtype=np.float32)
-    clconv.convolve(image, "sobel-x", device=runtime)
+    specs = ("sobel-x", "gaussian:sigma=3", "1 2; 3 4", "box:size=9")
+    for spec in specs:  # each program this needs, built once (whatever ran before this test)
+        clconv.convolve(image, spec, device=runtime)
     builds, kernels = runtime.builds, len(runtime._kernels)
-    for spec in ("sobel-x", "gaussian:sigma=3", "1 2; 3 4"):
+    for spec in (*specs, "gaussian:sigma=2", "7x1: 1,2,3,4,3,2,1"):
         clconv.convolve(image, spec, device=runtime, border="wrap")
     assert runtime.builds == builds  # kernel sizes and borders are arguments: no rebuild
     assert len(runtime._kernels) == kernels
@@ -87,3 +108,23 @@ def test_import_is_light():
     code = "import sys, clconv; print(sorted(m for m in ('pyopencl', 'numpy', 'PIL', 'click', 'scipy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_an_unnamed_device_that_fails_is_skipped_with_one_warning(monkeypatch, capsys):
+    """A listed GPU that cannot be opened (here: one the OpenCL platforms do not have) is passed
+    over with one warning line for the default choice; named, it is the error."""
+    from clconv import runtime as rt_module
+
+    real = [d for d in rt_module.list_devices() if not rt_module.is_simulator(d)]
+    ghost = DeviceInfo(99, 0, "Ghost OpenCL", "Ghost GPU", "gpu", 8, 2**34, 2**32)
+    monkeypatch.setattr(rt_module, "list_devices", lambda: [ghost, *real])
+    rt_module._usable_runtime.cache_clear()
+    try:
+        chosen = rt_module._usable_runtime(None)
+        assert chosen.info.kind in ("cpu", "gpu") and chosen.info.name != "Ghost GPU"
+        err = capsys.readouterr().err.splitlines()
+        assert err == ["clconv: warning: 99:0 Ghost GPU (gpu, Ghost OpenCL): skipped: device disappeared"]
+        with pytest.raises(DeviceError, match="disappeared"):
+            rt_module._usable_runtime("Ghost")
+    finally:
+        rt_module._usable_runtime.cache_clear()
