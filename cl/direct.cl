@@ -15,8 +15,8 @@ inline float row_px(__global const float *row, int x, int ch, int w, int cs, int
     return xx < 0 ? cval : row[xx * cs + ch];
 }
 
-__kernel void correlate(__global const float *src, int src_off,
-                        __global float *dst, int dst_off,
+__kernel void correlate(__global const float *src, long src_off,
+                        __global float *dst, long dst_off,
                         __global const float *weights, int kh, int kw,
                         int h, int w, int out_h, int out_w, int cs,
                         int stride, int dil, int off_y, int off_x,
@@ -103,7 +103,7 @@ __kernel void correlate(__global const float *src, int src_off,
 // output rows slide down the kh + VEC_ROWS - 1 input rows, so each input vector
 // is loaded once for all of them.
 #define DEFINE_CORRELATE_VEC(NAME, S, D, VEC_W)                                                  \
-__kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_off,              \
+__kernel void NAME(__global const S *src, long src_off, __global D *dst, long dst_off,            \
                    __global const float *weights, int kh, int kw,                                 \
                    int h, int w, int out_h, int out_w, int cs,                                    \
                    int dil, int off_y, int off_x,                                                 \
@@ -163,7 +163,7 @@ __kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_
 // One output value per work-item for every value outside the interior (xa, ya,
 // xb, yb as for correlate_vec; see frame_position in common.cl).
 #define DEFINE_CORRELATE_EDGE(NAME, S, D)                                                        \
-__kernel void NAME(__global const S *src, int src_off, __global D *dst, int dst_off,              \
+__kernel void NAME(__global const S *src, long src_off, __global D *dst, long dst_off,            \
                    __global const float *weights, int kh, int kw,                                 \
                    int h, int w, int out_h, int out_w, int cs,                                    \
                    int dil, int off_y, int off_x, int border, float cval,                         \

@@ -4,7 +4,7 @@
 // correlation; with the constant border the column pass sees, beyond the
 // image, rows whose value is cval * sum(row) (the host passes that).
 
-__kernel void row_pass(__global const float *src, int src_off,
+__kernel void row_pass(__global const float *src, long src_off,
                        __global float *dst,
                        __global const float *taps, int k,
                        int h, int w, int out_w,
@@ -32,7 +32,7 @@ __kernel void row_pass(__global const float *src, int src_off,
 // term (term_stride floats apart) and the column pass sums the r column filters,
 // taps[t * k + i] for term t; cvals[t] is term t's constant row value.
 __kernel void column_pass(__global const float *src,
-                          __global float *dst, int dst_off,
+                          __global float *dst, long dst_off,
                           __global const float *taps, int k,
                           int h, int w, int out_h,
                           int stride, int dil, int off, int border,
@@ -83,7 +83,7 @@ __kernel void column_pass(__global const float *src,
 // inside the image row (the last tile of a row moved back to end at xb);
 // row_pass_edge*: every other value of the band (frame_position in common.cl).
 #define DEFINE_ROW_PASS_VEC(NAME, S)                                                           \
-__kernel void NAME(__global const S *src, int src_off, __global float *dst, long dst_off,      \
+__kernel void NAME(__global const S *src, long src_off, __global float *dst, long dst_off,     \
                    __global const float *taps, int k, int h, int w, int out_w, int cs,          \
                    int dil, int off, int border, int first_row, int rows,                       \
                    int xa, int ya, int xb, int yb)                                              \
@@ -104,7 +104,7 @@ __kernel void NAME(__global const S *src, int src_off, __global float *dst, long
     vstore16(lo, 0, out);                                                                       \
     vstore16(hi, 0, out + 16);                                                                  \
 }                                                                                               \
-__kernel void NAME##_edge(__global const S *src, int src_off, __global float *dst,             \
+__kernel void NAME##_edge(__global const S *src, long src_off, __global float *dst,            \
                           long dst_off, __global const float *taps, int k, int h, int w, int out_w, int cs,   \
                           int dil, int off, int border, int first_row, int rows,                \
                           int xa, int ya, int xb, int yb, float cval, float row_cval, long count) \
@@ -135,7 +135,7 @@ DEFINE_ROW_PASS_VEC(row_pass_vec_u16, ushort)
 // (and, for 8/16-bit samples, converted) once for both; taps[0..k) are the first
 // term's row filter, taps[k..2k) the second's, written term_stride floats apart.
 #define DEFINE_ROW_PASS_PAIR(NAME, S)                                                          \
-__kernel void NAME(__global const S *src, int src_off, __global float *dst, long dst_off,      \
+__kernel void NAME(__global const S *src, long src_off, __global float *dst, long dst_off,     \
                    __global const float *taps, int k, int h, int w, int out_w, int cs,          \
                    int dil, int off, int border, int first_row, int rows,                       \
                    int xa, int ya, int xb, int yb, long term_stride)                            \
@@ -176,7 +176,7 @@ DEFINE_ROW_PASS_PAIR(row_pass_vec_u16_pair, ushort)
 #define COL_ROWS 4
 #endif
 #define DEFINE_COLUMN_PASS_VEC(NAME, D)                                                        \
-__kernel void NAME(__global const float *src, __global D *dst, int dst_off,                    \
+__kernel void NAME(__global const float *src, __global D *dst, long dst_off,                   \
                    __global const float *taps, int k, int h, int w, int out_h, int cs,          \
                    int dil, int use_abs, float scale, float bias, float maxval, int plane_rows, \
                    int terms, long term_stride)                                                 \

@@ -38,7 +38,7 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
         use_abs, scale, bias, maxval = (mapping.use_abs, mapping.scale, mapping.bias, MAX[dst.dtype]) if mapping \
             else (False, 1.0, 0.0, MAX[dst.dtype])
         suffix = vec_kernel_name(src.dtype, dst.dtype)[len("correlate_vec"):]
-        common = (src.buffer, i32(src.offset), dst.buffer, i32(dst.offset), w_buf, i32(kh), i32(kw),
+        common = (src.buffer, np.int64(src.offset), dst.buffer, np.int64(dst.offset), w_buf, i32(kh), i32(kw),
                   i32(h), i32(w), i32(out_h), i32(out_w), i32(cs), i32(window.dilation),
                   i32(window.off[0]), i32(window.off[1]))
         mapped = (i32(use_abs), np.float32(scale), np.float32(bias), np.float32(maxval))
@@ -58,7 +58,7 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
     assert not typed, "sample conversion and mapping need stride 1"
     rt.launch(
         CL_FILE, "correlate", (out_w * cs, out_h, src.planes),
-        src.buffer, i32(src.offset), dst.buffer, i32(dst.offset),
+        src.buffer, np.int64(src.offset), dst.buffer, np.int64(dst.offset),
         w_buf, i32(kh), i32(kw), i32(h), i32(w),
         i32(out_h), i32(out_w), i32(cs), i32(window.stride), i32(window.dilation),
         i32(window.off[0]), i32(window.off[1]), i32(border_code), np.float32(cval),

@@ -60,12 +60,12 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
     tmp = rt.scratch("separable.tmp", len(rows) * term_floats * 4)
     for t, row in enumerate(rows):
         rt.launch(CL_FILE, "row_pass", (out_w, h, planes),
-                  src.buffer, i32(src.offset), tmp, rt.upload(row), i32(row.size),
+                  src.buffer, np.int64(src.offset), tmp, rt.upload(row), i32(row.size),
                   i32(h), i32(w), i32(out_w), i32(window.stride), i32(window.dilation), i32(window.off[1]),
                   i32(border_code), f32(cval), np.int64(t * term_floats))
     k = columns.size // len(rows)
     rt.launch(CL_FILE, "column_pass", (out_w, out_h, planes),
-              tmp, dst.buffer, i32(dst.offset), rt.upload(columns), i32(k),
+              tmp, dst.buffer, np.int64(dst.offset), rt.upload(columns), i32(k),
               i32(h), i32(out_w), i32(out_h), i32(window.stride), i32(window.dilation), i32(window.off[0]),
               i32(border_code), rt.upload(column_cvals), i32(len(rows)), np.int64(term_floats))
 
@@ -114,7 +114,7 @@ def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, 
         interior = (inside_x[0], t_lo, inside_x[2], t_hi) if inside_x and t_hi > t_lo else None
         (xa, ya, xb, yb), frame = direct.frame_of(interior, made, out_len)
         for t in range(terms):
-            common = (src.buffer, i32(src.offset), tmp, np.int64(t * term_floats), row_bufs[t], i32(kw), i32(h),
+            common = (src.buffer, np.int64(src.offset), tmp, np.int64(t * term_floats), row_bufs[t], i32(kw), i32(h),
                       i32(w), i32(out_w), i32(cs), i32(window.dilation), i32(window.off[1]), i32(border_code),
                       i32(first), i32(made), i32(xa), i32(ya), i32(xb), i32(yb))
             tiles = (-(-(xb - xa) // SEP_W), yb - ya, planes)
@@ -128,7 +128,7 @@ def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, 
                           f32(column_cvals[t]), np.int64(frame))
         rt.launch(column_program, f"column_pass_vec_{CODES[dst.dtype]}",
                   (-(-out_len // SEP_W), -(-band // col_rows), planes),
-                  tmp, dst.buffer, i32(dst.offset + band0 * out_len), column_buf, i32(k),
+                  tmp, dst.buffer, np.int64(dst.offset + band0 * out_len), column_buf, i32(k),
                   i32(made), i32(out_w), i32(band), i32(cs), i32(window.dilation),
                   i32(use_abs), f32(scale), f32(bias), f32(MAX[dst.dtype]), i32(out_h),
                   i32(terms), np.int64(term_floats))
