@@ -245,6 +245,7 @@ class Runtime:
         self._scratch: dict[str, tuple] = {}
         self.max_alloc = info.max_alloc  # the largest single buffer; bigger images go in tiles
         self._kernels: dict[tuple[str, str], object] = {}
+        self._group_limits: dict[int, int] = {}  # id(kernel) -> CL_KERNEL_WORK_GROUP_SIZE
         self._lock = threading.Lock()
         self._build_locks: dict[str, threading.Lock] = {}
         self.build_seconds: dict[str, float] = {}
@@ -286,10 +287,12 @@ class Runtime:
 
         ``local`` overrides the fixed local size for kernels tuned to their own."""
         local = tuple(local) if local is not None else self.LOCAL_SIZE[: len(global_size)]
-        padded = tuple(-(-g // l) * l for g, l in zip(global_size, local))
         kern = self.kernel(cl_file, name)
-        kern.set_args(*args)
-        event = self.cl.enqueue_nd_range_kernel(self.queue, kern, padded, local)
+        local = self._fitting(kern, local)
+        padded = tuple(-(-g // l) * l for g, l in zip(global_size, local))
+        with self.device_errors(f"launching {name} ({cl_file.split()[0]})"):
+            kern.set_args(*args)
+            event = self.cl.enqueue_nd_range_kernel(self.queue, kern, padded, local)
         for events in self._recorders:
             events.append(event)
         return event
@@ -326,9 +329,21 @@ class Runtime:
             self._scratch[name] = held
         return held[1]
 
+    @contextlib.contextmanager
+    def device_errors(self, doing: str):
+        """An OpenCL error inside the block (out of resources, an allocation the device refuses,
+        a failed launch) becomes a DeviceError naming the device with a one-line cause, never
+        an internal error with a traceback."""
+        try:
+            yield
+        except self.cl.Error as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DeviceError(self.info.describe(), f"{doing}: {first}") from exc
+
     def upload(self, array):
         flags = self.cl.mem_flags.READ_ONLY | self.cl.mem_flags.COPY_HOST_PTR
-        return self.cl.Buffer(self.context, flags, hostbuf=array)
+        with self.device_errors(f"cannot copy {array.nbytes} bytes to the device"):
+            return self.cl.Buffer(self.context, flags, hostbuf=array)
 
     def wrap(self, array, writable: bool = False):
         """A buffer over a C-contiguous numpy array's own memory (USE_HOST_PTR): no copy on CPU
@@ -336,23 +351,42 @@ class Runtime:
         ``read_back`` (a map), never by reading ``array`` directly."""
         mf = self.cl.mem_flags
         access = mf.READ_WRITE if writable else mf.READ_ONLY
-        return self.cl.Buffer(self.context, access | mf.USE_HOST_PTR, hostbuf=array)
+        with self.device_errors(f"cannot use {array.nbytes} bytes of host memory on the device"):
+            return self.cl.Buffer(self.context, access | mf.USE_HOST_PTR, hostbuf=array)
 
     def read_back(self, buffer, array) -> None:
         """Make a ``wrap``-ped array's memory hold the device's results (map, then unmap)."""
-        mapped, _ = self.cl.enqueue_map_buffer(self.queue, buffer, self.cl.map_flags.READ, 0,
-                                               array.shape, array.dtype, is_blocking=True)
-        mapped.base.release(self.queue)
-        self.queue.finish()
+        with self.device_errors("running the filter"):
+            mapped, _ = self.cl.enqueue_map_buffer(self.queue, buffer, self.cl.map_flags.READ, 0,
+                                                   array.shape, array.dtype, is_blocking=True)
+            mapped.base.release(self.queue)
+            self.queue.finish()
 
     def download(self, buffer, array):
-        self.cl.enqueue_copy(self.queue, array, buffer, is_blocking=True)
+        with self.device_errors("running the filter"):
+            self.cl.enqueue_copy(self.queue, array, buffer, is_blocking=True)
         return array
 
     def copy(self, dst, src, nbytes: int, dst_offset: int = 0, src_offset: int = 0):
         """Device-to-device copy of ``nbytes`` (enqueued only)."""
         return self.cl.enqueue_copy(self.queue, dst, src, byte_count=int(nbytes),
                                     src_offset=int(src_offset), dst_offset=int(dst_offset))
+
+    def _fitting(self, kern, local: tuple) -> tuple:
+        """``local`` shrunk along its first axis (halving) until the work-group fits the kernel's
+        limit on this device (CL_KERNEL_WORK_GROUP_SIZE: registers, private memory)."""
+        limit = self._group_limits.get(id(kern))
+        if limit is None:
+            with self.device_errors("querying a kernel's work-group limit"):
+                limit = int(kern.get_work_group_info(self.cl.kernel_work_group_info.WORK_GROUP_SIZE,
+                                                     self.device))
+            self._group_limits[id(kern)] = limit
+        first, rest = local[0], 1
+        for size in local[1:]:
+            rest *= size
+        while first > 1 and first * rest > limit:
+            first //= 2
+        return (first, *local[1:])
 
     def kernel(self, cl_file: str, name: str):
         """A cached cl.Kernel (pyopencl makes a new one on every attribute access)."""

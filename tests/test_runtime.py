@@ -128,3 +128,22 @@ def test_an_unnamed_device_that_fails_is_skipped_with_one_warning(monkeypatch, c
             rt_module._usable_runtime("Ghost")
     finally:
         rt_module._usable_runtime.cache_clear()
+
+
+def test_an_opencl_error_is_one_line_naming_the_device(runtime):
+    """A launch the device refuses (here: four dimensions, where OpenCL allows three) is a
+    DeviceError with a one-line cause, not a raw pyopencl error."""
+    buf = runtime.alloc(16)
+    with pytest.raises(DeviceError) as err:
+        runtime.launch("pixels.cl", "magnitude", (4, 1, 1, 1), buf, buf, buf, np.int32(0), np.int32(4),
+                       local=(1, 1, 1, 1))
+    assert err.value.subject == runtime.info.describe()
+    assert "launching magnitude (pixels.cl)" in err.value.cause and "\n" not in err.value.cause
+
+
+def test_work_groups_shrink_to_the_kernel_limit(runtime):
+    kern = runtime.kernel("direct.cl", "correlate")
+    limit = kern.get_work_group_info(runtime.cl.kernel_work_group_info.WORK_GROUP_SIZE, runtime.device)
+    assert runtime._fitting(kern, (64, 1, 1)) == ((64 if limit >= 64 else runtime._fitting(kern, (64, 1, 1))[0]), 1, 1)
+    big = runtime._fitting(kern, (4 * limit, 1, 1))
+    assert big[0] <= limit and big[0] * 2 > limit // 2
