@@ -368,8 +368,12 @@ def tune(device, quick, repeat, verbose):
 
 
 @cli.command()
+@click.option("--check", is_flag=True, help="Build every program on every device, self-test each algorithm "
+              "against scipy, and measure a 3x3 filter; exit 1 if the default device fails.")
+@click.option("--timeout", type=click.FloatRange(1), default=300, show_default=True,
+              help="Seconds each device's --check may take (a hanging driver fails its own line).")
 @debug_option
-def devices():
+def devices(check, timeout):
     """List OpenCL platforms and devices; the one used by default is marked with *."""
     from clconv import runtime
 
@@ -383,6 +387,18 @@ def devices():
         mark = "*" if default is not None and d.index == default.index else " "
         click.echo(f"{mark} {d.index}  {d.name}  [{d.kind}, {d.compute_units} compute units, "
                    f"{d.global_mem / 2**30:.1f} GiB, max buffer {d.max_alloc / 2**30:.2f} GiB]  {d.platform}")
+    if not check:
+        return 0
+    from clconv import devcheck
+
+    click.echo("")
+    default_ok = default is not None
+    for d in found:
+        result = devcheck.check_in_subprocess(d.index, timeout)
+        click.echo(("* " if default is not None and d.index == default.index else "  ") + devcheck.describe(result))
+        if default is not None and d.index == default.index:
+            default_ok = result["ok"]
+    return 0 if default_ok else 1
 
 
 def open_device_early(args) -> bool:

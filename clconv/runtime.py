@@ -41,10 +41,11 @@ class DeviceInfo:
     compute_units: int
     global_mem: int
     max_alloc: int
+    platform_version: str = ""  # CL_PLATFORM_VERSION: "OpenCL 3.0 PoCL 3.1+debian ..."
 
     @property
     def pocl_version(self) -> tuple[int, ...]:
-        return _pocl_version(self.platform)
+        return _pocl_version(f"{self.platform} {self.platform_version}")
 
     @property
     def index(self) -> str:
@@ -104,6 +105,7 @@ def _platform_devices():
                 device.max_compute_units,
                 device.global_mem_size,
                 device.max_mem_alloc_size,
+                platform.version.strip(),
             )
             found.append((info, device))
         if entry is not None:

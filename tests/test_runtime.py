@@ -148,3 +148,32 @@ def test_work_groups_shrink_to_the_kernel_limit(runtime):
     fitted = runtime._fitting(kern, (4 * limit, 1, 1))  # halved until it fits
     assert fitted == (limit, 1, 1)
     assert runtime._fitting(kern, (limit, 2, 1)) == (limit // 2, 2, 1)
+
+
+def test_devices_check_self_tests_every_algorithm_on_the_default_device(run_clconv):
+    result = run_clconv("devices", "--check", "--timeout", "240")
+    assert result.returncode == 0, result.stdout + result.stderr
+    marked = [line for line in result.stdout.splitlines() if line.startswith("* ") and ": pass" in line]
+    assert len(marked) == 1, result.stdout
+    from clconv.algorithms import REGISTRY
+
+    for name in REGISTRY:
+        assert f" {name} ok" in marked[0]
+    assert "3x3 float32 2048²:" in marked[0] and "Mpix/s" in marked[0]
+
+
+def test_devices_check_describes_failures_on_one_line():
+    from clconv.devcheck import describe
+
+    assert describe({"index": "3:0", "ok": False, "error": "no answer within 9 s"}) == "3:0: FAIL: no answer within 9 s"
+    line = describe({"index": "0:0", "device": "0:0 Sim (gpu, Sim)", "ok": False, "build_s": 1.5,
+                     "tests": {"direct": "ok", "fft": "float32 differs from the oracle by nan"}})
+    assert line == ("0:0 Sim (gpu, Sim): FAIL  build 1.50 s  direct ok  fft FAILED (float32 differs from the "
+                    "oracle by nan)")
+
+
+def test_the_pocl_version_comes_from_the_platform_version():
+    info = DeviceInfo(0, 0, "Portable Computing Language", "cpu0", "cpu", 2, 2**32, 2**30,
+                      "OpenCL 3.0 PoCL 3.1+debian  Linux, None+Asserts")
+    assert info.pocl_version == (3, 1)
+    assert dev(0, 0, "x", "cpu", "rusticl").pocl_version == ()
