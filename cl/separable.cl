@@ -82,12 +82,15 @@ __kernel void column_pass(__global const float *src,
 // row_pass_vec*: values xa..xb-1 of band rows ya..yb-1, where every tap lies
 // inside the image row (the last tile of a row moved back to end at xb);
 // row_pass_edge*: every other value of the band (frame_position in common.cl).
+// row_taps holds every term's row filter, k taps each; `term` picks one.
 #define DEFINE_ROW_PASS_VEC(NAME, S)                                                           \
 __kernel void NAME(__global const S *src, long src_off, __global float *dst, long dst_off,     \
-                   __global const float *taps, int k, int h, int w, int out_w, int cs,          \
+                   __global const float *row_taps, int term, int k, int h, int w, int out_w,    \
+                   int cs,                                                                      \
                    int dil, int off, int border, int first_row, int rows,                       \
                    int xa, int ya, int xb, int yb)                                              \
 {                                                                                               \
+    __global const float *taps = row_taps + term * k; /* this term's row filter */              \
     const int x = xa + get_global_id(0) * SEP_W, t = ya + get_global_id(1);                    \
     const int c = get_global_id(2);                                                             \
     if (x >= xb || t >= yb) return;                                                             \
@@ -105,10 +108,12 @@ __kernel void NAME(__global const S *src, long src_off, __global float *dst, lon
     vstore16(hi, 0, out + 16);                                                                  \
 }                                                                                               \
 __kernel void NAME##_edge(__global const S *src, long src_off, __global float *dst,            \
-                          long dst_off, __global const float *taps, int k, int h, int w, int out_w, int cs,   \
+                          long dst_off, __global const float *row_taps, int term, int k, int h, int w,  \
+                          int out_w, int cs,                                                    \
                           int dil, int off, int border, int first_row, int rows,                \
                           int xa, int ya, int xb, int yb, float cval, float row_cval, long count) \
 {                                                                                               \
+    __global const float *taps = row_taps + term * k; /* this term's row filter */              \
     const long q = get_global_id(0);                                                            \
     const int c = get_global_id(2);                                                             \
     if (q >= count) return;                                                                     \
@@ -132,14 +137,16 @@ DEFINE_ROW_PASS_VEC(row_pass_vec_u8, uchar)
 DEFINE_ROW_PASS_VEC(row_pass_vec_u16, ushort)
 
 // Two terms of a low-rank kernel in one row pass: each input vector is loaded
-// (and, for 8/16-bit samples, converted) once for both; taps[0..k) are the first
-// term's row filter, taps[k..2k) the second's, written term_stride floats apart.
+// (and, for 8/16-bit samples, converted) once for both; taps[0..k) are term
+// `term`'s row filter, taps[k..2k) the next one's, written term_stride floats apart.
 #define DEFINE_ROW_PASS_PAIR(NAME, S)                                                          \
 __kernel void NAME(__global const S *src, long src_off, __global float *dst, long dst_off,     \
-                   __global const float *taps, int k, int h, int w, int out_w, int cs,          \
+                   __global const float *row_taps, int term, int k, int h, int w, int out_w,    \
+                   int cs,                                                                      \
                    int dil, int off, int border, int first_row, int rows,                       \
                    int xa, int ya, int xb, int yb, long term_stride)                            \
 {                                                                                               \
+    __global const float *taps = row_taps + term * k; /* this term's row filter */              \
     const int x = xa + get_global_id(0) * SEP_W, t = ya + get_global_id(1);                    \
     const int c = get_global_id(2);                                                             \
     if (x >= xb || t >= yb) return;                                                             \

@@ -109,7 +109,8 @@ def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None, s
 
     if tiling.needs_tiles(rt, pixels, plan):
         return tiling.execute_tiled(rt, pixels, plan, out)
-    sched = sched or schedule_for(rt, plan, (h, w))
+    if sched is None:
+        sched = schedule_for(rt, plan, (h, w))
     if _in_place(pixels, plan, sched):
         return _execute_in_place(rt, pixels, plan, sched, out)
     planes = _unpack(rt, pixels)
@@ -186,15 +187,14 @@ def execute_bank(rt, pixels: np.ndarray, plan: Plan, mappings: list) -> list:
     per kernel, each with its own output mapping."""
     h, w, channels = pixels.shape
     singles = [replace(plan, kernels=(kernel,), mapping=mapping) for kernel, mapping in zip(plan.kernels, mappings)]
-    sched = schedule_for(rt, plan, (h, w), bank=True)
+    sched = schedule_for(rt, plan, (h, w), bank=True)  # every kernel's step, on the one input
     bank_algorithm = sched.steps[0].algorithm
-    single_scheds = [schedule_for(rt, single, (h, w)) for single in singles]
-    in_place = all(_in_place(pixels, single, s) for single, s in zip(singles, single_scheds))
+    in_place = all(_in_place(pixels, single, sched) for single in singles)
     if bank_algorithm.fused_bank and in_place and _fusable(rt, pixels, plan, singles, sched):
         return _execute_bank_fused(rt, pixels, plan, bank_algorithm)
     if bank_algorithm.correlate_bank is None and in_place:
         # zero-copy reads cost nothing to repeat: each kernel straight from the caller's array
-        return [execute(rt, pixels, single) for single in singles]
+        return [execute(rt, pixels, single, sched=sched) for single in singles]
     planes = _unpack(rt, pixels)
     mapped = channels - 1 if plan.keep_alpha else channels
     linear = all(isinstance(k, Linear) for k in plan.kernels)

@@ -95,9 +95,7 @@ def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, 
     band_max = band_rows(k, window.dilation, terms * planes * out_len * 4, out_h, band_bytes, col_rows)
     term_floats = planes * (band_max + span) * out_len
     tmp = rt.scratch("separable.band", terms * term_floats * 4)
-    row_bufs, column_buf = [rt.upload(row) for row in rows], rt.upload(columns)
-    # the vector row pass takes terms two at a time (each input vector loaded once for both)
-    pair_bufs = [rt.upload(np.concatenate(rows[t:t + 2])) for t in range(0, terms - 1, 2)]
+    row_buf, column_buf = rt.upload(np.concatenate(rows)), rt.upload(columns)  # every term's filters
     # the values of a row whose taps all lie inside the image row
     inside_x = direct.split_interior((1, w * cs), (1, out_len), (1, (kw - 1) * cs + 1), window.dilation,
                                      (0, window.off[1] * cs), tile=(1, SEP_W))
@@ -113,18 +111,21 @@ def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, 
         t_lo, t_hi = (max(0, -first), min(made, h - first)) if border_code == CONSTANT else (0, made)
         interior = (inside_x[0], t_lo, inside_x[2], t_hi) if inside_x and t_hi > t_lo else None
         (xa, ya, xb, yb), frame = direct.frame_of(interior, made, out_len)
-        for t in range(terms):
-            common = (src.buffer, np.int64(src.offset), tmp, np.int64(t * term_floats), row_bufs[t], i32(kw), i32(h),
-                      i32(w), i32(out_w), i32(cs), i32(window.dilation), i32(window.off[1]), i32(border_code),
-                      i32(first), i32(made), i32(xa), i32(ya), i32(xb), i32(yb))
+        def args(t):  # the row pass of term t (the pair kernel: terms t and t + 1)
+            return (src.buffer, np.int64(src.offset), tmp, np.int64(t * term_floats), row_buf, i32(t), i32(kw),
+                    i32(h), i32(w), i32(out_w), i32(cs), i32(window.dilation), i32(window.off[1]),
+                    i32(border_code), i32(first), i32(made), i32(xa), i32(ya), i32(xb), i32(yb))
+
+        if interior is not None:  # two terms per launch: each input vector loaded once for both
             tiles = (-(-(xb - xa) // SEP_W), yb - ya, planes)
-            if interior is not None and t % 2 == 0 and t + 1 < terms:
-                rt.launch(CL_FILE, row_kernel + "_pair", tiles, *common[:4], pair_bufs[t // 2], *common[5:],
-                          np.int64(term_floats))
-            elif interior is not None and t % 2 == 0:
-                rt.launch(CL_FILE, row_kernel, tiles, *common)
-            if frame:
-                rt.launch(CL_FILE, row_kernel + "_edge", (frame, 1, planes), *common, f32(cval),
+            for t in range(0, terms, 2):
+                if t + 1 < terms:
+                    rt.launch(CL_FILE, row_kernel + "_pair", tiles, *args(t), np.int64(term_floats))
+                else:
+                    rt.launch(CL_FILE, row_kernel, tiles, *args(t))
+        if frame:
+            for t in range(terms):
+                rt.launch(CL_FILE, row_kernel + "_edge", (frame, 1, planes), *args(t), f32(cval),
                           f32(column_cvals[t]), np.int64(frame))
         rt.launch(column_program, f"column_pass_vec_{CODES[dst.dtype]}",
                   (-(-out_len // SEP_W), -(-band // col_rows), planes),
