@@ -649,21 +649,18 @@ class Target:
 
 # Speed-ups are (reference time / clconv time), numpy in and out (or whole processes for apply and
 # batch), medians of per-round ratios in the same run: >= 1 means faster. The goals of issue 10.
+GAUSS_ARRAY = "speed-up, kernel given as np.outer(g, g).astype(float32), vs cv2.sepFilter2D with g"
+RANK2_ARRAY = "speed-up, kernel given as a float32 array, vs cv2.filter2D with the same kernel"
 TARGETS = (
     Target("conv3x3_f32", "3x3 float32 4096x4096 vs cv2.filter2D", "speed-up vs cv2.filter2D (reflect)", ">=",
            1.7, "x"),
     Target("sharpen_u8_rgb", "sharpen 8-bit RGB 3840x2160 vs cv2.filter2D, same pixels",
            "speed-up vs cv2.filter2D", ">=", 1.7, "x"),
-    Target("gauss5_array", "5x5 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D",
-           "speed-up, kernel given as np.outer(g, g).astype(float32), vs cv2.sepFilter2D with g", ">=", 1.2, "x"),
-    Target("gauss15_array", "15x15 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D",
-           "speed-up, kernel given as np.outer(g, g).astype(float32), vs cv2.sepFilter2D with g", ">=", 1.2, "x"),
-    Target("gauss31_array", "31x31 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D",
-           "speed-up, kernel given as np.outer(g, g).astype(float32), vs cv2.sepFilter2D with g", ">=", 1.2, "x"),
-    Target("log15_rank2", "15x15 LoG sigma 2 (rank 2), 4096x4096 vs cv2.filter2D",
-           "speed-up, kernel given as a float32 array, vs cv2.filter2D with the same kernel", ">=", 3.0, "x"),
-    Target("dog15_rank2", "15x15 DoG sigma 1.5-3 (rank 2), 4096x4096 vs cv2.filter2D",
-           "speed-up, kernel given as a float32 array, vs cv2.filter2D with the same kernel", ">=", 3.0, "x"),
+    Target("gauss5_array", "5x5 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D", GAUSS_ARRAY, ">=", 1.2, "x"),
+    Target("gauss15_array", "15x15 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D", GAUSS_ARRAY, ">=", 1.2, "x"),
+    Target("gauss31_array", "31x31 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D", GAUSS_ARRAY, ">=", 1.2, "x"),
+    Target("log15_rank2", "15x15 LoG sigma 2 (rank 2), 4096x4096 vs cv2.filter2D", RANK2_ARRAY, ">=", 3.0, "x"),
+    Target("dog15_rank2", "15x15 DoG sigma 1.5-3 (rank 2), 4096x4096 vs cv2.filter2D", RANK2_ARRAY, ">=", 3.0, "x"),
     Target("dense31_f32", "31x31 dense random float32 2048x2048 vs cv2.filter2D", "speed-up vs cv2.filter2D", ">=",
            1.3, "x"),
     Target("bank8_3x3", "bank of 8 3x3 kernels, 2048x2048 vs 8 cv2.filter2D",

@@ -154,12 +154,13 @@ def apply_file(input: str, output: str, options: FilterOptions, force: bool = Fa
     if explain:
         plan = options.plan_for(image.pixels.dtype, image.pixels.shape[2], image.has_alpha,
                                 output_dtype(options, output, image.pixels.dtype), rt.info.kind)
+        from clconv.algorithms import params_text
         from clconv.engine import schedule_for
 
         sched = schedule_for(rt, plan, shape, bank=each)
         explain(f"schedule for {shape[1]}x{shape[0]} on {rt.info.name}, from the {sched.note}")
         for step in sched:
-            shown = "".join(f", {k}={v}" for k, v in step.params.items())
+            shown = f" [{params_text(step.params)}]" if step.params else ""
             explain(f"{step.kernel.spec}: {step.algorithm.name}{shown} ({step.reason})")
     if each:
         for target in outputs:

@@ -585,12 +585,18 @@ class _CacheState:
 _cache = _CacheState()
 
 
-def device_cache_path() -> str:
-    """``$XDG_CACHE_HOME/clconv/device.json`` (XDG_CACHE_HOME defaults to ~/.cache)."""
+def user_cache_dir() -> str:
+    """``$XDG_CACHE_HOME/clconv`` (XDG_CACHE_HOME defaults to ~/.cache): clconv's per-user caches
+    (the device cache here, the tuning measurements in clconv.tuning)."""
     base = os.environ.get("XDG_CACHE_HOME") or ""
     if not os.path.isabs(base):  # the XDG rule: a relative value is ignored
         base = os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "clconv", "device.json")
+    return os.path.join(base, "clconv")
+
+
+def device_cache_path() -> str:
+    """``$XDG_CACHE_HOME/clconv/device.json``."""
+    return os.path.join(user_cache_dir(), "device.json")
 
 
 def _entry_index(entry: dict) -> str:

@@ -16,6 +16,7 @@ estimate is the measurement itself, so ``auto`` then takes the measured best.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
@@ -23,6 +24,7 @@ import os
 import re
 import statistics
 import time
+import weakref
 
 import numpy as np
 
@@ -33,12 +35,14 @@ SIDES = (3, 5, 7, 9, 15, 21, 31)
 SEPARABLE_RANKS = (1, 2)
 HOPELESS = 4.0  # a candidate whose first run is this much slower than the best so far is not repeated
 
-_tables: dict[str, object] = {}  # per device key: the loaded Table or None (loaded once per process)
+_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # per Runtime: its Table or None
 
 
 def cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "clconv", "tuning")
+    """``$XDG_CACHE_HOME/clconv/tuning``, beside the device cache."""
+    from clconv.runtime import user_cache_dir
+
+    return os.path.join(user_cache_dir(), "tuning")
 
 
 def device_key(rt) -> dict:
@@ -77,7 +81,7 @@ class Table:
         """{(algorithm, params json, measured rank): {side: ms}} at one image size; those measured
         by separable terms only for a kernel that has them (rank <= 4)."""
         return {key: by_side for key, by_side in self._by_size.get(size, {}).items()
-                if key[2] is None or (rank_needed is not None and key[2] in SEPARABLE_RANKS)}
+                if key[2] is None or rank_needed is not None}
 
     def estimates(self, kernel, image_pixels: int) -> dict | None:
         """{(algorithm, params json): estimated ms} for ``kernel`` on an image of ``image_pixels``,
@@ -121,24 +125,22 @@ class Table:
         for (other, _), t in found.items():
             per_algorithm[other] = min(t, per_algorithm.get(other, math.inf))
         others = ", ".join(f"{n} {t:.1f}" for n, t in sorted(per_algorithm.items(), key=lambda x: x[1]) if n != name)
-        shown = "".join(f", {k} {v >> 20 if k == 'band_bytes' else v}{' MiB' if k == 'band_bytes' else ''}"
-                        for k, v in json.loads(params).items())
-        reason = f"tuned: {name}{shown} {ms:.1f} ms estimated from this device's measurements (vs {others or '-'})"
+        reason = f"tuned: {ms:.1f} ms estimated from this device's measurements (vs {others or '-'})"
         return name, json.loads(params), reason
 
 
 def _interpolate(by_side: dict, side: float) -> float | None:
-    """ms at ``side`` by log-log interpolation between the measured sides around it."""
+    """ms at ``side`` by log-log interpolation between the measured sides around it; None
+    outside the measured sides."""
     sides = sorted(by_side)
-    if not sides or side < sides[0] - 1e-9 or side > sides[-1] + 1e-9:
+    if not sides or not sides[0] - 1e-9 <= side <= sides[-1] + 1e-9:
         return None
-    for lo, hi in zip(sides, sides[1:] + sides[-1:]):
-        if lo - 1e-9 <= side <= hi + 1e-9:
-            if hi == lo or abs(side - lo) < 1e-9:
-                return by_side[lo]
-            t = (math.log(side) - math.log(lo)) / (math.log(hi) - math.log(lo))
-            return math.exp((1 - t) * math.log(by_side[lo]) + t * math.log(by_side[hi]))
-    return by_side[sides[-1]]
+    hi = min(bisect.bisect_left(sides, side - 1e-9), len(sides) - 1)
+    if hi == 0 or abs(sides[hi] - side) < 1e-9:
+        return by_side[sides[hi]]
+    lo, hi = sides[hi - 1], sides[hi]
+    t = (math.log(side) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    return math.exp((1 - t) * math.log(by_side[lo]) + t * math.log(by_side[hi]))
 
 
 def _valid(doc, key: dict) -> str | None:
@@ -189,14 +191,13 @@ def load(path: str, key: dict):
 
 
 def table_for(rt):
-    """The device's tuned Table (read once per process), or None. CLCONV_TUNING=0 ignores it."""
+    """The device's tuned Table (read once per runtime: auto asks on every call), or None.
+    CLCONV_TUNING=0 ignores it."""
     if os.environ.get("CLCONV_TUNING", "1").strip() == "0":
         return None
-    key = device_key(rt)
-    ident = json.dumps(key, sort_keys=True)
-    if ident not in _tables:
-        _tables[ident] = load(cache_path(rt), key)
-    return _tables[ident]
+    if rt not in _tables:
+        _tables[rt] = load(cache_path(rt), device_key(rt))
+    return _tables[rt]
 
 
 def forget() -> None:

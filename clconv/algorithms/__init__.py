@@ -83,6 +83,11 @@ def model_params(name: str, kernel) -> dict:
     return {}
 
 
+def params_text(params: dict) -> str:
+    """An algorithm's parameters as --explain shows them: "band_bytes=64 MiB, col_rows=4"."""
+    return ", ".join(f"{k}={v >> 20} MiB" if k.endswith("_bytes") else f"{k}={v}" for k, v in params.items())
+
+
 def check_name(name: str) -> str:
     key = (name or "auto").lower()
     if key not in CHOICES:
@@ -92,8 +97,7 @@ def check_name(name: str) -> str:
 
 def _shape_text(kernel) -> str:
     kh, kw = kernel.shape
-    rank = kernel.rank
-    return f"{kh}x{kw}, " + ("rank 1" if rank == 1 else f"rank {rank}" if rank else "rank above 4")
+    return f"{kh}x{kw}, " + (f"rank {kernel.rank}" if kernel.rank else "rank above 4")
 
 
 def choose_model(kernel, *, image_pixels: int, device_kind: str, bank_size: int = 1) -> tuple[str, str]:
