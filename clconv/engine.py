@@ -134,13 +134,13 @@ def _in_place(pixels: np.ndarray, plan: Plan, sched) -> bool:
 
 
 def _execute_in_place(rt, pixels: np.ndarray, plan: Plan, sched, out: np.ndarray) -> np.ndarray:
-    """Zero-copy path: the device reads the caller's array and writes into ``out`` directly
-    (channels interleaved, taps ``channels`` apart), so memory is input + output. The first
+    """No conversion passes: the device reads the caller's array and writes ``out`` as they are
+    (channels interleaved, taps ``channels`` apart), so memory is input + output (+ a chain's
+    intermediates), zero-copy where the device shares host memory (``rt.wrap``). The first
     filter reads the input's samples, the last writes the output's, with the mapping."""
     h, w, channels = pixels.shape
-    source = pixels if pixels.flags.c_contiguous and pixels.flags.writeable else np.ascontiguousarray(pixels).copy()
-    src = Planes(rt.wrap(source), 0, channels, (h, w), channels, pixels.dtype.name)
-    out_buf = rt.wrap(out, writable=True)
+    in_buf, out_buf = rt.wrap(pixels), rt.wrap(out, writable=True)  # both held until read_back
+    src = Planes(in_buf, 0, channels, (h, w), channels, pixels.dtype.name)
     for index, kernel in enumerate(plan.kernels):
         window = plan.geometry.window(src.shape, kernel.shape, plan.flip)
         last = index == len(plan.kernels) - 1
@@ -227,13 +227,12 @@ def _fusable(rt, pixels: np.ndarray, plan: Plan, singles: list, sched) -> bool:
 
 
 def _execute_bank_fused(rt, pixels: np.ndarray, plan: Plan, algorithm) -> list:
-    """The bank in fused passes, zero-copy: the caller's array in, one array of outputs out."""
+    """The bank in fused passes: the caller's array in, one array of outputs out (``rt.wrap``)."""
     h, w, channels = pixels.shape
     window = plan.geometry.window((h, w), plan.kernels[0].shape, plan.flip)
     out = np.empty((len(plan.kernels), *window.out_shape, channels), np.float32)
-    source = pixels if pixels.flags.c_contiguous and pixels.flags.writeable else np.ascontiguousarray(pixels).copy()
-    out_buf = rt.wrap(out, writable=True)
-    algorithm.fused_bank(rt, rt.wrap(source), out_buf, list(plan.kernels), window, (h, w),
+    in_buf, out_buf = rt.wrap(pixels), rt.wrap(out, writable=True)  # both held until read_back
+    algorithm.fused_bank(rt, in_buf, out_buf, list(plan.kernels), window, (h, w),
                                 window.out_shape, channels, BORDER_CODES[plan.border], plan.cval)
     rt.read_back(out_buf, out)
     return list(out)

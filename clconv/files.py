@@ -158,7 +158,7 @@ def apply_file(input: str, output: str, options: FilterOptions, force: bool = Fa
         from clconv.engine import schedule_for
 
         sched = schedule_for(rt, plan, shape, bank=each)
-        explain(f"schedule for {shape[1]}x{shape[0]} on {rt.info.name}, from the {sched.note}")
+        explain(f"schedule for {shape[1]}x{shape[0]} on {rt.info.name} ({rt.memory}), from the {sched.note}")
         for step in sched:
             shown = f" [{params_text(step.params)}]" if step.params else ""
             explain(f"{step.kernel.spec}: {step.algorithm.name}{shown} ({step.reason})")

@@ -216,6 +216,21 @@ def select_device(spec: str | None, devices: list[DeviceInfo]) -> DeviceInfo:
 CODE_PATH_VARIABLE = "CLCONV_CODE_PATH"
 
 
+def _zero_copy(cl, info: DeviceInfo, device) -> bool:
+    """Whether the device works in host memory (CL_DEVICE_HOST_UNIFIED_MEMORY: CPUs, integrated
+    GPUs), so that a buffer over the caller's array costs no copy. On a discrete GPU the driver
+    would copy such a buffer in and out behind every call: there clconv copies, once each way.
+    CLCONV_CODE_PATH forces the strategy of the kind it names, so the CI's GPU-path run
+    exercises the copies on the PoCL CPU device."""
+    forced = os.environ.get(CODE_PATH_VARIABLE, "").strip().lower()
+    if forced in ("cpu", "gpu"):
+        return forced == "cpu"
+    try:
+        return bool(device.host_unified_memory)
+    except (cl.Error, AttributeError):  # deprecated since OpenCL 2.0: a driver may refuse the query
+        return info.kind == "cpu"
+
+
 def _code_path(info: DeviceInfo) -> DeviceInfo:
     """``info`` as the code paths see it: CLCONV_CODE_PATH=gpu (or cpu) makes a device take the
     other kind's paths (build defines, FFT private sizes, auto's rules), so the GPU path runs,
@@ -246,6 +261,8 @@ class Runtime:
         self._recorders: list[list] = []
         self._scratch: dict[str, tuple] = {}
         self.max_alloc = info.max_alloc  # the largest single buffer; bigger images go in tiles
+        # wrap/read_back: the caller's arrays used in place (True), or copied to and from the device
+        self.zero_copy = _zero_copy(cl, info, device)
         self._kernels: dict[tuple[str, str], object] = {}
         self._group_limits: dict[int, int] = {}  # id(kernel) -> CL_KERNEL_WORK_GROUP_SIZE
         self._lock = threading.Lock()
@@ -348,21 +365,40 @@ class Runtime:
             return self.cl.Buffer(self.context, flags, hostbuf=array)
 
     def wrap(self, array, writable: bool = False):
-        """A buffer over a C-contiguous numpy array's own memory (USE_HOST_PTR): no copy on CPU
-        devices, and the driver moves the data where it must. Read the result back with
-        ``read_back`` (a map), never by reading ``array`` directly."""
+        """A device buffer standing for a numpy array: the caller's input (``writable`` False) or
+        the output it will receive (``writable`` True, every value written by the kernels, so
+        never uploaded). With ``zero_copy``, a buffer over the array's own memory
+        (USE_HOST_PTR); else an upload, or a plain device buffer. Read the result back with
+        ``read_back``, never by reading ``array`` directly, and keep every wrapped buffer until
+        then: a zero-copy buffer keeps its host memory (the array, or a copy made here) only
+        as long as it lives, and the queued kernels read that memory."""
+        import numpy as np
+
+        if not self.zero_copy:
+            return self.alloc(array.nbytes) if writable else self.upload(np.ascontiguousarray(array))
+        if not writable and not (array.flags.c_contiguous and array.flags.writeable):
+            array = np.array(array, order="C")  # USE_HOST_PTR takes writable C-ordered memory (a copy)
         mf = self.cl.mem_flags
         access = mf.READ_WRITE if writable else mf.READ_ONLY
         with self.device_errors(f"cannot use {array.nbytes} bytes of host memory on the device"):
             return self.cl.Buffer(self.context, access | mf.USE_HOST_PTR, hostbuf=array)
 
     def read_back(self, buffer, array) -> None:
-        """Make a ``wrap``-ped array's memory hold the device's results (map, then unmap)."""
+        """Make a ``wrap``-ped array hold the device's results: a map (and unmap) of its own
+        memory with ``zero_copy``, else a copy from the device."""
+        if not self.zero_copy:
+            self.download(buffer, array)
+            return
         with self.device_errors("running the filter"):
             mapped, _ = self.cl.enqueue_map_buffer(self.queue, buffer, self.cl.map_flags.READ, 0,
                                                    array.shape, array.dtype, is_blocking=True)
             mapped.base.release(self.queue)
             self.queue.finish()
+
+    @property
+    def memory(self) -> str:
+        """The memory strategy in words (--explain)."""
+        return "zero-copy host memory" if self.zero_copy else "copies to and from device memory"
 
     def download(self, buffer, array):
         with self.device_errors("running the filter"):

@@ -225,6 +225,7 @@ def test_each_writes_one_output_per_kernel(run_clconv, tmp_path):
     assert result.returncode == 0, result.stderr
     explained = [line for line in result.stderr.splitlines() if line.startswith("clconv: explain: ")]
     assert len(explained) == 4 and "schedule for 81x70" in explained[0] and "model" in explained[0]
+    assert "memory" in explained[0]  # the memory strategy (zero-copy or copies)
     assert "separable" in explained[3]
     for spec, name in [("sobel-x", "sobel-x"), ("sobel-y", "sobel-y"), ("gaussian:sigma=2", "gaussian-sigma2")]:
         with Image.open(tmp_path / f"out-{name}.png") as image:
