@@ -1,33 +1,49 @@
 // FFT correlation of float32 planes (clconv/algorithms/fft.py drives it).
 //
 // Data: batches of complex planes, each a real and an imaginary float plane
-// ([b][re|im][rows][pitch], pitch a multiple of 16); every kernel handles 16
-// adjacent columns or rows (a float16 of lanes) per work-item. The output is
+// ([b][re|im][rows][pitch], pitch a multiple of 16); every kernel handles
+// FFT_VW adjacent columns (or rows) per work-item. The output is
 // cut into tiles; two tiles' border-extended inputs travel as the real and
 // imaginary parts of one complex plane (correlation with a real kernel keeps
 // the parts apart), zero-padded to an FFT size of 2^a 3^b 5^c.
 //
-// An FFT along the rows of a layout (its non-contiguous axis) is a sequence of
-// Stockham passes, out of place, each loading R rows of 16 columns into
-// private memory and taking their DFT there by sub-passes of radix 2..9; on a
-// CPU a pass may hold a whole column (R up to FFT_RMAX), so one pass usually
-// does. The inverse transform is the forward one applied to conj(Z*K) (the host
+// Two shapes of the same algorithm, picked by the host per device (FFT_COLUMNS):
+//
+// * FFT_COLUMNS (PoCL's CPU device): 16 adjacent columns (a float16 of lanes)
+//   per work-item, one work-item per group. An FFT along the rows of a layout
+//   (its non-contiguous axis) is a sequence of Stockham passes, out of place,
+//   each loading R rows into private memory and taking their DFT there by
+//   sub-passes of radix 2..9; a pass may hold a whole column (R up to
+//   FFT_RMAX, L2-resident), so one pass usually does. Along x, fft_rows holds
+//   16 whole rows (lanes = rows, via 16x16 register transposes) and does
+//   forward FFT, spectrum product and the second FFT in one trip through
+//   memory; longer rows go through the transposing path below.
+// * Otherwise (GPUs, simulators, other CPU implementations): one column per
+//   work-item, work-groups of adjacent columns (coalesced), one radix-R
+//   (2..9) DFT per pass with every private index known at compile time:
+//   dynamically indexed private arrays spill on a GPU, and Mesa's compiler
+//   turns them into if-ladders (it never finished building the other shape).
+//   Along x: a transpose through local memory (layout B = [x][y]), passes
+//   along x with the spectrum product fused into the last, passes again, and
+//   a transpose back.
+//
+// The inverse transform is the forward one applied to conj(Z*K) (the host
 // folds 1/N into the spectrum K), so only forward passes exist. The pass
 // variants fuse the neighbouring steps: the first reads the border-extended
 // input straight from the source planes, the last inverse one writes output
 // pixels, and the last one along x may multiply by the spectrum.
-//
-// Along x, fft_rows holds 16 whole rows (lanes = rows, via 16x16 register
-// transposes) and does forward FFT, spectrum product and the second FFT in one
-// trip through memory. For rows longer than FFT_RMAX the host transposes
-// instead (layout B = [x][y]) and runs passes along x with the multiply fused.
 
+#ifdef FFT_COLUMNS
 typedef float16 fvec;
 #define FFT_VW 16
-#ifdef CLCONV_CPU
 #define FFT_RMAX 2304  // private values per pass: whole columns (L2-resident on a CPU)
+#define FFT_LOAD(p) vload16(0, (p))
+#define FFT_STORE(v, p) vstore16((v), 0, (p))
 #else
-#define FFT_RMAX 64
+typedef float fvec;
+#define FFT_VW 1
+#define FFT_LOAD(p) (*(p))
+#define FFT_STORE(v, p) (*(p) = (v))
 #endif
 
 // The butterflies work on private arrays: only once inlined do they stay in registers.
@@ -40,7 +56,7 @@ typedef float16 fvec;
 #endif
 
 // ---------------------------------------------------------------- butterflies
-// Forward DFTs, exp(-2 pi i n k / R), in place on private arrays of 16 lanes.
+// Forward DFTs, exp(-2 pi i n k / R), in place on private arrays of FFT_VW lanes.
 
 FFT_INLINE void fft_dft2(fvec *re, fvec *im)
 {
@@ -162,6 +178,7 @@ FFT_INLINE void fft_dft9(fvec *re, fvec *im)
 }
 
 
+#ifdef FFT_COLUMNS
 // ---------------------------------------------------------------- sub-passes
 // One Stockham sub-pass of radix S over the R values in private memory (ms =
 // R/S butterflies, sp = the product of the earlier sub-radices, twiddles at tw[off]).
@@ -192,7 +209,9 @@ FFT_INLINE void fft_private_dft(fvec **re, fvec **im, fvec **tr, fvec **ti, int 
 {
     fvec *inr = *re, *ini = *im, *outr = *tr, *outi = *ti;
     for (int sp = 1; subs; subs >>= 4) {
-        const int S = subs & 15, ms = R / S;
+        // % 16, not & 15: optimised, `switch (subs & 15)` becomes a switch on an i4, which
+        // Oclgrind 21.10 does not truncate (benchmarks/repro/oclgrind_switch_i4.py)
+        const int S = subs % 16, ms = R / S;
         switch (S) {
         case 2: FFT_SUB_PASS(2) break;
         case 3: FFT_SUB_PASS(3) break;
@@ -210,6 +229,7 @@ FFT_INLINE void fft_private_dft(fvec **re, fvec **im, fvec **tr, fvec **ti, int 
     }
     *re = inr; *im = ini; *tr = outr; *ti = outi;
 }
+#endif
 
 // ---------------------------------------------------------------- tiles
 // Tile t of a correlation: plane c, output rows [row0, row0 + rows), output
@@ -265,14 +285,14 @@ inline fvec fft_source_edge(fft_source f, int yy, int x0, int h, int w, int bord
         const int xx = map_index(f.sx + l, w, border);
         v[l] = x0 + l >= f.ext_w ? 0.0f : (yy < 0 || xx < 0) ? cval : f.plane[(size_t)yy * w + xx];
     }
-    return vload16(0, v);
+    return FFT_LOAD(v);
 }
 
 FFT_INLINE fvec fft_source_row(fft_source f, int y, int x0, int h, int w, int border, float cval)
 {
     if (y >= f.ext_h) return (fvec)0.0f;
     const int yy = f.y0 + y;
-    if (f.inside && yy >= 0 && yy < h) return vload16(0, f.plane + (size_t)yy * w + f.sx);
+    if (f.inside && yy >= 0 && yy < h) return FFT_LOAD(f.plane + (size_t)yy * w + f.sx);
     return fft_source_edge(f, yy, x0, h, w, border, cval);
 }
 
@@ -284,11 +304,11 @@ inline void fft_put(__global float *dst, fft_tile s, int yr, int x0, fvec v, int
     if (yr % stride || yr / stride >= s.rows || x0 >= s.cols * stride) return;
     __global float *out = dst + ((size_t)s.c * out_h + s.row0 + yr / stride) * out_w + s.col0;
     if (stride == 1 && x0 + FFT_VW <= s.cols) {
-        vstore16(v, 0, out + x0);
+        FFT_STORE(v, out + x0);
         return;
     }
     float lanes[FFT_VW];
-    vstore16(v, 0, lanes);
+    FFT_STORE(v, lanes);
     for (int l = 0; l < FFT_VW; ++l) {
         const int x = x0 + l;
         if (x % stride == 0 && x / stride < s.cols) out[x / stride] = lanes[l];
@@ -328,8 +348,8 @@ FFT_INLINE void fft_load(const fft_ctx *c, const int mode, int r, fvec *xr, fvec
         *xr = fft_source_row(c->f0, row, c->col, c->h, c->w, c->border, c->cval);
         *xi = fft_source_row(c->f1, row, c->col, c->h, c->w, c->border, c->cval);
     } else {
-        *xr = vload16(0, c->src + c->base + (size_t)row * c->pitch);
-        *xi = vload16(0, c->src + c->base + c->plane + (size_t)row * c->pitch);
+        *xr = FFT_LOAD(c->src + c->base + (size_t)row * c->pitch);
+        *xi = FFT_LOAD(c->src + c->base + c->plane + (size_t)row * c->pitch);
     }
     if (c->k && r) fft_twiddle(xr, xi, c->tw[c->tw_off + (r - 1) * c->p + c->k]);
 }
@@ -345,15 +365,16 @@ FFT_INLINE void fft_store(const fft_ctx *c, const int mode, int e, fvec vr, fvec
     }
     if (mode == FFT_MULTIPLY) {
         const size_t at = (size_t)row * c->pitch + c->col;
-        const fvec kr = vload16(0, c->spectrum + at), ki = vload16(0, c->spectrum + c->plane + at);
+        const fvec kr = FFT_LOAD(c->spectrum + at), ki = FFT_LOAD(c->spectrum + c->plane + at);
         const fvec t = vr * kr - vi * ki;
         vi = -(vr * ki + vi * kr);
         vr = t;
     }
-    vstore16(vr, 0, c->dst + c->base + (size_t)row * c->pitch);
-    vstore16(vi, 0, c->dst + c->base + c->plane + (size_t)row * c->pitch);
+    FFT_STORE(vr, c->dst + c->base + (size_t)row * c->pitch);
+    FFT_STORE(vi, c->dst + c->base + c->plane + (size_t)row * c->pitch);
 }
 
+#ifdef FFT_COLUMNS
 FFT_INLINE void fft_pass_body(const fft_ctx *c, const int mode, int sub_off, int subs, int R)
 {
     fvec ar[FFT_RMAX], ai[FFT_RMAX], br[FFT_RMAX], bi[FFT_RMAX];
@@ -362,6 +383,29 @@ FFT_INLINE void fft_pass_body(const fft_ctx *c, const int mode, int sub_off, int
     fft_private_dft(&re, &im, &tr, &ti, R, subs, c->tw, sub_off);
     for (int r = 0; r < R; ++r) fft_store(c, mode, r, re[r], im[r]);
 }
+#else
+// One DFT of radix R, a constant in each case: every private index is known when compiling.
+#define FFT_STATIC_PASS(R)                                                    \
+    {                                                                         \
+        fvec xr[R], xi[R];                                                    \
+        FFT_UNROLL for (int r = 0; r < R; ++r) fft_load(c, mode, r, &xr[r], &xi[r]); \
+        fft_dft##R(xr, xi);                                                   \
+        FFT_UNROLL for (int r = 0; r < R; ++r) fft_store(c, mode, r, xr[r], xi[r]); \
+    }
+
+FFT_INLINE void fft_pass_body(const fft_ctx *c, const int mode, int sub_off, int subs, int R)
+{
+    switch (R) {
+    case 2: FFT_STATIC_PASS(2) break;
+    case 3: FFT_STATIC_PASS(3) break;
+    case 4: FFT_STATIC_PASS(4) break;
+    case 5: FFT_STATIC_PASS(5) break;
+    case 6: FFT_STATIC_PASS(6) break;
+    case 8: FFT_STATIC_PASS(8) break;
+    default: FFT_STATIC_PASS(9) break;
+    }
+}
+#endif
 
 #define FFT_PASS_ARGS __global const float *src, __global float *dst, __global const float2 *tw, \
     int tw_off, int sub_off, int subs, int R, int n, int p, int pitch, int plane
@@ -395,7 +439,7 @@ __kernel void fft_pass_multiply(FFT_PASS_ARGS, __global const float *spectrum)
 }
 
 // Tiles first_tile + 2b (real part) and + 1 (imaginary part) of `image`.
-__kernel void fft_pass_extend(FFT_PASS_ARGS, __global const float *image, int image_off, int h, int w,
+__kernel void fft_pass_extend(FFT_PASS_ARGS, __global const float *image, long image_off, int h, int w,
                               FFT_TILE_ARGS, int stride, int span_h, int span_w, int off_y, int off_x,
                               int border, float cval)
 {
@@ -408,7 +452,7 @@ __kernel void fft_pass_extend(FFT_PASS_ARGS, __global const float *image, int im
 }
 
 // Rows of the tiles' correlations into the output pixels of `out`.
-__kernel void fft_pass_gather(FFT_PASS_ARGS, __global float *out, int out_off, FFT_TILE_ARGS, int stride)
+__kernel void fft_pass_gather(FFT_PASS_ARGS, __global float *out, long out_off, FFT_TILE_ARGS, int stride)
 {
     FFT_PASS_SETUP
     c.dst = out + out_off;
@@ -418,6 +462,7 @@ __kernel void fft_pass_gather(FFT_PASS_ARGS, __global float *out, int out_off, F
 }
 
 // ---------------------------------------------------------------- along x
+#ifdef FFT_COLUMNS
 #define FFT_T_COL(c) (fvec)(v[0].s##c, v[1].s##c, v[2].s##c, v[3].s##c, v[4].s##c, v[5].s##c, \
     v[6].s##c, v[7].s##c, v[8].s##c, v[9].s##c, v[10].s##c, v[11].s##c, v[12].s##c, v[13].s##c, \
     v[14].s##c, v[15].s##c)
@@ -491,3 +536,31 @@ __kernel void fft_transpose(__global const float *src, __global float *dst, int 
         for (int r = 0; r < FFT_VW; ++r) vstore16(v[r], 0, d + (size_t)r * dst_pitch);
     }
 }
+#else
+// The same transpose through local memory: one 16x16 tile per work-group (any local size: its
+// work-items stride over the tile), read and written along rows (coalesced on a GPU).
+#define FFT_TILE 16
+__kernel void fft_transpose(__global const float *src, __global float *dst, int src_rows,
+                            int src_pitch, int dst_pitch, int plane)
+{
+    __local float tile[FFT_TILE][FFT_TILE + 1];
+    const int x0 = get_group_id(0) * FFT_TILE, y0 = get_group_id(1) * FFT_TILE, b = get_global_id(2);
+    const int nx = get_local_size(0), ny = get_local_size(1);
+    for (int part = 0; part < 2; ++part) {
+        __global const float *s = src + (size_t)(2 * b + part) * plane;
+        __global float *d = dst + (size_t)(2 * b + part) * plane;
+        for (int ly = get_local_id(1); ly < FFT_TILE; ly += ny)
+            for (int lx = get_local_id(0); lx < FFT_TILE; lx += nx) {
+                const int x = x0 + lx, y = y0 + ly;
+                tile[ly][lx] = x < src_pitch && y < src_rows ? s[(size_t)y * src_pitch + x] : 0.0f;
+            }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int ly = get_local_id(1); ly < FFT_TILE; ly += ny)
+            for (int lx = get_local_id(0); lx < FFT_TILE; lx += nx) {
+                const int x = x0 + ly, y = y0 + lx;  // dst row x, column y
+                if (x < src_pitch && y < dst_pitch) d[(size_t)x * dst_pitch + y] = tile[lx][ly];
+            }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+}
+#endif

@@ -410,6 +410,11 @@ class Runtime:
         return self.cl.enqueue_copy(self.queue, dst, src, byte_count=int(nbytes),
                                     src_offset=int(src_offset), dst_offset=int(dst_offset))
 
+    def fitted_local(self, cl_file: str, name: str, local: tuple) -> tuple:
+        """The local size ``launch`` will use for ``local``: for kernels that size their global
+        range by whole work-groups (one tile per group)."""
+        return self._fitting(self.kernel(cl_file, name), tuple(local))
+
     def _fitting(self, kern, local: tuple) -> tuple:
         """``local`` shrunk along its first axis (halving) until the work-group fits the kernel's
         limit on this device (CL_KERNEL_WORK_GROUP_SIZE: registers, private memory)."""

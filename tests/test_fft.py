@@ -131,10 +131,27 @@ def test_tiles_batches_and_the_transposing_path_agree(monkeypatch, request):
     tiled = check(image, weights, **options)
     monkeypatch.setattr(fft, "BATCH_BYTES", 1)  # one complex plane per batch
     batched = check(image, weights, **options)
-    monkeypatch.setitem(fft.MAX_RADIX, "cpu", 16)  # rows too long for fft_rows; several passes per axis
+    monkeypatch.setitem(fft.MAX_RADIX, "columns", 16)  # rows too long for fft_rows; several passes per axis
     transposed = check(image, weights, **options)
     for other in (tiled, batched, transposed):
         np.testing.assert_allclose(other, whole, atol=1e-4)
+
+
+@pytest.mark.parametrize("form", ["columns", "passes"])
+@pytest.mark.parametrize("image_shape, kernel_shape, options", [
+    ((61, 150, 3), (13, 10), dict(border="wrap")),
+    ((40, 33), (31, 31), dict(border="constant", border_value=0.5, stride=2)),
+    ((17, 300), (5, 3), dict(border="reflect", dilation=3)),
+])
+def test_both_shapes_of_the_program(runtime, monkeypatch, request, form, image_shape, kernel_shape, options):
+    """The columns shape (PoCL's CPU device) and the passes shape (every other device; run here on
+    PoCL too, as the CI's CLCONV_CODE_PATH=gpu run does for the whole suite) against the oracle."""
+    if form == "columns" and not runtime.info.pocl_version:
+        pytest.skip("the columns shape is built for PoCL's CPU device only")
+    request.addfinalizer(fft.layout.cache_clear)
+    monkeypatch.setattr(fft, "shape", lambda rt: form)
+    image = oracle.make_image(image_shape, np.float32, seed=sum(image_shape))
+    check(image, dense(*kernel_shape, seed=5), alpha="filter", **options)
 
 
 def test_the_spectrum_is_cached_per_weights_and_layout():
@@ -176,6 +193,9 @@ def test_sizes_and_plans():
     assert lay.batch(2 << 30) * 2 * lay.plane * 4 * 2 <= fft.BATCH_BYTES  # both work buffers
     wide = fft.Layout(3, (50, 40), (3, 1025), 1, 4, 2304)  # a dilated span beyond fft_rows' reach
     assert not wide.rows_fused and wide.span_w == 4097
+    passes = fft.Layout(1, (2048, 2048), (31, 31), 1, 1, fft.MAX_RADIX["passes"], fuse_rows=False)
+    assert not passes.rows_fused and max(fft.pass_plan(passes.mh, 9)) <= 9
+    assert all(fft.sub_plan(r) == (r,) for r in fft.pass_plan(passes.mh, 9))  # one DFT per pass
 
 
 @pytest.mark.parametrize("border", ["reflect", "wrap", "constant"])

@@ -1,8 +1,7 @@
 """A small oracle subset sized for slow OpenCL implementations (Oclgrind's simulator with its memory
 checker, Mesa rusticl on llvmpipe): `.ci/run` runs this file with CLCONV_DEVICE naming each one.
-On PoCL it is part of the ordinary suite. Every algorithm that builds quickly everywhere (the FFT is
-left out: see README "Devices") with each of its tuned variants, every sample type, border and the
-geometries, on images of a few thousand pixels."""
+On PoCL it is part of the ordinary suite. Every algorithm with each of its tuned variants, every sample
+type, border and the geometries, on images of a few thousand pixels."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +15,7 @@ from clconv.engine import execute
 from oracle import assert_matches, make_image, reference
 from test_low_rank import log_kernel
 
-ALGORITHMS = ("direct", "separable", "gemm")
+ALGORITHMS = ("direct", "separable", "gemm", "fft")
 KERNELS = {
     "rank-2 LoG 7x7": log_kernel(1.2, 7).astype(np.float32),
     "gaussian 5x5": "gaussian:sigma=1,size=5",

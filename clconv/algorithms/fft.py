@@ -30,16 +30,26 @@ import weakref
 
 import numpy as np
 
+from clconv.resources import variant
+
 SUMMARY = "FFT of the border-extended input times the kernel's spectrum (overlap-save tiles); large dense kernels"
 CL_FILE = "fft.cl"
-VW = 16  # lanes per work-item (cl/fft.cl FFT_VW)
 SUB_RADICES = (9, 8, 6, 5, 4, 3, 2)  # the DFTs cl/fft.cl has for sub-passes in private memory
-MAX_RADIX = {"cpu": 2304, "gpu": 64}  # cl/fft.cl FFT_RMAX: values per pass in private memory
+# The two shapes of cl/fft.cl (see there): "columns" (FFT_COLUMNS: 16 columns per work-item, a whole
+# column per pass in private memory: PoCL's CPU device) and "passes" (one column per work-item in
+# work-groups of adjacent columns, one radix <= 9 per pass: every other device).
+VW = {"columns": 16, "passes": 1}  # columns per work-item (cl/fft.cl FFT_VW)
+MAX_RADIX = {"columns": 2304, "passes": 9}  # values per pass in private memory (cl/fft.cl FFT_RMAX)
+PITCH = 16  # rows are padded to a multiple of 16 floats (the transposes' blocks)
 MAX_TILES = 16  # tiles per axis and plane the planner tries
 BATCH_BYTES = 256 << 20  # the two work buffers of one batch of complex planes
 SPECTRUM_CACHE = 4  # kernel spectra kept on the host (float32, 8 bytes per frequency)
 DEVICE_SPECTRA = 2  # of those, kept on each device
-LOCAL = (1, 1, 1)  # one fixed local size for every fft.cl kernel (PoCL: one work-group function each)
+# Fixed local sizes (PoCL compiles one work-group function per kernel and local size): one
+# work-item per group for the columns shape (each already holds 16 columns), groups of adjacent
+# columns for the passes shape; its transpose takes one 16x16 tile per group.
+LOCAL = {"columns": (1, 1, 1), "passes": (64, 1, 1)}
+TRANSPOSE_LOCAL = (16, 16, 1)
 PLAIN, EXTEND, MULTIPLY, GATHER = "fft_pass", "fft_pass_extend", "fft_pass_multiply", "fft_pass_gather"
 
 _lock = threading.Lock()
@@ -106,21 +116,22 @@ def plan_cost(radices) -> float:
 
 
 def _round16(n: int) -> int:
-    return -(-n // VW) * VW
+    return -(-n // PITCH) * PITCH
 
 
 class Layout:
     """How one correlation is cut: ``tiles_y`` x ``tiles_x`` tiles of ``q`` x ``qw`` output pixels
-    per plane, FFT size (mh, mw), padded to (ph, pw); ``rows_fused``: fft_rows does the x axis."""
+    per plane, FFT size (mh, mw), padded to (ph, pw); ``rows_fused``: fft_rows does the x axis
+    (the columns shape only: ``fuse_rows``)."""
 
-    def __init__(self, count, out_shape, kernel_shape, stride, dilation, max_radix):
+    def __init__(self, count, out_shape, kernel_shape, stride, dilation, max_radix, fuse_rows=True):
         self.count, (self.out_h, self.out_w), self.stride = count, out_shape, stride
         self.span_h, self.span_w = ((k - 1) * dilation + 1 for k in kernel_shape)
-        self.max_radix = max_radix
+        self.max_radix, self.fuse_rows = max_radix, fuse_rows
         self.tiles_y, self.tiles_x = self._choose()
         self.q, self.mh, self.ph = self._axis(self.out_h, self.tiles_y, self.span_h)
         self.qw, self.mw, self.pw = self._axis(self.out_w, self.tiles_x, self.span_w)
-        self.rows_fused = self.mw <= max_radix
+        self.rows_fused = fuse_rows and self.mw <= max_radix
         self.tiles = count * self.tiles_y * self.tiles_x
         self.pairs = -(-self.tiles // 2)
         self.plane = self.ph * self.pw  # floats per part of one complex plane
@@ -139,7 +150,7 @@ class Layout:
                 _, mw, pw = self._axis(self.out_w, tx, self.span_w)
                 pairs = -(-self.count * ty * tx // 2)
                 along_y = plan_cost(pass_plan(mh, self.max_radix))
-                if mw <= self.max_radix:  # fft_rows: one trip, two FFTs
+                if self.fuse_rows and mw <= self.max_radix:  # fft_rows: one trip, two FFTs
                     along_x = TRIP_COST + 2 * (plan_cost((mw,)) - TRIP_COST)
                 else:  # two transposes, two FFTs
                     along_x = 2 * TRIP_COST + 2 * plan_cost(pass_plan(mw, self.max_radix))
@@ -155,9 +166,9 @@ class Layout:
 
 
 @functools.lru_cache(maxsize=64)
-def layout(count, out_shape, kernel_shape, stride, dilation, max_radix) -> Layout:
+def layout(count, out_shape, kernel_shape, stride, dilation, max_radix, fuse_rows=True) -> Layout:
     """The (memoized: planning takes about a millisecond) Layout of one correlation."""
-    return Layout(count, out_shape, kernel_shape, stride, dilation, max_radix)
+    return Layout(count, out_shape, kernel_shape, stride, dilation, max_radix, fuse_rows)
 
 
 # ---------------------------------------------------------------- host-side tables
@@ -208,7 +219,7 @@ def kernel_spectrum(weights: np.ndarray, dilation: int, lay: Layout) -> np.ndarr
     if lay.rows_fused:
         out = np.zeros((2, lay.ph, lay.mw), np.float32)
         out[:, : lay.mh] = spectrum.real, spectrum.imag
-        out = out.reshape(2, lay.ph // VW, VW, lay.mw).transpose(0, 1, 3, 2)
+        out = out.reshape(2, lay.ph // 16, 16, lay.mw).transpose(0, 1, 3, 2)
     else:
         out = np.zeros((2, lay.pw, lay.ph), np.float32)
         out[:, : lay.mw, : lay.mh] = spectrum.real.T, spectrum.imag.T
@@ -269,8 +280,21 @@ class _WorkBuffers:
 # ---------------------------------------------------------------- the algorithm
 
 
+def shape(rt) -> str:
+    """Which shape of cl/fft.cl runs on ``rt``'s device: "columns" on PoCL's CPU device, whose
+    compiler keeps large dynamically indexed private arrays in cache; "passes" everywhere else
+    (GPUs spill such arrays, Mesa's compiler never finished building them, Oclgrind simulates
+    them slowly). CLCONV_CODE_PATH=gpu makes PoCL take the passes shape too (the CI's GPU run)."""
+    return "columns" if rt.info.kind == "cpu" and rt.info.pocl_version else "passes"
+
+
+def program(rt) -> str:
+    """The name of the fft.cl build ``rt`` runs (Runtime.program)."""
+    return variant(CL_FILE, FFT_COLUMNS=1) if shape(rt) == "columns" else CL_FILE
+
+
 def max_radix(rt) -> int:
-    return MAX_RADIX["cpu" if rt.info.kind == "cpu" else "gpu"]
+    return MAX_RADIX[shape(rt)]
 
 
 def _passes(rt, bufs, cur: int, n: int, pitch: int, plane: int, pairs: int,
@@ -278,7 +302,8 @@ def _passes(rt, bufs, cur: int, n: int, pitch: int, plane: int, pairs: int,
     """The FFT of length ``n`` along the rows of the layout in ``bufs[cur]`` (out of place,
     ping-pong); returns the index of the buffer with the result. ``first``/``last``: (kernel,
     extra arguments) of the first/last pass, a variant that fuses a neighbouring step."""
-    tw, passes = _device_twiddles(rt, n, max_radix(rt))
+    form = shape(rt)
+    tw, passes = _device_twiddles(rt, n, MAX_RADIX[form])
     i32 = np.int32
     for index, (radix, p, offset, sub_off, subs) in enumerate(passes):
         name, extra = first if index == 0 else (PLAIN, ())
@@ -288,17 +313,31 @@ def _passes(rt, bufs, cur: int, n: int, pitch: int, plane: int, pairs: int,
         # the extending pass reads no buffer, the gathering one writes none: pass the other one
         source = bufs[1 - cur] if name == EXTEND else bufs[cur]
         target = bufs[cur] if name == GATHER else bufs[1 - cur]
-        rt.launch(CL_FILE, name, (pitch // VW, n // radix, pairs),
+        rt.launch(program(rt), name, (pitch // VW[form], n // radix, pairs),
                   source, target, tw, i32(offset), i32(sub_off), i32(subs), i32(radix),
-                  i32(n), i32(p), i32(pitch), i32(plane), *extra, local=LOCAL)
+                  i32(n), i32(p), i32(pitch), i32(plane), *extra, local=LOCAL[form])
         cur = 1 - cur
     return cur
+
+
+def _transpose(rt, src, dst, src_rows: int, src_pitch: int, dst_pitch: int, plane: int, pairs: int) -> None:
+    """src [rows][src_pitch] -> dst [src_pitch][dst_pitch] for every complex plane of the batch."""
+    form, name, i32 = shape(rt), "fft_transpose", np.int32
+    args = (src, dst, i32(src_rows), i32(src_pitch), i32(dst_pitch), i32(plane))
+    if form == "columns":  # a 16x16 block per work-item
+        rt.launch(program(rt), name, (src_pitch // 16, dst_pitch // 16, pairs), *args, local=LOCAL[form])
+        return
+    local = rt.fitted_local(program(rt), name, TRANSPOSE_LOCAL)  # one tile per group, whatever its size
+    rt.launch(program(rt), name, (src_pitch // 16 * local[0], dst_pitch // 16 * local[1], pairs), *args,
+              local=local)
 
 
 def correlate(rt, src, dst, kernel, window, border_code: int, cval: float) -> None:
     assert src.interleave == 1 and getattr(src, "dtype", "float32") == "float32", "fft reads float32 planes"
     (h, w), (out_h, out_w) = src.shape, dst.shape
-    lay = layout(src.count, (out_h, out_w), kernel.shape, window.stride, window.dilation, max_radix(rt))
+    form = shape(rt)
+    lay = layout(src.count, (out_h, out_w), kernel.shape, window.stride, window.dilation, MAX_RADIX[form],
+                 form == "columns")
     i32 = np.int32
     spectrum = _device_spectrum(rt, kernel.weights, window.dilation, lay)
     batch = lay.batch(getattr(rt, "max_alloc", rt.info.max_alloc))
@@ -308,22 +347,20 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float) -> No
         pairs = min(batch, lay.pairs - first_pair)
         tiles = (i32(2 * first_pair), i32(lay.tiles), i32(lay.tiles_y), i32(lay.tiles_x), i32(lay.q),
                  i32(lay.qw), i32(out_h), i32(out_w))
-        extend = (EXTEND, (src.buffer, i32(src.offset), i32(h), i32(w), *tiles, i32(window.stride),
+        extend = (EXTEND, (src.buffer, np.int64(src.offset), i32(h), i32(w), *tiles, i32(window.stride),
                            i32(lay.span_h), i32(lay.span_w), i32(window.off[0]), i32(window.off[1]),
                            i32(border_code), np.float32(cval)))
-        gather = (GATHER, (dst.buffer, i32(dst.offset), *tiles, i32(window.stride)))
+        gather = (GATHER, (dst.buffer, np.int64(dst.offset), *tiles, i32(window.stride)))
         cur = _passes(rt, bufs, 0, lay.mh, lay.pw, lay.plane, pairs, first=extend)  # along y (layout A)
         if lay.rows_fused:  # along x, times the spectrum, along x again: in place
             tw, ((_, _, _, sub_off, subs),) = _device_twiddles(rt, lay.mw, lay.mw)
-            rt.launch(CL_FILE, "fft_rows", (lay.ph // VW, 1, pairs), bufs[cur], tw, i32(sub_off), i32(subs),
+            rt.launch(program(rt), "fft_rows", (lay.ph // 16, 1, pairs), bufs[cur], tw, i32(sub_off), i32(subs),
                       i32(lay.mw), i32(lay.mh), i32(lay.pw), i32(lay.plane), spectrum, i32(lay.ph * lay.mw),
-                      local=LOCAL)
+                      local=LOCAL[form])
         else:  # transpose (layout B), along x with the product, along x again, transpose back
-            rt.launch(CL_FILE, "fft_transpose", (lay.pw // VW, lay.ph // VW, pairs), bufs[cur], bufs[1 - cur],
-                      i32(lay.mh), i32(lay.pw), i32(lay.ph), i32(lay.plane), local=LOCAL)
+            _transpose(rt, bufs[cur], bufs[1 - cur], lay.mh, lay.pw, lay.ph, lay.plane, pairs)
             cur = _passes(rt, bufs, 1 - cur, lay.mw, lay.ph, lay.plane, pairs, last=(MULTIPLY, (spectrum,)))
             cur = _passes(rt, bufs, cur, lay.mw, lay.ph, lay.plane, pairs)
-            rt.launch(CL_FILE, "fft_transpose", (lay.ph // VW, lay.pw // VW, pairs), bufs[cur], bufs[1 - cur],
-                      i32(lay.mw), i32(lay.ph), i32(lay.pw), i32(lay.plane), local=LOCAL)
+            _transpose(rt, bufs[cur], bufs[1 - cur], lay.mw, lay.ph, lay.pw, lay.plane, pairs)
             cur = 1 - cur
         _passes(rt, bufs, cur, lay.mh, lay.pw, lay.plane, pairs, last=gather)  # inverse along y: output pixels
