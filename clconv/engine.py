@@ -107,11 +107,12 @@ def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None, s
         out = np.empty((out_h, out_w, channels), plan.out_dtype)
     from clconv import tiling
 
-    if tiling.needs_tiles(rt, pixels, plan):
-        return tiling.execute_tiled(rt, pixels, plan, out)
     if sched is None:
         sched = schedule_for(rt, plan, (h, w))
-    if _in_place(pixels, plan, sched):
+    in_place = _in_place(pixels, plan, sched)
+    if tiling.needs_tiles(rt, pixels, plan, in_place):  # what the path that would run holds
+        return tiling.execute_tiled(rt, pixels, plan, out)
+    if in_place:
         return _execute_in_place(rt, pixels, plan, sched, out)
     planes = _unpack(rt, pixels)
     for kernel in plan.kernels:

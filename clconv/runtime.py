@@ -260,7 +260,9 @@ class Runtime:
         self._programs: dict[str, object] = {}
         self._recorders: list[list] = []
         self._scratch: dict[str, tuple] = {}
-        self.max_alloc = info.max_alloc  # the largest single buffer; bigger images go in tiles
+        # the largest single buffer, and all of them (clconv.tiling keeps a run within a share):
+        # bigger images go in tiles
+        self.max_alloc, self.global_mem = info.max_alloc, info.global_mem
         # wrap/read_back: the caller's arrays used in place (True), or copied to and from the device
         self.zero_copy = _zero_copy(cl, info, device)
         self._kernels: dict[tuple[str, str], object] = {}
