@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shlex
 import sys
 import threading
 import time
@@ -214,6 +215,7 @@ def select_device(spec: str | None, devices: list[DeviceInfo]) -> DeviceInfo:
 
 
 CODE_PATH_VARIABLE = "CLCONV_CODE_PATH"
+BUILD_OPTIONS_VARIABLE = "CLCONV_BUILD_OPTIONS"
 
 
 def _zero_copy(cl, info: DeviceInfo, device) -> bool:
@@ -225,6 +227,8 @@ def _zero_copy(cl, info: DeviceInfo, device) -> bool:
     forced = os.environ.get(CODE_PATH_VARIABLE, "").strip().lower()
     if forced in ("cpu", "gpu"):
         return forced == "cpu"
+    if is_simulator(info):  # nothing to save there, and Oclgrind's uninitialised-value check
+        return False        # counts USE_HOST_PTR memory as never written (README "Devices")
     try:
         return bool(device.host_unified_memory)
     except (cl.Error, AttributeError):  # deprecated since OpenCL 2.0: a driver may refuse the query
@@ -257,6 +261,8 @@ class Runtime:
         self.builds = 0  # programs built by this runtime: repeated calls must not rebuild
         # CPU-only code paths (e.g. unaligned word loads) are compiled in with -DCLCONV_CPU.
         self.build_options = ["-DCLCONV_CPU=1"] if self.info.kind == "cpu" else []
+        # Extra options for every build, e.g. -cl-opt-disable around a driver's optimiser bug.
+        self.build_options += shlex.split(os.environ.get(BUILD_OPTIONS_VARIABLE, ""))
         self._programs: dict[str, object] = {}
         self._recorders: list[list] = []
         self._scratch: dict[str, tuple] = {}

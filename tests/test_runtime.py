@@ -177,3 +177,39 @@ def test_the_pocl_version_comes_from_the_platform_version():
                       "OpenCL 3.0 PoCL 3.1+debian  Linux, None+Asserts")
     assert info.pocl_version == (3, 1)
     assert dev(0, 0, "x", "cpu", "rusticl").pocl_version == ()
+
+
+def test_extra_build_options_reach_every_build(runtime, monkeypatch):
+    """CLCONV_BUILD_OPTIONS (e.g. -cl-opt-disable around a driver's optimiser bug) is added to
+    every program build; the programs still build and filter correctly with it."""
+    from clconv.runtime import BUILD_OPTIONS_VARIABLE, Runtime
+
+    monkeypatch.setenv(BUILD_OPTIONS_VARIABLE, "-cl-opt-disable -DCLCONV_UNUSED=1")
+    rt = Runtime(runtime.info, runtime.device)
+    assert rt.build_options[-2:] == ["-cl-opt-disable", "-DCLCONV_UNUSED=1"]
+    image = np.arange(90, dtype=np.float32).reshape(9, 10)
+    out = clconv.convolve(image, "box:size=3", device=rt, algorithm="direct", border="nearest")
+    from scipy.ndimage import correlate
+
+    np.testing.assert_allclose(out, correlate(image.astype(np.float64), np.full((3, 3), 1 / 9), mode="nearest"),
+                               rtol=1e-6)
+
+
+class _Device:
+    def __init__(self, unified):
+        self.host_unified_memory = unified
+
+
+@pytest.mark.parametrize("info, unified, forced, expected", [
+    (GPU, False, "", False),        # a discrete GPU: copies, once each way
+    (IGPU, True, "", True),         # an integrated GPU shares host memory: zero-copy
+    (CPU_NEW, True, "", True),
+    (CPU_NEW, True, "gpu", False),  # the CI's GPU-path run takes the copies on PoCL
+    (GPU, False, "cpu", True),
+    (dev(3, 0, "Oclgrind Simulator", "gpu", "Oclgrind"), True, "", False),  # a simulator: copies
+])
+def test_memory_strategy_per_device(monkeypatch, info, unified, forced, expected):
+    from clconv.runtime import CODE_PATH_VARIABLE, _cl, _zero_copy
+
+    monkeypatch.setenv(CODE_PATH_VARIABLE, forced)
+    assert _zero_copy(_cl(), info, _Device(unified)) is expected
