@@ -7,7 +7,7 @@ own kernel cache then serves later processes) and each kernel fetched once.
 Start-up of the command line (``clconv apply``), see the README's "Start-up":
 
 * ``prefetch(spec)`` opens the device in a background thread (import pyopencl,
-  list the platforms, build the probe program: the OpenCL calls release the GIL)
+  list the platforms, build the probe program and run it once: the OpenCL calls release the GIL)
   while the main thread parses options and decodes the image; ``get_runtime``
   then joins it.
 * ``enable_device_cache()`` remembers, per machine and configuration, which
@@ -271,6 +271,8 @@ class Runtime:
         self.max_alloc, self.global_mem = info.max_alloc, info.global_mem
         # wrap/read_back: the caller's arrays used in place (True), or copied to and from the device
         self.zero_copy = _zero_copy(cl, info, device)
+        checked = is_simulator(info) and os.environ.get("OCLGRIND_UNINITIALIZED", "0") not in ("", "0")
+        self._retained: list | None = [] if checked else None  # see _made
         self._kernels: dict[tuple[str, str], object] = {}
         self._group_limits: dict[int, int] = {}  # id(kernel) -> CL_KERNEL_WORK_GROUP_SIZE
         self._lock = threading.Lock()
@@ -342,9 +344,17 @@ class Runtime:
     def alloc(self, nbytes: int):
         """A device buffer of at least one byte."""
         try:
-            return self.cl.Buffer(self.context, self.cl.mem_flags.READ_WRITE, max(int(nbytes), 1))
+            return self._made(self.cl.Buffer(self.context, self.cl.mem_flags.READ_WRITE, max(int(nbytes), 1)))
         except self.cl.Error as exc:
             raise DeviceError(self.info.describe(), f"cannot allocate {nbytes} bytes ({exc})") from exc
+
+    def _made(self, buffer):
+        """``buffer``, kept alive for the whole process while Oclgrind's uninitialised-value
+        checker runs: the checker's state follows buffer numbers, which Oclgrind hands on from
+        released buffers to new ones (benchmarks/repro/oclgrind_uninitialized_reuse.py)."""
+        if self._retained is not None:
+            self._retained.append(buffer)
+        return buffer
 
     def scratch(self, name: str, nbytes: int):
         """A device buffer kept for reuse under ``name`` (grown when too small): intermediates
@@ -370,7 +380,7 @@ class Runtime:
     def upload(self, array):
         flags = self.cl.mem_flags.READ_ONLY | self.cl.mem_flags.COPY_HOST_PTR
         with self.device_errors(f"cannot copy {array.nbytes} bytes to the device"):
-            return self.cl.Buffer(self.context, flags, hostbuf=array)
+            return self._made(self.cl.Buffer(self.context, flags, hostbuf=array))
 
     def wrap(self, array, writable: bool = False):
         """A device buffer standing for a numpy array: the caller's input (``writable`` False) or
@@ -464,6 +474,44 @@ PROBE_PROGRAM = "direct.cl"  # nearly every run needs it, so building it to prob
 SPECULATIVE_PROGRAMS = ("separable.cl",)
 SPECULATE_BELOW_S = 0.25
 
+PROBE_SHAPE = (6, 20)  # rows, columns: direct's interior tile (2 x 16) fits once, the rest is its frame
+
+
+def _first_launch(rt: Runtime) -> None:
+    """One 3x3 correlation of a small float32 image, compared with numpy on the host: a device
+    that builds but cannot run a kernel, or runs it wrongly, is a DeviceError, as one that
+    cannot build. It runs direct's float kernels (interior and frame) at the local size a 3x3
+    run on float planes takes: the work-group functions PoCL compiles for it serve those runs.
+    About 5 ms once PoCL's kernel cache holds them (0.4 s on a cold cache)."""
+    import numpy as np
+
+    from clconv.algorithms import direct
+    from clconv.engine import Planes
+    from clconv.kernels import Linear
+    from clconv.params import BORDER_CODES, Geometry
+
+    h, w = PROBE_SHAPE
+    image = ((np.arange(h * w).reshape(h, w) * 7) % 13 - 6).astype(np.float32)
+    weights = np.array([[1, 2, -3], [4, 5, 6], [-7, 8, 9]], np.float32)  # no symmetry hides a flip
+    kernel = Linear("first launch", weights)
+    window = Geometry().window((h, w), weights.shape)
+    got = np.empty_like(image)
+    try:
+        src = Planes(rt.upload(image), 0, 1, (h, w))
+        dst = Planes(rt.alloc(got.nbytes), 0, 1, window.out_shape)
+        direct.correlate(rt, src, dst, kernel, window, BORDER_CODES["reflect"], 0.0)
+        rt.download(dst.buffer, got)
+    except (rt.cl.Error, DeviceError) as exc:  # raw (a kernel object, say) or already a DeviceError
+        cause = exc.cause if isinstance(exc, DeviceError) else str(exc)
+        first = (str(cause).strip().splitlines() or [type(exc).__name__])[0]
+        raise DeviceError(rt.info.describe(), f"first launch failed: {first}") from exc
+    padded = np.pad(image.astype(np.float64), 1, mode="symmetric")  # scipy's "reflect"
+    expected = sum(weights[i, j] * padded[i:i + h, j:j + w] for i in range(3) for j in range(3))
+    if not np.array_equal(got, expected):  # small integers: exact in float32, in any order
+        raise DeviceError(rt.info.describe(), "first launch gave wrong results (a 3x3 correlation, checked "
+                                              "against numpy)")
+
+
 # In the command line (prefetch), pyopencl's CompilerWarning is filtered out for the whole
 # process, so that builds need no catch_warnings (process-global state: the main thread's image
 # warnings would wait for a build). Library use keeps the block, under WARNINGS_LOCK.
@@ -491,7 +539,8 @@ def _usable_runtime(spec: str | None) -> Runtime:
         try:
             rt = _runtime_for(info.platform_index, info.device_index)
             rt.program(PROBE_PROGRAM)
-        except (DeviceError, BuildError) as exc:  # no context, or no build: try the next device
+            _first_launch(rt)
+        except (DeviceError, BuildError) as exc:  # no context, no build, no launch: try the next device
             if entry is not None:
                 raise _CacheMiss(f"{info.describe()}: {exc.cause}") from exc
             if named:

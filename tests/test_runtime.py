@@ -130,6 +130,49 @@ def test_an_unnamed_device_that_fails_is_skipped_with_one_warning(monkeypatch, c
         rt_module._usable_runtime.cache_clear()
 
 
+@pytest.mark.parametrize("fault, cause", [
+    ("refused", "first launch failed: clEnqueueNDRangeKernel failed: OUT_OF_RESOURCES"),
+    ("ignored", "first launch gave wrong results (a 3x3 correlation, checked against numpy)"),
+])
+def test_a_device_whose_first_launch_fails_is_skipped_with_one_warning(runtime, monkeypatch, capsys, fault, cause):
+    """A device that opens and builds but whose first kernel launch raises an OpenCL error, or
+    computes nothing, is passed over for the default choice with one warning line; named, it is
+    the error. The flaky device is a second context on the real one, listed as a GPU (first)."""
+    from dataclasses import replace
+
+    from clconv import runtime as rt_module
+
+    real = next(d for d in rt_module.list_devices() if d.index == runtime.info.index)
+    flaky = replace(real, platform_index=98, name="Flaky GPU", kind="gpu")
+    flaky_rt = rt_module.Runtime(flaky, runtime.device)
+    cl = flaky_rt.cl
+
+    def launch(*args, **options):
+        if fault == "refused":
+            raise cl.RuntimeError("clEnqueueNDRangeKernel failed: OUT_OF_RESOURCES")
+
+    monkeypatch.setattr(flaky_rt, "launch", launch)  # "ignored": the kernels never run
+    runtime_for = rt_module._runtime_for
+    monkeypatch.setattr(rt_module, "_runtime_for", lambda p, d: flaky_rt if p == 98 else runtime_for(p, d))
+    monkeypatch.setattr(rt_module, "list_devices", lambda: [flaky, real])
+    rt_module._usable_runtime.cache_clear()
+    try:
+        assert rt_module._usable_runtime(None) is runtime
+        err = capsys.readouterr().err.splitlines()
+        assert err == [f"clconv: warning: 98:0 Flaky GPU (gpu, {real.platform}): skipped: {cause}"]
+        with pytest.raises(DeviceError) as named:
+            rt_module._usable_runtime("Flaky")
+        assert named.value.cause == cause and named.value.subject == flaky_rt.info.describe()
+    finally:
+        rt_module._usable_runtime.cache_clear()
+
+
+def test_the_first_launch_passes_on_this_device(runtime):
+    from clconv.runtime import _first_launch
+
+    _first_launch(runtime)  # raises a DeviceError if not
+
+
 def test_an_opencl_error_is_one_line_naming_the_device(runtime):
     """A launch the device refuses (here: four dimensions, where OpenCL allows three) is a
     DeviceError with a one-line cause, not a raw pyopencl error."""
