@@ -1,7 +1,7 @@
 // im2col: unfold a band of output rows of one plane into the patch matrix B
 // (taps x pixels), written straight in the GEMM's packed layout: panels of 16
 // pixel columns, [pixel / 16][tap][pixel % 16], zero beyond the band.
-__kernel void im2col(__global const float *src, int src_off, __global float *cols,
+__kernel void im2col(__global const float *src, long src_off, __global float *cols,
                      int kh, int kw, int h, int w, int out_w, int row0, int n, int n_padded,
                      int stride, int dil, int off_y, int off_x, int border, float cval)
 {

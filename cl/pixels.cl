@@ -60,13 +60,14 @@ __kernel void pack_f32(__global const float *src, __global float *dst,
 }
 
 // Colour times alpha, for alpha-weighted filtering: sum(k*a*c) / sum(k*a).
-__kernel void premultiply(__global const float *colour, int colour_off,
-                          __global const float *alpha, int alpha_off,
-                          __global float *dst, int n)
+// Sizes and offsets are 64-bit: a plane set may pass 2^31 values.
+__kernel void premultiply(__global const float *colour, long colour_off,
+                          __global const float *alpha, long alpha_off,
+                          __global float *dst, long n)
 {
-    const int i = get_global_id(0), c = get_global_id(1);
+    const size_t i = get_global_id(0), c = get_global_id(1);
     if (i >= n) return;
-    dst[(size_t)c * n + i] = colour[colour_off + (size_t)c * n + i] * alpha[alpha_off + i];
+    dst[c * n + i] = colour[colour_off + c * n + i] * alpha[alpha_off + i];
 }
 
 // Where no visible pixel contributed (sum(k*a) == 0) the source colour under
@@ -74,20 +75,20 @@ __kernel void premultiply(__global const float *colour, int colour_off,
 // for exact sums; an FFT's sums carry round-off, so there it is a small bound.
 __kernel void unpremultiply(__global const float *num, __global const float *den,
                             __global const float *fallback,
-                            __global float *dst, int dst_off, int n, float zero)
+                            __global float *dst, long dst_off, long n, float zero)
 {
-    const int i = get_global_id(0), c = get_global_id(1);
+    const size_t i = get_global_id(0), c = get_global_id(1);
     if (i >= n) return;
-    const size_t k = (size_t)c * n + i;
+    const size_t k = c * n + i;
     const float d = den[i];
     dst[dst_off + k] = fabs(d) > zero ? num[k] / d : fallback[k];
 }
 
 // Gradient magnitude sqrt(gx^2 + gy^2), written into dst at dst_off.
 __kernel void magnitude(__global const float *gx, __global const float *gy,
-                        __global float *dst, int dst_off, int n)
+                        __global float *dst, long dst_off, long n)
 {
-    const int i = get_global_id(0);
+    const size_t i = get_global_id(0);
     if (i >= n) return;
     dst[dst_off + i] = hypot(gx[i], gy[i]);
 }

@@ -293,7 +293,7 @@ def _filter(rt, src: Planes, dst: Planes, kernel, window: Window, plan: Plan, sc
               for _ in range(2))
     _correlate_bank(rt, src, [gx, gy], list(kernel.parts), window, plan, sched)
     n = src.count * dst.size
-    rt.launch(PIXELS_CL, "magnitude", (n,), gx.buffer, gy.buffer, dst.buffer, np.int32(dst.offset), np.int32(n))
+    rt.launch(PIXELS_CL, "magnitude", (n,), gx.buffer, gy.buffer, dst.buffer, np.int64(dst.offset), np.int64(n))
 
 
 def _sample(rt, src: Planes, dst: Planes, window: Window, plan: Plan) -> None:
@@ -310,8 +310,8 @@ def _filter_alpha_weighted(rt, colour: Planes, alpha: Planes, dst: Planes, kerne
     """
     n_in, n_out = colour.size, dst.size
     premultiplied = new_planes(rt, colour.count, colour.shape)
-    rt.launch(PIXELS_CL, "premultiply", (n_in, colour.count), colour.buffer, np.int32(colour.offset),
-              alpha.buffer, np.int32(alpha.offset), premultiplied.buffer, np.int32(n_in))
+    rt.launch(PIXELS_CL, "premultiply", (n_in, colour.count), colour.buffer, np.int64(colour.offset),
+              alpha.buffer, np.int64(alpha.offset), premultiplied.buffer, np.int64(n_in))
     numerator = new_planes(rt, colour.count, dst.shape)
     denominator = new_planes(rt, 1, dst.shape)
     fallback = new_planes(rt, colour.count, dst.shape)
@@ -322,4 +322,4 @@ def _filter_alpha_weighted(rt, colour: Planes, alpha: Planes, dst: Planes, kerne
     exact = sched.step(kernel, alpha.shape).algorithm.exact_zeros
     zero = 0.0 if exact else 1e-5 * float(np.abs(kernel.weights).sum()) * plan.alpha_max
     rt.launch(PIXELS_CL, "unpremultiply", (n_out, colour.count), numerator.buffer, denominator.buffer,
-              fallback.buffer, dst.buffer, np.int32(dst.offset), np.int32(n_out), np.float32(zero))
+              fallback.buffer, dst.buffer, np.int64(dst.offset), np.int64(n_out), np.float32(zero))

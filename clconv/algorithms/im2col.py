@@ -42,7 +42,7 @@ def correlate_bank(rt, src, dsts, kernels, window, border_code: int, cval: float
             n = min(rows, out_h - row0) * out_w
             n_padded = panel_count(n) * PANEL
             rt.launch(CL_FILE, "im2col", (n_padded, taps),
-                      src.buffer, i32(src.offset + plane * h * w), cols, i32(kh), i32(kw), i32(h), i32(w),
+                      src.buffer, np.int64(src.offset + plane * h * w), cols, i32(kh), i32(kw), i32(h), i32(w),
                       i32(out_w), i32(row0), i32(n), i32(n_padded), i32(window.stride), i32(window.dilation),
                       i32(window.off[0]), i32(window.off[1]), i32(border_code), np.float32(cval))
             at = plane * out_h * out_w + row0 * out_w  # where this band starts in each output
