@@ -101,11 +101,14 @@ def new_planes(rt, count: int, shape: tuple[int, int]) -> Planes:
 def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None, sched=None) -> np.ndarray:
     """Filter an HxWxC array (uint8, uint16 or float32) with ``plan`` on ``rt``'s device, by
     ``sched`` (clconv.algorithms.Schedule; default: the plan's schedule on this device)."""
+    from clconv import nonfinite, tiling
+
+    if nonfinite.has_nonfinite(pixels):  # NaN/Inf: scipy's semantics, whatever the algorithm
+        return nonfinite.execute(rt, pixels, plan, out, execute)
     h, w, channels = pixels.shape
     out_h, out_w = plan.output_shape((h, w))
     if out is None:
         out = np.empty((out_h, out_w, channels), plan.out_dtype)
-    from clconv import tiling
 
     if sched is None:
         sched = schedule_for(rt, plan, (h, w))
@@ -188,6 +191,10 @@ def execute_bank(rt, pixels: np.ndarray, plan: Plan, mappings: list) -> list:
     per kernel, each with its own output mapping."""
     h, w, channels = pixels.shape
     singles = [replace(plan, kernels=(kernel,), mapping=mapping) for kernel, mapping in zip(plan.kernels, mappings)]
+    from clconv import nonfinite
+
+    if nonfinite.has_nonfinite(pixels):  # each kernel by the non-finite rules (clconv.nonfinite)
+        return [execute(rt, pixels, single) for single in singles]
     sched = schedule_for(rt, plan, (h, w), bank=True)  # every kernel's step, on the one input
     bank_algorithm = sched.steps[0].algorithm
     in_place = all(_in_place(pixels, single, sched) for single in singles)
