@@ -59,7 +59,7 @@ __kernel void pack_f32(__global const float *src, __global float *dst,
     }
 }
 
-// Colour times alpha, for alpha-weighted filtering: sum(k*a*c) / sum(k*a).
+// Colour times alpha, for alpha-weighted filtering (engine._filter_alpha_weighted).
 // Sizes and offsets are 64-bit: a plane set may pass 2^31 values.
 __kernel void premultiply(__global const float *colour, long colour_off,
                           __global const float *alpha, long alpha_off,
@@ -70,9 +70,9 @@ __kernel void premultiply(__global const float *colour, long colour_off,
     dst[c * n + i] = colour[colour_off + c * n + i] * alpha[alpha_off + i];
 }
 
-// Where no visible pixel contributed (sum(k*a) == 0) the source colour under
-// the anchor is kept, so fully transparent areas keep their colour. `zero` is 0
-// for exact sums; an FFT's sums carry round-off, so there it is a small bound.
+// num / den: sum(k*a*c) / sum(k*a) (|k| for a signed kernel). Where no visible
+// pixel contributed (den == 0) the source colour under the anchor is kept, so fully
+// transparent areas keep their colour. `zero` is 0 for exact sums; an FFT's sums carry round-off, so there it is a small bound.
 __kernel void unpremultiply(__global const float *num, __global const float *den,
                             __global const float *fallback,
                             __global float *dst, long dst_off, long n, float zero)
@@ -82,6 +82,19 @@ __kernel void unpremultiply(__global const float *num, __global const float *den
     const size_t k = c * n + i;
     const float d = den[i];
     dst[dst_off + k] = fabs(d) > zero ? num[k] / d : fallback[k];
+}
+
+// Signed kernels under a kept alpha (engine._filter_alpha_weighted): every tap's colour
+// counts as a*c + (1-a)*m, so colour = (sum(k*a*c) + m * (sum(k)*alpha_max - sum(k*a))) / alpha_max
+// with a in the input's units. dst holds m (unpremultiply's result with |k|) and gets the colour;
+// num is sum(k*a*c), den sum(k*a), full sum(k)*alpha_max.
+__kernel void fill_hidden(__global const float *num, __global const float *den,
+                          __global float *dst, long dst_off, long n, float full, float alpha_max)
+{
+    const size_t i = get_global_id(0), c = get_global_id(1);
+    if (i >= n) return;
+    const size_t k = c * n + i;
+    dst[dst_off + k] = (num[k] + dst[dst_off + k] * (full - den[i])) / alpha_max;
 }
 
 // Gradient magnitude sqrt(gx^2 + gy^2), written into dst at dst_off.

@@ -6,6 +6,7 @@ dtype conversion, alpha weighting, gradient magnitude and the output mapping.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -46,7 +47,7 @@ class Plan:
     cval: float = 0.0
     flip: bool = False
     geometry: Geometry = Geometry()
-    keep_alpha: bool = False  # the last channel is alpha, kept (and weights colour for blurs)
+    keep_alpha: bool = False  # the last channel is alpha, kept (and weights colour: _filter_alpha_weighted)
     mapping: Mapping = Mapping()
     out_dtype: np.dtype = np.dtype(np.float32)
     alpha_max: float = 1.0  # the input's full alpha (255, 65535 or 1.0)
@@ -267,10 +268,7 @@ def _apply(rt, planes: Planes, kernel, plan: Plan, sched, window: Window | None 
     colours = planes.count - 1
     colour, alpha = planes.sub(0, colours), planes.sub(colours, 1)
     _sample(rt, alpha, result.sub(colours, 1), window, plan)
-    if isinstance(kernel, Linear) and kernel.nonnegative:
-        _filter_alpha_weighted(rt, colour, alpha, result.sub(0, colours), kernel, window, plan, sched)
-    else:
-        _filter(rt, colour, result.sub(0, colours), kernel, window, plan, sched)
+    _filter_alpha_weighted(rt, colour, alpha, result.sub(0, colours), kernel, window, plan, sched)
     return result
 
 
@@ -310,23 +308,79 @@ def _sample(rt, src: Planes, dst: Planes, window: Window, plan: Plan) -> None:
 
 
 def _filter_alpha_weighted(rt, colour: Planes, alpha: Planes, dst: Planes, kernel, window, plan, sched) -> None:
-    """colour = sum(k*a*c) / sum(k*a): transparent pixels lend no colour to visible ones.
+    """Colour under a kept alpha, for every kernel: no pixel whose alpha is 0 lends its colour.
 
-    With the constant border every channel outside is ``cval``, so the
-    premultiplied product outside is cval*cval.
+    Only a*c and a are ever filtered (hidden colours are multiplied by 0 before any sum), so a
+    visible output pixel cannot depend on the colour stored under a fully transparent one.
+    With weights w = k, alpha in 0..1 (a / alpha_max), sums over the kernel's taps:
+
+    * k >= 0 (blurs): the alpha-weighted mean m = sum(k*a*c) / sum(k*a), as before;
+    * signed k (sharpen, edge detectors, emboss): every tap's colour counts as
+      a*c + (1-a)*m, m = sum(|k|*a*c) / sum(|k|*a) the alpha-weighted mean of the colours
+      under the kernel, i.e. colour = sum(k*a*c) + m * (sum(k) - sum(k*a)).
+
+    The signed rule is plain filtering wherever the kernel sees only opaque pixels; a flat
+    colour stays flat up to a cut-out's edge (times sum(k): 0 for an edge detector, so a
+    silhouette is no edge), and no denominator but sum(|k|*a) >= 0 appears, so nothing blows
+    up where sum(k*a) crosses 0 (a sharpen over a soft edge). Where no visible pixel is under
+    a non-zero weight (sum(|k|*a) is 0) m is the colour under the anchor: a visible anchor's
+    own colour, or a transparent output pixel's hidden one. With the constant border every
+    channel outside is ``cval`` (the premultiplied product cval*cval). A gradient magnitude
+    takes the rule on each of its parts.
     """
-    n_in, n_out = colour.size, dst.size
     premultiplied = new_planes(rt, colour.count, colour.shape)
-    rt.launch(PIXELS_CL, "premultiply", (n_in, colour.count), colour.buffer, np.int64(colour.offset),
-              alpha.buffer, np.int64(alpha.offset), premultiplied.buffer, np.int64(n_in))
+    rt.launch(PIXELS_CL, "premultiply", (colour.size, colour.count), colour.buffer, np.int64(colour.offset),
+              alpha.buffer, np.int64(alpha.offset), premultiplied.buffer, np.int64(colour.size))
+    fallback = new_planes(rt, colour.count, dst.shape)
+    _sample(rt, colour, fallback, window, plan)
     numerator = new_planes(rt, colour.count, dst.shape)
     denominator = new_planes(rt, 1, dst.shape)
-    fallback = new_planes(rt, colour.count, dst.shape)
-    _correlate(rt, premultiplied, numerator, kernel, window, plan, sched, cval=plan.cval * plan.cval)
-    _correlate(rt, alpha, denominator, kernel, window, plan, sched)
-    _sample(rt, colour, fallback, window, plan)
+    work = (premultiplied, alpha, fallback, numerator, denominator)
+    if isinstance(kernel, Linear):
+        _alpha_linear(rt, work, dst, kernel, window, plan, sched)
+        return
+    gx, gy = (new_planes(rt, colour.count, dst.shape) for _ in range(2))
+    for part, out in zip(kernel.parts, (gx, gy)):
+        _alpha_linear(rt, work, out, part, window, plan, sched)
+    n = colour.count * dst.size
+    rt.launch(PIXELS_CL, "magnitude", (n,), gx.buffer, gy.buffer, dst.buffer, np.int64(dst.offset), np.int64(n))
+
+
+def _alpha_linear(rt, work, dst: Planes, kernel: Linear, window, plan, sched) -> None:
+    """One linear kernel's colour by _filter_alpha_weighted's rule, into ``dst``."""
+    premultiplied, alpha, fallback, numerator, denominator = work
+    step = sched.step(kernel, alpha.shape)
+    weights = step if kernel.nonnegative else _absolute_step(rt, step, alpha.shape)
+    border, squared = BORDER_CODES[plan.border], plan.cval * plan.cval
+    weights.correlate(rt, premultiplied, numerator, window, border, squared)
+    weights.correlate(rt, alpha, denominator, window, border, plan.cval)
     # Where no visible pixel contributes, sums by an inexact algorithm (FFT) are round-off, not 0.
-    exact = sched.step(kernel, alpha.shape).algorithm.exact_zeros
+    exact = weights.algorithm.exact_zeros
     zero = 0.0 if exact else 1e-5 * float(np.abs(kernel.weights).sum()) * plan.alpha_max
-    rt.launch(PIXELS_CL, "unpremultiply", (n_out, colour.count), numerator.buffer, denominator.buffer,
-              fallback.buffer, dst.buffer, np.int64(dst.offset), np.int64(n_out), np.float32(zero))
+    n = dst.size
+    rt.launch(PIXELS_CL, "unpremultiply", (n, dst.count), numerator.buffer, denominator.buffer,
+              fallback.buffer, dst.buffer, np.int64(dst.offset), np.int64(n), np.float32(zero))
+    if kernel.nonnegative:
+        return
+    # dst holds m; now sum(k*a*c) and sum(k*a) into the same buffers, and the signed rule
+    step.correlate(rt, premultiplied, numerator, window, border, squared)
+    step.correlate(rt, alpha, denominator, window, border, plan.cval)
+    full = float(kernel.weights.sum()) * plan.alpha_max
+    rt.launch(PIXELS_CL, "fill_hidden", (n, dst.count), numerator.buffer, denominator.buffer,
+              dst.buffer, np.int64(dst.offset), np.int64(n), np.float32(full), np.float32(plan.alpha_max))
+
+
+_ABSOLUTE = weakref.WeakKeyDictionary()  # a signed Linear -> the Linear of its |weights|
+
+
+def _absolute_step(rt, step, shape: tuple[int, int]):
+    """How |k| runs beside ``step`` (which runs k): by the same algorithm and parameters unless
+    that algorithm refuses |k| (a low-rank k whose |k| is not), then as auto would run it."""
+    kernel = step.kernel
+    weights = _ABSOLUTE.get(kernel)
+    if weights is None:
+        factors = None if kernel.factors is None else tuple(np.abs(f) for f in kernel.factors)
+        weights = _ABSOLUTE[kernel] = Linear(f"|{kernel.spec}|", np.abs(kernel.weights), factors=factors)
+    if not step.algorithm.refuses(weights):
+        return replace(step, kernel=weights)
+    return algorithms.choose("auto", weights, image_pixels=shape[0] * shape[1], device_kind=rt.info.kind)

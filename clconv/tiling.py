@@ -46,9 +46,10 @@ def _shapes(shape: tuple[int, int], plan) -> list:
 def _extra_planes(plan, kernel, filtered: int, src: int, dst: int) -> int:
     """Bytes of the float32 planes a step holds besides its input and output planes (``src`` and
     ``dst``: bytes of one plane): alpha weighting's premultiplied colours, numerator, fallback and
-    denominator (engine._filter_alpha_weighted), a gradient magnitude's gx and gy."""
-    if plan.keep_alpha and isinstance(kernel, Linear) and kernel.nonnegative:
-        return filtered * src + (2 * filtered + 1) * dst
+    denominator (engine._filter_alpha_weighted, every kernel), a gradient magnitude's gx and gy."""
+    if plan.keep_alpha:
+        parts = 2 * filtered * dst if isinstance(kernel, Magnitude) else 0
+        return filtered * src + (2 * filtered + 1) * dst + parts
     if isinstance(kernel, Magnitude):
         return 2 * filtered * dst
     return 0

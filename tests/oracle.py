@@ -13,8 +13,10 @@ Conventions (the contract, restated):
 * "same" geometry (padding None): dilated kernel applied "same", then ``[::S, ::S]``.
 * padding N (or "valid" = 0): PyTorch geometry over the image extended N pixels with the border mode,
   ``out[oy, ox] = sum w[i, j] * padded[oy*S + i*D, ox*S + j*D]`` (w rotated 180 degrees with flip).
-* alpha "keep": last channel is alpha, resampled under the anchor tap; colour alpha-weighted for
-  kernels whose weights are all >= 0, plain otherwise.
+* alpha "keep": last channel is alpha, resampled under the anchor tap; colour alpha-weighted:
+  kernels whose weights are all >= 0: m = sum(k*a*c) / sum(k*a); any other kernel: every tap's
+  colour counts as a*c + (1-a)*m with m = sum(|k|*a*c) / sum(|k|*a) (a in 0..1, the anchor's
+  colour where the sum is 0), i.e. sum(k*a*c) + m * (sum(k) - sum(k*a)); sobel: that on each part.
 * output mapping ``clip(rint(scale * (|v| if abs else v) + bias), 0, max)`` for integer outputs.
 """
 from __future__ import annotations
@@ -444,8 +446,36 @@ def reference(
     # bookkeeping for the alpha-weighted path of the LAST kernel (where tolerance must be relaxed)
     tiny = None
     zero = None
+    amax = float(INT_MAX.get(dtype, 1.0))  # alpha's full value
     for k in chain:
-        if keep and k.nonnegative:
+        if keep and not k.nonnegative:
+            parts = [k.weights] if not k.is_magnitude else [
+                np.array(_INT_TABLE[n], np.float64) for n in ("sobel-x", "sobel-y")]
+            bounds = [(float(c.min()), float(c.max())) for c in colour]
+            if g.mode == "constant":
+                bounds = [(min(lo, g.cval), max(hi, g.cval)) for lo, hi in bounds]
+            new, lows, highs = [], [], []
+            tiny = np.zeros(sample_anchor(cur_alpha, k.shape, g).shape, bool)
+            for c, (lo, hi) in zip(colour, bounds):
+                vals, ends = [], []
+                for w in parts:
+                    v, small, at_lo, at_hi = _alpha_signed(c, cur_alpha, w, g, amax, lo, hi)
+                    tiny |= small
+                    vals.append(v)
+                    ends.append((at_lo, at_hi))
+                if k.is_magnitude:
+                    new.append(np.sqrt(vals[0] ** 2 + vals[1] ** 2))
+                    lows.append(np.zeros_like(vals[0]))  # |g| over the m-intervals of both parts
+                    highs.append(np.sqrt(sum(np.maximum(np.abs(a_), np.abs(b_)) ** 2 for a_, b_ in ends)))
+                else:
+                    new.append(vals[0])
+                    at_lo, at_hi = ends[0]
+                    lows.append(np.minimum(at_lo, at_hi))
+                    highs.append(np.maximum(at_lo, at_hi))
+            colour = new
+            cur_alpha = sample_anchor(cur_alpha, k.shape, g)
+            zero, bounds = None, None
+        elif keep and k.nonnegative:
             kshape = k.weights.shape
             den = correlate_plain(cur_alpha, k.weights, g)
             anchor_alpha = sample_anchor(cur_alpha, kshape, g)
@@ -487,7 +517,19 @@ def reference(
     upper = np.full(expected.shape, np.inf)
     if keep:
         tol[..., -1] = 0.0  # alpha is kept exactly
-    if tiny is not None and tiny.any():
+    if tiny is not None and tiny.any() and bounds is None:
+        # signed kernel: m is ill-conditioned, the output is affine in m within the colour range
+        a_, s_, b_, _ = mapping
+        for c in range(ncol):
+            lo, hi = lows[c][tiny], highs[c][tiny]
+            tol[..., c][tiny] = np.inf
+            if a_:  # |v| over [lo, hi]
+                straddle = (lo <= 0) & (hi >= 0)
+                lo, hi = np.where(straddle, 0.0, np.minimum(np.abs(lo), np.abs(hi))), np.maximum(np.abs(lo), np.abs(hi))
+            ends = [apply_mapping(e, dtype, (False, s_, b_, mapping[3])) for e in (lo, hi)]
+            lower[..., c][tiny] = np.minimum(*ends) - tol_val
+            upper[..., c][tiny] = np.maximum(*ends) + tol_val
+    elif tiny is not None and tiny.any():
         # ill-conditioned ratio: any value between the extreme input colours is acceptable
         a_, s_, b_, _ = mapping
         for c in range(ncol):
@@ -502,6 +544,23 @@ def reference(
     if zero is not None:
         ref.notes.append(f"{int(zero.sum())} zero-denominator pixels, {int(tiny.sum())} tiny")
     return ref
+
+
+def _alpha_signed(c, a, w, g: Geometry, amax: float, lo: float, hi: float):
+    """A signed kernel's colour under a kept alpha: sum(k*a*c) + m * (sum(k) - sum(k*a)), a in 0..1,
+    m = sum(|k|*a*c) / sum(|k|*a) (the anchor's colour where that is 0). Also: where sum(|k|*a) is
+    tiny (m ill-conditioned), and the value at m = lo and m = hi (the colour range)."""
+    cc = g.cval * g.cval
+    num = correlate_plain(a * c, w, g, cval=cc) / amax
+    den = correlate_plain(a, w, g) / amax
+    mnum = correlate_plain(a * c, np.abs(w), g, cval=cc)
+    mden = correlate_plain(a, np.abs(w), g)
+    anchor = sample_anchor(c, w.shape, g)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = np.where(mden != 0, mnum / np.where(mden != 0, mden, 1.0), anchor)
+    rest = float(w.sum()) - den
+    tiny = (mden != 0) & (np.abs(mden) < TINY_DENOMINATOR * float(np.abs(w).sum()) * amax)
+    return num + m * rest, tiny, num + lo * rest, num + hi * rest
 
 
 # ----------------------------------------------------------------------------------------------

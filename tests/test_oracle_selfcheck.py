@@ -108,15 +108,22 @@ def brute_plain(x, w, mode="reflect", cval=0.0, flip=False, padding=None, stride
     return out
 
 
-def brute_alpha_keep(c, a, w, mode="reflect", cval=0.0, flip=False, padding=None, stride=1, dilation=1):
-    """SPEC: colour sum(k*a*c)/sum(k*a) for k >= 0 (anchor colour where the sum is 0); alpha kept
-    (sampled under the anchor)."""
+def brute_alpha_keep(c, a, w, mode="reflect", cval=0.0, flip=False, padding=None, stride=1, dilation=1,
+                     amax=1.0):
+    """SPEC: colour m = sum(k*a*c)/sum(k*a) for k >= 0 (anchor colour where the sum is 0); for any
+    other kernel every tap's colour counts as a*c + (1-a)*m with a in 0..1 and m the same mean
+    with |k|; alpha kept (sampled under the anchor)."""
     pos, oshape = brute_positions(c.shape, w.shape, flip, padding, stride, dilation)
     oc, oa = np.zeros(oshape), np.zeros(oshape)
+    signed = bool(np.any(w < 0))
     for oy, ox, taps, (ay, ax) in pos:
-        num = sum(w[ij] * ext(a, y, xx, mode, cval) * ext(c, y, xx, mode, cval) for ij, y, xx in taps)
-        den = sum(w[ij] * ext(a, y, xx, mode, cval) for ij, y, xx in taps)
-        oc[oy, ox] = num / den if den != 0 else ext(c, ay, ax, mode, cval)
+        num = sum(abs(w[ij]) * ext(a, y, xx, mode, cval) * ext(c, y, xx, mode, cval) for ij, y, xx in taps)
+        den = sum(abs(w[ij]) * ext(a, y, xx, mode, cval) for ij, y, xx in taps)
+        m = num / den if den != 0 else ext(c, ay, ax, mode, cval)
+        if signed:
+            m = sum(w[ij] * (ext(a, y, xx, mode, cval) / amax * ext(c, y, xx, mode, cval)
+                             + (1 - ext(a, y, xx, mode, cval) / amax) * m) for ij, y, xx in taps)
+        oc[oy, ox] = m
         oa[oy, ox] = ext(a, ay, ax, mode, cval)
     return oc, oa
 
@@ -310,13 +317,33 @@ def test_alpha_keep_matches_brute(mode, geo):
         assert np.all(ref.tol[..., 3] == 0)
 
 
-def test_alpha_keep_negative_kernel_is_plain():
+@pytest.mark.parametrize("mode", ["nearest", "constant"])
+@pytest.mark.parametrize("name", ["sobel-x", "sharpen", "emboss"])
+def test_alpha_keep_signed_kernel_fills_hidden_colour(name, mode):
     rng = np.random.default_rng(6)
     img = rng.random((6, 5, 2)).astype(np.float32)
-    w = np.array(oracle._INT_TABLE["sobel-x"], float)
-    ref = oracle.reference(img, "sobel-x", "nearest", alpha="keep")
-    np.testing.assert_allclose(ref.raw[..., 0], brute_plain(img[..., 0].astype(float), w, "nearest"), atol=1e-6)
+    img[1:3, 2:4, 1] = 0.0
+    w = np.array(oracle._INT_TABLE[name], float)
+    ref = oracle.reference(img, name, mode, alpha="keep", border_value=0.25)
+    cval = 0.25 if mode == "constant" else 0.0
+    got = brute_alpha_keep(img[..., 0].astype(float), img[..., 1].astype(float), w, mode, cval)[0]
+    np.testing.assert_allclose(ref.raw[..., 0], got, atol=1e-9)
     assert np.array_equal(ref.raw[..., 1], img[..., 1])
+    # with every alpha 1 it is the plain filter
+    img[..., 1] = 1.0
+    ref = oracle.reference(img, name, mode, alpha="keep", border_value=1.0 if mode == "constant" else 0.0)
+    plain = brute_plain(img[..., 0].astype(float), w, mode, 1.0)
+    np.testing.assert_allclose(ref.raw[..., 0], plain, atol=1e-9)
+
+
+def test_alpha_keep_sobel_is_the_magnitude_of_its_parts():
+    rng = np.random.default_rng(16)
+    img = rng.random((6, 7, 2))
+    img[2:4, 1:5, 1] = 0.0
+    ref = oracle.reference(img, "sobel", "reflect", alpha="keep")
+    gx, gy = (brute_alpha_keep(img[..., 0], img[..., 1], np.array(oracle._INT_TABLE[n], float))[0]
+              for n in ("sobel-x", "sobel-y"))
+    np.testing.assert_allclose(ref.raw[..., 0], np.hypot(gx, gy), atol=1e-12)
 
 
 def test_alpha_keep_chain_follows_each_kernels_weights():
@@ -326,7 +353,7 @@ def test_alpha_keep_chain_follows_each_kernels_weights():
     box = np.full((3, 3), 1 / 9)
     ref = oracle.reference(img, [box, "sharpen", box], "reflect", alpha="keep")
     c1, a = brute_alpha_keep(img[..., 0], img[..., 1], box)
-    c2 = brute_plain(c1, np.array(oracle._INT_TABLE["sharpen"], float))
+    c2, _ = brute_alpha_keep(c1, img[..., 1], np.array(oracle._INT_TABLE["sharpen"], float))
     c3, _ = brute_alpha_keep(c2, img[..., 1], box)
     np.testing.assert_allclose(ref.raw[..., 0], c3, atol=1e-12)
     assert np.array_equal(ref.raw[..., 1], img[..., 1])
@@ -503,9 +530,10 @@ def test_tiny_denominator_bounds_follow_the_chain():
     img = rng.random((12, 12, 2))
     img[..., 1] = 0.0
     img[0, 0, 1] = 1e-9  # one barely-visible pixel: tiny denominators around it
+    img[9:, :, 1] = 1.0  # an opaque band out of its reach, where the sharpen widens the range
     g = oracle.gaussian_2d(1.0)
     ref = oracle.reference(img, ["sharpen", g], "reflect", alpha="keep")
-    c1 = brute_plain(img[..., 0], np.array(oracle._INT_TABLE["sharpen"], float))
+    c1, _ = brute_alpha_keep(img[..., 0], img[..., 1], np.array(oracle._INT_TABLE["sharpen"], float))
     c2, _ = brute_alpha_keep(c1, img[..., 1], g)
     tiny = ~np.isfinite(ref.tol[..., 0])
     assert tiny.any()
