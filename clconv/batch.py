@@ -199,8 +199,9 @@ def _decode(path: str, scratch: str, gray: bool, max_pixels: int):
         return facts, None, warnings
 
 
-def _encode(scratch: str, facts: dict, output: str, temporary: str):
-    """Encode the raw pixels in ``scratch`` for ``output`` into the file ``temporary``."""
+def _encode(scratch: str, facts: dict, output: str, temporary: str, save_options=None):
+    """Encode the raw pixels in ``scratch`` for ``output`` into the file ``temporary`` (``save_options``:
+    an imageio.SaveOptions)."""
     import numpy as np
 
     from clconv import imageio
@@ -211,7 +212,7 @@ def _encode(scratch: str, facts: dict, output: str, temporary: str):
         try:
             pixels = np.fromfile(scratch, dtype=facts["dtype"]).reshape(facts["shape"])
             write = imageio.writer(output, pixels, has_alpha=facts["has_alpha"], color=facts["color"],
-                                   meta=facts["meta"])
+                                   meta=facts["meta"], options=save_options)
             write_temporary(temporary, output, write)
         except ClconvError as e:
             return None, e.cause, warnings
@@ -360,7 +361,7 @@ def _inside(path: str, folder: str) -> bool:
 
 def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns=(), format: str | None = None,
         skip_existing: bool = False, force: bool = False, jobs: int | None = None, report: str | None = None,
-        progress_stream=None, on_warning=None) -> BatchResult:
+        progress_stream=None, on_warning=None, save_options=None) -> BatchResult:
     """Filter every matching file under ``in_dir`` into the same relative path under ``out_dir``.
 
     Bad usage (options, kernels, folders, device) raises before any file is
@@ -417,6 +418,9 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
         raise OutputError(out_dir, f"cannot create the folder: {e.strerror or e}") from e
     settings = settings_of(options, rt.info.name, {"recursive": recursive, "patterns": list(patterns),
                                                     "format": format, "jobs": jobs})
+    if save_options is not None:
+        settings.update({"strip": save_options.strip, "quality": save_options.quality,
+                         "compression": save_options.compression})
     result = BatchResult(tasks, settings, 0.0)
     start = time.monotonic()
     todo = deque(t for t in tasks if t.status == "pending")
@@ -500,7 +504,8 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
                         finished(task, f"cannot write: {e.strerror or e}")
                         continue
                     temporary = temporary_path(task.output)
-                    submit(encoding, (task, count, temporary), task, _encode, source, facts, task.output, temporary)
+                    submit(encoding, (task, count, temporary), task, _encode, source, facts, task.output, temporary,
+                           save_options)
                 else:
                     _, error, warnings = _outcome(future, broken)
                     for message in warnings:

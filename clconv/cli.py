@@ -155,6 +155,37 @@ def filter_options(fn):
     return fn
 
 
+TIFF_COMPRESSION_NAMES = ("none", "lzw", "deflate", "packbits")  # imageio.TIFF_COMPRESSIONS (not imported here)
+
+
+def output_options(fn):
+    """How apply and batch write their outputs: metadata, quality, compression."""
+    options = [
+        click.option("--strip", is_flag=True,
+                     help="Drop the input's EXIF, XMP, comments and PNG text from the output. Kept even so: the "
+                          "ICC profile (it defines the colours) and the DPI. Without --strip they are all carried "
+                          "where the output format holds them, the EXIF orientation reset to 1."),
+        click.option("--quality", type=click.IntRange(1, 100), default=None, metavar="1-100",
+                     help="JPEG, WebP and AVIF quality. Default: a JPEG input's quality, estimated from its "
+                          "quantisation tables (a JPEG output also keeps its chroma subsampling); else 92 for "
+                          "JPEG (4:4:4 from quality 90, else 4:2:0) and 90 for WebP and AVIF."),
+        click.option("--compression", type=click.Choice(TIFF_COMPRESSION_NAMES), default=None,
+                     help="TIFF compression. Default: a TIFF input's lossless compression (LZW, deflate, "
+                          "PackBits), else none. 16-bit colour and float32 TIFFs are written with none or deflate."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def make_save_options(values: dict):
+    """The output options (popped from ``values``) as an imageio.SaveOptions."""
+    from clconv.imageio import SaveOptions
+
+    return SaveOptions(strip=values.pop("strip"), quality=values.pop("quality"),
+                       compression=values.pop("compression"))
+
+
 def make_options(values: dict):
     from clconv.files import FilterOptions
 
@@ -185,6 +216,7 @@ def cli():
 
 @cli.command()
 @filter_options
+@output_options
 @click.option("--force", is_flag=True, help="Overwrite an existing output (never the input).")
 @click.option("--each", is_flag=True,
               help="A filter bank: apply every -k to INPUT separately (not chained), one output per kernel; "
@@ -203,11 +235,13 @@ def apply(input, output, force, each, explain, **values):
     from clconv.files import apply_file
 
     say = (lambda line: click.echo(f"clconv: explain: {line}", err=True)) if explain else None
-    apply_file(input, output, make_options(values), force=force, each=each, explain=say)
+    save = make_save_options(values)
+    apply_file(input, output, make_options(values), force=force, each=each, explain=say, save_options=save)
 
 
 @cli.command()
 @filter_options
+@output_options
 @click.option("-r", "--recursive", is_flag=True, help="Descend into subfolders (not into symbolic links to folders).")
 @click.option("--pattern", "patterns", multiple=True, metavar="GLOB",
               help="Only files whose name matches (case-insensitive, repeatable; default: every extension "
@@ -235,9 +269,10 @@ def batch(in_dir, out_dir, recursive, patterns, format, skip_existing, force, jo
     from clconv import batch as library
 
     stream = sys.stdout if sys.stdout.isatty() and not quiet else None
+    save = make_save_options(values)
     result = library.run(in_dir, out_dir, make_options(values), recursive=recursive, patterns=patterns,
                          format=format, skip_existing=skip_existing, force=force, jobs=jobs, report=report,
-                         progress_stream=stream)
+                         progress_stream=stream, save_options=save)
     for task in result.failures:
         _error(f"{library.shown(task.input)}: {task.error}")
     if not quiet:
@@ -343,6 +378,42 @@ def kernels(name):
             click.echo(line)
     else:
         click.echo(library.describe(name))
+
+
+@cli.command()
+@debug_option
+def formats():
+    """List the image formats clconv writes (by the output's extension) and reads (by content).
+
+    For each written format: its extensions, the sample types written (others are converted with a
+    warning), alpha, the options that apply and the metadata carried from the input."""
+    from clconv.imageio import formats_table
+
+    rows = formats_table()
+    header = ("FORMAT", "EXTENSIONS", "SAMPLES WRITTEN", "ALPHA", "OPTIONS", "METADATA KEPT")
+    table = [header]
+    for r in rows:
+        if not r["write"] and r["samples"]:
+            table.append((r["name"], " ".join(r["extensions"]), "(not in this Pillow build)", "", "", ""))
+        elif r["write"]:
+            table.append((r["name"], " ".join(r["extensions"]), ", ".join(r["samples"]),
+                          "yes" if r["alpha"] else "no", " ".join(r["options"]) or "-",
+                          ", ".join(r["metadata"]) or "-"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    click.echo("Written (read too):")
+    for row in table:
+        click.echo("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    read_only = [r["name"] for r in rows if r["read"] and not r["write"] and not r["samples"]]
+    click.echo("")
+    click.echo("Read only (decoded as 8-bit, 16-bit or float32 per the file):")
+    line = " "
+    for i, name in enumerate(read_only):
+        word = f" {name}" + ("," if i < len(read_only) - 1 else "")
+        if len(line) + len(word) > 98:
+            click.echo(line)
+            line = " "
+        line += word
+    click.echo(line)
 
 
 @cli.command()

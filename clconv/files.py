@@ -136,9 +136,10 @@ def check_output_size(options: FilterOptions, output: str, shape) -> None:
 
 
 def apply_file(input: str, output: str, options: FilterOptions, force: bool = False, each: bool = False,
-               explain=None) -> dict:
+               explain=None, save_options: imageio.SaveOptions | None = None) -> dict:
     """Filter ``input`` into ``output`` (or, with ``each``, into one output per kernel from one
-    pass); ``explain`` receives a line per filter saying which algorithm runs it and why.
+    pass); ``explain`` receives a line per filter saying which algorithm runs it and why;
+    ``save_options`` say how outputs are written (metadata, quality, compression).
     Returns facts for reports (pixels, outputs)."""
     from clconv.api import resolve_mapping
     from clconv.engine import execute_bank
@@ -175,5 +176,6 @@ def apply_file(input: str, output: str, options: FilterOptions, force: bool = Fa
     else:
         results = [filter_image(rt, image, options, output)]
     for target, pixels in zip(outputs, results):
-        imageio.save(target, pixels, has_alpha=image.has_alpha, color=image.color, meta=image.meta)
+        imageio.save(target, pixels, has_alpha=image.has_alpha, color=image.color, meta=image.meta,
+                     options=save_options)
     return {"pixels": int(results[0].shape[0] * results[0].shape[1]), "outputs": outputs}

@@ -31,8 +31,17 @@ Decisions (see the README):
   formats without 16 bits get ``rint(v/257)``; CMYK becomes RGB except for
   JPEG, TIFF and JPEG 2000.  Each of these conversions warns.
 * Carried: the ICC profile (when its colour space matches the output) and
-  the DPI (swapped with the axes by EXIF orientation).  EXIF itself is not
-  carried: the orientation is applied to the pixels on load.
+  the DPI (swapped with the axes by EXIF orientation); EXIF (JPEG, PNG eXIf,
+  TIFF, WebP, AVIF outputs), with the Orientation reset to 1 (the orientation
+  is applied to the pixels on load) and PixelX/YDimension set to the output's
+  size; XMP (JPEG, PNG, TIFF, WebP, AVIF); the comment (JPEG COM, PNG
+  "Comment", TIFF ImageDescription, GIF) and other PNG text chunks (PNG).
+  ``SaveOptions(strip=True)`` drops EXIF, XMP and comments, never ICC or DPI.
+* Quality: JPEG/WebP/AVIF outputs reuse a JPEG input's quality, estimated
+  from its quantisation tables (and a JPEG its chroma subsampling), else 92
+  (JPEG) / 90 (WebP, AVIF).  TIFF outputs keep a TIFF input's lossless
+  compression (LZW, deflate, PackBits), else none.
+* ``.pgm`` outputs are gray: colour is converted (ITU-R 601-2) with a warning.
 """
 from __future__ import annotations
 
@@ -68,6 +77,9 @@ __all__ = [
     "check_output",
     "to_gray",
     "output_format",
+    "SaveOptions",
+    "estimate_jpeg_quality",
+    "formats_table",
 ]
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -366,6 +378,7 @@ def _load_pillow(path: str, f, head: bytes, max_pixels: int) -> Image:
             dx = dy = 0.0
         if dx > 0 and dy > 0:
             meta["dpi"] = (dy, dx) if orientation in (5, 6, 7, 8) else (dx, dy)
+    meta.update(_carried_meta(im, fmt))
     return Image(pixels=pixels, has_alpha=has_alpha, color=color, meta=meta, path=path)
 
 
@@ -698,6 +711,8 @@ def _read_tiff(path: str, f, max_pixels: int) -> Image:
     if orientation in range(2, 9):
         a = _orient(a, orientation)
     meta: dict = {"format": "TIFF"}
+    if compression != 1:
+        meta["tiff_compression"] = "tiff_adobe_deflate"
     if 34675 in tags:
         meta["icc_profile"] = bytes(tags[34675])
     xr, yr, unit = tags.get(282), tags.get(283), one(296, 2)
@@ -707,6 +722,321 @@ def _read_tiff(path: str, f, max_pixels: int) -> Image:
         if dx > 0 and dy > 0:
             meta["dpi"] = (dy, dx) if orientation in (5, 6, 7, 8) else (dx, dy)
     return Image(pixels=a, has_alpha=has_alpha, color=color, meta=meta, path=path)
+
+
+# --------------------------------------------------------------------------
+# carried metadata: EXIF, XMP, comments, PNG text; the input's JPEG quality and TIFF compression
+
+# TIFF tags that describe a file's layout, never carried as EXIF (a TIFF input's first IFD holds
+# them beside Make, Model, ...); the sub-IFD pointers are rewritten by Pillow, the ICC profile
+# and the resolution travel on their own.
+_TIFF_LAYOUT_TAGS = frozenset({
+    254, 255, 256, 257, 258, 259, 262, 263, 266, 269, 273, 277, 278, 279, 280, 281, 282, 283, 284,
+    296, 297, 301, 317, 318, 319, 320, 321, 322, 323, 324, 325, 330, 332, 338, 339, 340, 341, 347,
+    513, 514, 530, 531, 532, 700, 33723, 34377, 34665, 34853, 34675, 37724, 40965,
+})
+_EXIF_PREFIX = b"Exif\x00\x00"
+# PNG text chunks that are not comments but another tool's way of storing a profile
+_PNG_PROFILE_KEYS = ("XML:com.adobe.xmp", "Raw profile type exif", "Raw profile type APP1",
+                     "Raw profile type xmp", "Raw profile type icc", "Raw profile type icm",
+                     "Raw profile type iptc", "Raw profile type 8bim")
+# what a TIFF input's compression becomes in a TIFF output: the lossless codecs are kept;
+# others (JPEG, fax, WebP in TIFF) are written uncompressed, as before
+_TIFF_KEPT_COMPRESSION = {"tiff_lzw": "tiff_lzw", "tiff_adobe_deflate": "tiff_adobe_deflate",
+                          "tiff_deflate": "tiff_adobe_deflate", "packbits": "packbits"}
+# --compression NAME -> Pillow's name (None: uncompressed)
+TIFF_COMPRESSIONS = {"none": None, "lzw": "tiff_lzw", "deflate": "tiff_adobe_deflate", "packbits": "packbits"}
+
+# The IJG (libjpeg) example tables (ITU T.81 Annex K), in natural (row-major) order, as
+# Pillow's ``quantization`` gives them; libjpeg scales them by quality (jpeg_quality_scaling).
+_IJG_LUMA = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+)
+_IJG_CHROMA = (
+    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
+    24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99,
+    *([99] * 32),
+)
+
+
+def _ijg_table(std, quality: int) -> np.ndarray:
+    """libjpeg's jpeg_set_quality table for ``quality`` (baseline: values 1..255)."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((np.asarray(std, np.int64) * scale + 50) // 100, 1, 255)
+
+
+_IJG_TABLES = {q: (_ijg_table(_IJG_LUMA, q), _ijg_table(_IJG_CHROMA, q)) for q in range(1, 101)}
+
+
+def estimate_jpeg_quality(quantization) -> int | None:
+    """The IJG quality (1..100) whose scaled standard tables are closest (least absolute
+    difference) to a JPEG's quantisation tables (Pillow's ``im.quantization``: table 0 luma,
+    table 1 chroma when present), as ImageMagick estimates it; None without tables."""
+    try:
+        tables = {int(k): np.asarray(v, np.int64).ravel() for k, v in dict(quantization or {}).items()}
+    except (TypeError, ValueError):
+        return None
+    luma, chroma = tables.get(0), tables.get(1)
+    if luma is None or luma.size != 64:
+        return None
+    if chroma is not None and chroma.size != 64:
+        chroma = None
+    best, best_err = None, None
+    for q, (lt, ct) in _IJG_TABLES.items():
+        err = int(np.abs(luma - lt).sum())
+        if chroma is not None:
+            err += int(np.abs(chroma - ct).sum())
+        if best_err is None or err <= best_err:  # ties: the higher quality
+            best, best_err = q, err
+    return best
+
+
+def _exif_body(raw) -> bytes | None:
+    """EXIF as the bare TIFF structure (Pillow's JPEG/PNG info carry an "Exif\\0\\0" prefix, WebP's not)."""
+    if not raw:
+        return None
+    raw = bytes(raw)
+    if raw.startswith(_EXIF_PREFIX):
+        raw = raw[len(_EXIF_PREFIX):]
+    return raw if raw[:4] in (b"II*\x00", b"MM\x00*") else None
+
+
+def _exif_of_tiff(im) -> bytes | None:
+    """A TIFF input's EXIF: its first IFD without the layout tags, with the EXIF and GPS sub-IFDs."""
+    ex = im.getexif()
+    ifds = {tag: ex.get_ifd(tag) for tag in (0x8769, 0x8825) if tag in ex}
+    for tag in list(ex):
+        if tag in _TIFF_LAYOUT_TAGS:
+            del ex[tag]
+    if not ex and not any(ifds.values()):
+        return None
+    for tag, ifd in ifds.items():
+        if ifd:
+            ex[tag] = ifd
+    return _exif_body(ex.tobytes())
+
+
+def _carried_meta(im, fmt: str) -> dict:
+    """What a Pillow image holds beyond pixels, ICC and DPI, for the output: ``exif`` (bare TIFF
+    structure, as read: the orientation is reset when written), ``xmp`` (bytes), ``comment``
+    (bytes: JPEG COM, GIF comment, PNG "Comment", TIFF ImageDescription), ``text`` (other PNG
+    text chunks), ``jpeg_quality`` / ``jpeg_subsampling`` and ``tiff_compression``. Damaged
+    metadata is left out, never fatal."""
+    meta: dict = {}
+    info = im.info
+    try:
+        if fmt == "TIFF":
+            exif = _exif_of_tiff(im)
+        else:
+            exif = _exif_body(info.get("exif"))
+            if exif is None and "Raw profile type exif" in info:  # ImageMagick's PNG text form
+                exif = _exif_body(im.getexif().tobytes())
+        if exif:
+            meta["exif"] = exif
+    except Exception:  # noqa: BLE001 - damaged EXIF: not carried (the orientation was read apart)
+        pass
+    xmp = info.get("xmp")
+    if fmt == "TIFF" and not xmp:
+        xmp = getattr(im, "tag_v2", {}).get(700)
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    if isinstance(xmp, (bytes, bytearray)) and xmp:
+        meta["xmp"] = bytes(xmp)
+    comment = None
+    if fmt in ("JPEG", "GIF"):
+        comment = info.get("comment")
+    elif fmt == "TIFF":
+        comment = getattr(im, "tag_v2", {}).get(270)
+    elif fmt == "PNG":
+        try:
+            text = dict(getattr(im, "text", {}) or {})
+        except Exception:  # noqa: BLE001 - damaged text chunks: not carried
+            text = {}
+        comment = text.pop("Comment", None)
+        text = {str(k): str(v) for k, v in text.items() if k not in _PNG_PROFILE_KEYS}
+        if text:
+            meta["text"] = text
+    if isinstance(comment, str):
+        comment = comment.encode("utf-8")
+    if isinstance(comment, (bytes, bytearray)) and comment.strip(b"\x00 \r\n\t"):
+        meta["comment"] = bytes(comment)
+    if fmt == "JPEG":
+        quality = estimate_jpeg_quality(getattr(im, "quantization", None))
+        if quality is not None:
+            meta["jpeg_quality"] = quality
+        try:
+            from PIL import JpegImagePlugin
+
+            sampling = JpegImagePlugin.get_sampling(im)
+        except Exception:  # noqa: BLE001
+            sampling = -1
+        if sampling in (0, 1, 2):
+            meta["jpeg_subsampling"] = sampling
+    if fmt == "TIFF" and isinstance(info.get("compression"), str):
+        meta["tiff_compression"] = info["compression"]
+    return meta
+
+
+def _exif_for_output(exif, width: int, height: int) -> bytes | None:
+    """``exif`` (bare TIFF structure) with the Orientation reset to 1 in IFD0 and IFD1 (the
+    pixels are already oriented) and PixelXDimension/PixelYDimension set to the output's size,
+    patched in place so that everything else (maker notes, thumbnail) stays byte for byte.
+    None when it cannot be walked: an EXIF whose orientation cannot be reset is not written."""
+    if not exif or exif[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    b = bytearray(exif)
+    bo = "<" if b[:2] == b"II" else ">"
+    size = {3: ("H", 2), 4: ("I", 4)}
+
+    def entries(offset):
+        (n,) = struct.unpack_from(bo + "H", b, offset)
+        if offset + 2 + 12 * n + 4 > len(b):
+            raise ValueError("IFD beyond the end")
+        for i in range(n):
+            at = offset + 2 + 12 * i
+            tag, typ, count = struct.unpack_from(bo + "HHI", b, at)
+            yield at + 8, tag, typ, count
+        return
+
+    def next_ifd(offset):
+        (n,) = struct.unpack_from(bo + "H", b, offset)
+        return struct.unpack_from(bo + "I", b, offset + 2 + 12 * n)[0]
+
+    try:
+        (ifd0,) = struct.unpack_from(bo + "I", b, 4)
+        sub = None
+        for ifd in (ifd0, next_ifd(ifd0)):
+            if not ifd or ifd >= len(b):
+                continue
+            for at, tag, typ, count in entries(ifd):
+                if tag == 0x0112:
+                    if typ != 3 or count != 1:
+                        return None
+                    struct.pack_into(bo + "H", b, at, 1)
+                elif tag == 0x8769 and ifd == ifd0 and typ in (4, 13) and count == 1:
+                    (sub,) = struct.unpack_from(bo + "I", b, at)
+        if sub and sub < len(b):
+            for at, tag, typ, count in entries(sub):
+                if tag in (0xA002, 0xA003) and typ in size and count == 1:
+                    value = width if tag == 0xA002 else height
+                    if typ == 3 and value > 0xFFFF:
+                        struct.pack_into(bo + "HI", b, at - 6, 4, 1)  # widen to LONG
+                        struct.pack_into(bo + "I", b, at, value)
+                    else:
+                        struct.pack_into(bo + size[typ][0], b, at, value)
+    except (struct.error, ValueError):
+        return None
+    return bytes(b)
+
+
+def _tiff_add_tags(data: bytes, exif: bytes | None, xmp: bytes | None, comment: bytes | None) -> bytes:
+    """A TIFF file (classic, as Pillow and _write_tiff write it) with EXIF's first-IFD tags, its
+    EXIF and GPS sub-IFDs, the XMP packet (tag 700) and the comment (ImageDescription) added to
+    the first IFD: Pillow serialises them at the end of the file, and a new first IFD, the old
+    entries with the new ones, follows them (libtiff cannot write the sub-IFDs when it
+    compresses). Tags the file already has win."""
+    bo = "<" if data[:2] == b"II" else ">"
+    magic, ifd0 = struct.unpack_from(bo + "HI", data, 2)
+    if magic != 42:
+        return data  # BigTIFF: not extended
+    ex = PILImage.Exif()
+    if exif:
+        ex.load(_EXIF_PREFIX + exif)
+        ifds = {tag: ex.get_ifd(tag) for tag in (0x8769, 0x8825) if tag in ex}
+        if 0x8769 in ifds and 0xA005 in ifds[0x8769]:
+            ifds[0x8769] = {k: v for k, v in ifds[0x8769].items() if k != 0xA005}  # interop: dropped
+        for tag in list(ex):
+            if tag in _TIFF_LAYOUT_TAGS:
+                del ex[tag]
+        for tag, ifd in ifds.items():
+            if ifd:
+                ex[tag] = ifd
+    if xmp:
+        ex[700] = bytes(xmp)
+    if comment:
+        ex[270] = bytes(comment).rstrip(b"\x00").decode("utf-8", "replace")
+    if not len(ex):
+        return data
+    ex.endian = bo
+    place = len(data) + (len(data) & 1)
+    blob = ex.tobytes(place)[len(_EXIF_PREFIX) + 8:]
+    (n_new,) = struct.unpack_from(bo + "H", blob, 0)
+    (n_old,) = struct.unpack_from(bo + "H", data, ifd0)
+    entries = {}
+    for i in range(n_new):
+        e = blob[2 + 12 * i: 14 + 12 * i]
+        entries[struct.unpack_from(bo + "H", e)[0]] = e
+    for i in range(n_old):
+        e = data[ifd0 + 2 + 12 * i: ifd0 + 14 + 12 * i]
+        entries[struct.unpack_from(bo + "H", e)[0]] = e
+    (following,) = struct.unpack_from(bo + "I", data, ifd0 + 2 + 12 * n_old)
+    end = place + len(blob)
+    new_ifd0 = end + (end & 1)
+    if new_ifd0 + 2 + 12 * len(entries) + 4 >= 2**32:
+        return data
+    out = bytearray(data)
+    out[4:8] = struct.pack(bo + "I", new_ifd0)
+    out += b"\x00" * (place - len(data)) + blob + b"\x00" * (new_ifd0 - end)
+    out += struct.pack(bo + "H", len(entries)) + b"".join(entries[t] for t in sorted(entries))
+    out += struct.pack(bo + "I", following)
+    return bytes(out)
+
+
+def _png_text_chunk(key: str, value: bytes | str) -> tuple[bytes, bytes]:
+    """tEXt when the text is Latin-1 (bytes that are not UTF-8 are taken as Latin-1), else iTXt."""
+    keyword = key.encode("latin-1", "replace")[:79]
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            value = value.decode("latin-1")
+    value = value.replace("\x00", "")
+    try:
+        return b"tEXt", keyword + b"\x00" + value.encode("latin-1")
+    except UnicodeEncodeError:
+        return b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")
+
+
+def _png_meta_chunks(exif, xmp, comment, text) -> list[tuple[bytes, bytes]]:
+    chunks = []
+    if exif:
+        chunks.append((b"eXIf", exif))
+    if xmp:
+        chunks.append((b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + bytes(xmp)))
+    if comment:
+        chunks.append(_png_text_chunk("Comment", comment))
+    for key, value in (text or {}).items():
+        chunks.append(_png_text_chunk(key, value))
+    return chunks
+
+
+@dataclass(frozen=True)
+class SaveOptions:
+    """How outputs are written beyond their pixels (``--strip``, ``--quality``, ``--compression``).
+
+    ``strip``: drop EXIF, XMP, comments and PNG text (the ICC profile and DPI are kept).
+    ``quality``: 1..100 for JPEG, WebP and AVIF (default: a JPEG input's estimated quality,
+    else :data:`DEFAULT_QUALITY`). ``compression``: a key of :data:`TIFF_COMPRESSIONS` for TIFF
+    outputs (default: a TIFF input's lossless compression, else none)."""
+
+    strip: bool = False
+    quality: int | None = None
+    compression: str | None = None
+
+    def __post_init__(self):
+        if self.quality is not None and not 1 <= int(self.quality) <= 100:
+            raise ValueError(f"quality must be 1..100, not {self.quality}")
+        if self.compression is not None and self.compression not in TIFF_COMPRESSIONS:
+            raise ValueError(f"compression must be one of {', '.join(TIFF_COMPRESSIONS)}, not {self.compression!r}")
+
+
+# Lossy outputs without a JPEG input's quality to reuse: ImageMagick's JPEG default (92); WebP
+# and AVIF as before (90).
+DEFAULT_QUALITY = {"JPEG": 92, "WEBP": 90, "AVIF": 90}
+JPEG_OPTIMIZE_BYTES = 256 << 20
 
 
 # --------------------------------------------------------------------------
@@ -769,6 +1099,11 @@ class _Fmt:
     icc: bool = False
     dpi: bool = False
     options: tuple = ()
+    exif: bool = False  # carries EXIF
+    xmp: bool = False  # carries an XMP packet
+    comment: bool = False  # carries a comment (PNG: and other text chunks)
+    quality: bool = False  # lossy: --quality applies
+    compression: bool = False  # --compression applies
 
 
 # zlib level 4: on photographs within about 4% of level 6's size, and up to 2.7x faster to write
@@ -784,17 +1119,19 @@ PNG_OWN_MIN_BYTES = 1 << 16  # smaller images take milliseconds either way: Pill
 
 _FORMATS = {
     "PNG": _Fmt("PNG", alpha=True, cmyk=False, gray=True, u16="all", icc=True, dpi=True,
-                options=(("compress_level", PNG_COMPRESS_LEVEL),)),
-    "JPEG": _Fmt("JPEG", alpha=False, cmyk=True, gray=True, u16="none", icc=True, dpi=True, options=(("quality", 95),)),
-    "TIFF": _Fmt("TIFF", alpha=True, cmyk=True, gray=True, u16="all", icc=True, dpi=True),
-    "WEBP": _Fmt("WEBP", alpha=True, cmyk=False, gray=False, u16="none", icc=True, options=(("quality", 90),)),
+                options=(("compress_level", PNG_COMPRESS_LEVEL),), exif=True, xmp=True, comment=True),
+    "JPEG": _Fmt("JPEG", alpha=False, cmyk=True, gray=True, u16="none", icc=True, dpi=True, exif=True, xmp=True,
+                 comment=True, quality=True),
+    "TIFF": _Fmt("TIFF", alpha=True, cmyk=True, gray=True, u16="all", icc=True, dpi=True, exif=True, xmp=True,
+                 comment=True, compression=True),
+    "WEBP": _Fmt("WEBP", alpha=True, cmyk=False, gray=False, u16="none", icc=True, exif=True, xmp=True, quality=True),
     "BMP": _Fmt("BMP", alpha=False, cmyk=False, gray=True, u16="none", dpi=True),
-    "GIF": _Fmt("GIF", alpha=False, cmyk=False, gray=True, u16="none"),
+    "GIF": _Fmt("GIF", alpha=False, cmyk=False, gray=True, u16="none", comment=True),
     "PPM": _Fmt("PPM", alpha=False, cmyk=False, gray=True, u16="gray"),
     "TGA": _Fmt("TGA", alpha=True, cmyk=False, gray=True, u16="none"),
     "QOI": _Fmt("QOI", alpha=True, cmyk=False, gray=False, u16="none"),
     "JPEG2000": _Fmt("JPEG2000", alpha=True, cmyk=True, gray=True, u16="gray"),
-    "AVIF": _Fmt("AVIF", alpha=True, cmyk=False, gray=False, u16="none", icc=True, options=(("quality", 90),)),
+    "AVIF": _Fmt("AVIF", alpha=True, cmyk=False, gray=False, u16="none", icc=True, exif=True, xmp=True, quality=True),
 }
 
 _EXTENSIONS = {
@@ -836,6 +1173,55 @@ def _available(feature: str) -> bool:
             return bool(features.check(feature))
         except Exception:  # noqa: BLE001
             return False
+
+
+# Pillow identifies these but decodes them only with a handler installed (or on Windows: WMF)
+_PILLOW_STUBS = frozenset({"BUFR", "GRIB", "HDF5", "MPEG", "WMF"})
+
+
+def formats_table() -> list[dict]:
+    """What clconv writes, per output format (from _FORMATS and _EXTENSIONS), then what it reads:
+    one dict per format with ``name``, ``extensions``, ``read``, ``write`` (False where this
+    Pillow build lacks the codec), ``samples`` (the sample types written), ``alpha``, ``cmyk``,
+    ``options`` (the apply/batch options that apply) and ``metadata`` (what is carried)."""
+    PILImage.init()
+    readable = set(PILImage.OPEN)
+    by_name: dict = {}
+    for ext, name in _EXTENSIONS.items():
+        by_name.setdefault(name, []).append(ext)
+    rows = []
+    for name, exts in by_name.items():
+        if name == "NPY":
+            rows.append({"name": name, "extensions": exts, "read": True, "write": True,
+                         "samples": ["uint8", "uint16", "float32"], "alpha": True, "cmyk": False,
+                         "options": [], "metadata": []})
+            continue
+        fmt = _FORMATS[name]
+        samples = ["8-bit"]
+        if fmt.u16 == "all":
+            samples.append("16-bit")
+        elif fmt.u16 == "gray":
+            samples.append("16-bit gray")
+        if name == "TIFF":
+            samples.append("float32")
+        feature = _FEATURES.get(name)
+        metadata = [label for flag, label in ((fmt.icc, "ICC"), (fmt.dpi, "DPI"), (fmt.exif, "EXIF"),
+                                              (fmt.xmp, "XMP"), (fmt.comment, "comment")) if flag]
+        if name == "PNG":
+            metadata.append("text")
+        options = (["--quality"] if fmt.quality else []) + (["--compression"] if fmt.compression else [])
+        extra = [".pgm: gray only"] if name == "PPM" else []
+        rows.append({"name": name, "extensions": exts, "read": name in readable,
+                     "write": not feature or _available(feature), "samples": samples + extra,
+                     "alpha": fmt.alpha, "cmyk": fmt.cmyk, "options": options, "metadata": metadata})
+    written = set(by_name)
+    for name in sorted(readable - written - _PILLOW_STUBS):
+        exts = sorted(e for e, n in PILImage.registered_extensions().items() if n == name)
+        if exts and all(e in _EXTENSIONS for e in exts):
+            continue  # another name for a written format (DIB: BMP)
+        rows.append({"name": name, "extensions": exts, "read": True, "write": False, "samples": [],
+                     "alpha": None, "cmyk": None, "options": [], "metadata": []})
+    return rows
 
 
 def output_format(path) -> str:
@@ -883,22 +1269,26 @@ def _to_8bit(a: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(a.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
 
 
-def save(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | None = None) -> None:
+def save(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | None = None,
+         options: SaveOptions | None = None) -> None:
     """Write ``pixels`` (HxW or HxWxC; uint8, uint16 or float32) to ``path``, atomically.
 
     The format follows the extension; what it cannot hold is converted with a
     warning.  Raises :class:`OutputError` for an unknown or unsuitable format
-    and for any failure to write (nothing is left behind).
+    and for any failure to write (nothing is left behind). ``meta`` (an input's
+    :attr:`Image.meta`) is carried where the format holds it; ``options``: see :class:`SaveOptions`.
     """
     spath = os.fsdecode(os.fspath(path))
-    write_atomically(spath, writer(spath, pixels, has_alpha=has_alpha, color=color, meta=meta))
+    write_atomically(spath, writer(spath, pixels, has_alpha=has_alpha, color=color, meta=meta, options=options))
 
 
-def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | None = None):
+def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | None = None,
+           options: SaveOptions | None = None):
     """Check and convert ``pixels`` for ``path``'s format (warning as :func:`save` does); return
     ``write(fileobj)``, which encodes them. ``save`` is this plus an atomic write."""
     spath = os.fsdecode(os.fspath(path))
     meta = meta or {}
+    options = options or SaveOptions()
     fmt_name = output_format(spath)
     a = np.asarray(pixels)
     if a.ndim == 2:
@@ -928,6 +1318,13 @@ def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict 
     def note(msg: str) -> None:
         warn(f"{spath}: {msg}")
 
+    # .pgm: gray only (ImageMagick converts the same way)
+    if ext == ".pgm" and color != "L":
+        col = a[..., : (4 if color == "CMYK" else 3)]
+        y = _rgb_to_l(_cmyk_to_rgb(col) if color == "CMYK" else col)[..., None]
+        a = np.concatenate([y, a[..., -1:]], axis=2) if has_alpha else np.ascontiguousarray(y)
+        note(f"PGM holds gray only; {color} converted to luminance (ITU-R 601-2)")
+        color = "L"
     # depth
     if a.dtype == np.uint16 and not (fmt.u16 == "all" or (fmt.u16 == "gray" and color == "L")):
         note(f"{fmt_name} holds 8 bits per channel; 16-bit values scaled to 8-bit")
@@ -966,20 +1363,77 @@ def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict 
         except (TypeError, ValueError, IndexError):
             dpi = None
 
+    # EXIF, XMP, comments (not with --strip)
+    keep = not options.strip
+    exif = meta.get("exif") if keep and fmt.exif else None
+    if exif:
+        exif = _exif_for_output(exif, a.shape[1], a.shape[0])
+        if exif is None:
+            note("EXIF dropped: its orientation could not be reset (damaged EXIF)")
+    xmp = meta.get("xmp") if keep and fmt.xmp else None
+    comment = meta.get("comment") if keep and fmt.comment else None
+    text = meta.get("text") if keep and fmt_name == "PNG" else None
+    if fmt_name == "JPEG":  # one APP1 / COM segment each: at most 64 KiB
+        if exif and len(exif) + len(_EXIF_PREFIX) > 65533:
+            note(f"EXIF dropped: {len(exif)} bytes do not fit a JPEG segment (64 KiB)")
+            exif = None
+        if xmp and len(xmp) + 29 > 65533:
+            note(f"XMP dropped: {len(xmp)} bytes do not fit a JPEG segment (64 KiB; extended XMP is not written)")
+            xmp = None
+        if comment and len(comment) > 65533:
+            comment = comment[:65533]
+
+    # quality / compression
+    quality = None
+    if fmt.quality:
+        quality = options.quality or meta.get("jpeg_quality") or DEFAULT_QUALITY[fmt_name]
+    compression = None
+    if fmt_name == "TIFF":
+        if options.compression is not None:
+            compression = TIFF_COMPRESSIONS[options.compression]
+        else:
+            compression = _TIFF_KEPT_COMPRESSION.get(meta.get("tiff_compression") or "")
+
     c = a.shape[2]
     own = (a.dtype == np.uint16 and c > 1) or (a.dtype == np.float32 and c > 1)
+    png_chunks = _png_meta_chunks(exif, xmp, comment, text) if fmt_name == "PNG" else []
     if own and fmt_name == "PNG":
         if color == "CMYK":  # pragma: no cover - CMYK is converted above
             raise AssertionError
-        return lambda fo: _write_png16(fo, a, icc, dpi)
+        return lambda fo: _write_png16(fo, a, icc, dpi, png_chunks)
     if fmt_name == "PNG" and a.dtype == np.uint8 and color != "CMYK" and a.nbytes >= PNG_OWN_MIN_BYTES:
         rows = np.ascontiguousarray(a).reshape(a.shape[0], -1)
         if _png_rle_pays(rows, c):
-            return lambda fo: _write_png8(fo, rows, c, icc, dpi)
+            return lambda fo: _write_png8(fo, rows, c, icc, dpi, png_chunks)
+
+    def tiff_tags(encode):
+        """``encode(fileobj)`` for a TIFF, then EXIF, XMP and the comment added (see _tiff_add_tags)."""
+        if not (exif or xmp or comment):
+            return encode
+
+        def write_tagged(fo) -> None:
+            import io
+
+            buf = io.BytesIO()
+            encode(buf)
+            try:
+                data = _tiff_add_tags(buf.getvalue(), exif, xmp, comment)
+            except Exception as e:  # noqa: BLE001 - metadata never costs the image
+                note(f"EXIF/XMP not written ({_exc_text(e)})")
+                data = buf.getvalue()
+            fo.write(data)
+
+        return write_tagged
+
     if own and fmt_name == "TIFF":
         if a.nbytes + (len(icc) if icc else 0) + 65536 >= 2**32:
             raise OutputError(spath, "image too large for TIFF (over 4 GiB; use .npy)")
-        return lambda fo: _write_tiff(fo, a, color, has_alpha, icc, dpi)
+        deflate = compression is not None
+        if compression not in (None, "tiff_adobe_deflate"):
+            name = {v: k for k, v in TIFF_COMPRESSIONS.items()}.get(compression, compression)
+            note(f"{a.dtype.itemsize * 8}-bit {color} TIFF written with deflate compression, not {name} "
+                 "(clconv's own TIFF writer)")
+        return tiff_tags(lambda fo: _write_tiff(fo, a, color, has_alpha, icc, dpi, deflate))
 
     im = _to_pil(a, color, has_alpha)
     kwargs = dict(fmt.options)
@@ -989,6 +1443,41 @@ def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict 
         kwargs["dpi"] = dpi
     if fmt_name == "JPEG2000" and ext in (".j2k", ".j2c", ".jpc"):
         kwargs["no_jp2"] = True
+    if quality is not None:
+        kwargs["quality"] = int(quality)
+    if fmt_name == "JPEG":
+        if im.mode in ("RGB", "CMYK"):
+            # the input's chroma subsampling; else ImageMagick's rule: 4:4:4 from quality 90, else 4:2:0
+            sampling = meta.get("jpeg_subsampling")
+            kwargs["subsampling"] = sampling if sampling in (0, 1, 2) else (0 if quality >= 90 else 2)
+        # optimised Huffman tables, as ImageMagick writes them: about 6% smaller, same pixels; libjpeg
+        # then holds every coefficient (2 bytes a sample), so only up to JPEG_OPTIMIZE_BYTES of them
+        kwargs["optimize"] = a.shape[0] * a.shape[1] * c * 2 <= JPEG_OPTIMIZE_BYTES
+        if exif:
+            kwargs["exif"] = _EXIF_PREFIX + exif
+        if xmp:
+            kwargs["xmp"] = bytes(xmp)
+        if comment:
+            kwargs["comment"] = bytes(comment)
+    elif fmt_name in ("WEBP", "AVIF"):
+        if exif:
+            kwargs["exif"] = _EXIF_PREFIX + exif
+        if xmp:
+            kwargs["xmp"] = bytes(xmp)
+    elif fmt_name == "PNG" and png_chunks:
+        from PIL import PngImagePlugin
+
+        info = PngImagePlugin.PngInfo()
+        for kind, data in png_chunks:
+            if kind == b"eXIf":
+                kwargs["exif"] = data  # Pillow writes no public chunk of a PngInfo but text
+            else:
+                info.add(kind, data)
+        kwargs["pnginfo"] = info
+    elif fmt_name == "GIF" and comment:
+        kwargs["comment"] = bytes(comment)[:65535]
+    elif fmt_name == "TIFF" and compression:
+        kwargs["compression"] = compression
 
     def write(fo) -> None:
         with _Relay(spath):
@@ -997,7 +1486,7 @@ def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict 
             except (ValueError, KeyError, TypeError) as e:
                 raise OutputError(spath, f"cannot write as {fmt_name}: {_exc_text(e)}") from e
 
-    return write
+    return tiff_tags(write) if fmt_name == "TIFF" else write
 
 
 def _to_pil(a: np.ndarray, color: str, has_alpha: bool) -> PILImage.Image:
@@ -1019,7 +1508,7 @@ def _png_chunk(fo, kind: bytes, data: bytes) -> None:
     fo.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)) & 0xFFFFFFFF))
 
 
-def _write_png(fo, w: int, h: int, depth: int, channels: int, icc, dpi, blocks, comp) -> None:
+def _write_png(fo, w: int, h: int, depth: int, channels: int, icc, dpi, blocks, comp, chunks=()) -> None:
     """A PNG from ``blocks``, filtered scanlines (filter byte first) in order, compressed by
     ``comp``: signature, IHDR, iCCP and pHYs as Pillow writes them, IDAT chunks of about 1 MiB."""
     fo.write(b"\x89PNG\r\n\x1a\n")
@@ -1029,6 +1518,8 @@ def _write_png(fo, w: int, h: int, depth: int, channels: int, icc, dpi, blocks, 
     if dpi:
         ppm = [int(d / 0.0254 + 0.5) for d in dpi]
         _png_chunk(fo, b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1))
+    for kind, data in chunks:  # eXIf, XMP and text chunks (_png_meta_chunks)
+        _png_chunk(fo, kind, data)
     pending = []
     pending_len = 0
     for block in blocks:
@@ -1044,7 +1535,7 @@ def _write_png(fo, w: int, h: int, depth: int, channels: int, icc, dpi, blocks, 
     _png_chunk(fo, b"IEND", b"")
 
 
-def _write_png16(fo, a: np.ndarray, icc, dpi) -> None:
+def _write_png16(fo, a: np.ndarray, icc, dpi, chunks=()) -> None:
     """16-bit gray+alpha / RGB / RGBA PNG (Pillow cannot write these)."""
     h, w, c = a.shape
     bpp = 2 * c
@@ -1060,7 +1551,7 @@ def _write_png16(fo, a: np.ndarray, icc, dpi) -> None:
             block[:, 1:] = filt
             yield block
 
-    _write_png(fo, w, h, 16, c, icc, dpi, blocks(), zlib.compressobj(PNG_COMPRESS_LEVEL))
+    _write_png(fo, w, h, 16, c, icc, dpi, blocks(), zlib.compressobj(PNG_COMPRESS_LEVEL), chunks)
 
 
 def _png_average(rows: np.ndarray, bpp: int, above) -> np.ndarray:
@@ -1131,7 +1622,7 @@ def _png_workers(nbytes: int) -> int:
     return max(1, min(cpus, 4, nbytes >> 20))
 
 
-def _write_png8(fo, rows: np.ndarray, channels: int, icc, dpi) -> None:
+def _write_png8(fo, rows: np.ndarray, channels: int, icc, dpi, chunks=()) -> None:
     """8-bit gray / gray+alpha / RGB / RGBA PNG from ``rows`` (h x w*channels): Average filter,
     zlib RLE strategy (see PNG_RLE_TOLERANCE). Images of 2 MiB and more are deflated in bands
     by one thread per CPU (up to 4; zlib and numpy let go of the GIL), the bands' raw deflate
@@ -1169,11 +1660,12 @@ def _write_png8(fo, rows: np.ndarray, channels: int, icc, dpi) -> None:
             return struct.pack(">I", adler)
 
     pieces = [b"\x78\x5e"] + [p for r in results for p in r[0]]  # 0x785e: 32K window, "fast" level
-    _write_png(fo, stride // channels, h, 8, channels, icc, dpi, pieces, Joined())
+    _write_png(fo, stride // channels, h, 8, channels, icc, dpi, pieces, Joined(), chunks)
 
 
-def _write_tiff(fo, a: np.ndarray, color: str, has_alpha: bool, icc, dpi) -> None:
-    """Uncompressed little-endian TIFF for 16-bit and float32 multi-channel images."""
+def _write_tiff(fo, a: np.ndarray, color: str, has_alpha: bool, icc, dpi, deflate: bool = False) -> None:
+    """Little-endian TIFF for 16-bit and float32 multi-channel images: uncompressed, or each
+    strip deflated (compression 8, no predictor) with ``deflate``."""
     h, w, c = a.shape
     dtype = np.dtype("<f4") if a.dtype == np.float32 else np.dtype("<u2")
     bits = 8 * dtype.itemsize
@@ -1183,12 +1675,17 @@ def _write_tiff(fo, a: np.ndarray, color: str, has_alpha: bool, icc, dpi) -> Non
     rps = max(1, min(h, (1 << 20) // row_bytes))
     nstrips = (h + rps - 1) // rps
     counts = [min(rps, h - i * rps) * row_bytes for i in range(nstrips)]
+    strips = None
+    if deflate:
+        strips = [zlib.compress(np.ascontiguousarray(a[y0: y0 + rps].astype(dtype)).tobytes(), 6)
+                  for y0 in range(0, h, rps)]
+        counts = [len(s) for s in strips]
 
     entries = []  # (tag, type, values as tuple or bytes)
     entries.append((256, 4, (w,)))
     entries.append((257, 4, (h,)))
     entries.append((258, 3, (bits,) * c))
-    entries.append((259, 3, (1,)))
+    entries.append((259, 3, (8 if deflate else 1,)))
     entries.append((262, 3, (photometric,)))
     entries.append((273, 4, None))  # strip offsets, filled below
     entries.append((277, 3, (c,)))
@@ -1246,6 +1743,10 @@ def _write_tiff(fo, a: np.ndarray, color: str, has_alpha: bool, icc, dpi) -> Non
     fo.write(b"".join(ifd))
     fo.write(b"".join(extra))
     fo.write(b"\x00" * (data_off - pos))
+    if strips is not None:
+        for strip in strips:
+            fo.write(strip)
+        return
     for y0 in range(0, h, rps):
         fo.write(np.ascontiguousarray(a[y0: y0 + rps].astype(dtype)).tobytes())
 
