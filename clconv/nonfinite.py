@@ -82,6 +82,10 @@ def _linear(rt, image: np.ndarray, stage, run) -> np.ndarray:
     nonzero, positive, negative = weights != 0, weights > 0, weights < 0
     nan = np.isnan(image)
     up, down = image == np.inf, image == -np.inf
+    if stage.keep_alpha:  # a colour stored under alpha 0 is hidden: it reaches no visible pixel
+        hidden = np.zeros(image.shape, bool)
+        hidden[..., :-1] = image[..., -1:] == 0
+        nan, up, down = nan & ~hidden, up & ~hidden, down & ~hidden
     to_plus = count(up, positive) | count(down, negative)
     to_minus = count(up, negative) | count(down, positive)
     undefined = count(nan, nonzero) | (to_plus & to_minus)

@@ -132,3 +132,19 @@ def test_the_command_line_keeps_holes_in_a_float_tiff(tmp_path, run_clconv):
     cross = np.zeros(out.shape, bool)  # sharpen's non-zero taps: the pixel and its 4 neighbours
     cross[9:12, 10] = cross[10, 9:12] = True
     np.testing.assert_array_equal(np.isnan(out), cross)
+
+
+@pytest.mark.parametrize("spec", ["sharpen", "gaussian:sigma=1", "sobel-x"])
+def test_nan_and_inf_hidden_under_alpha_0_reach_no_visible_pixel(spec):
+    rng = np.random.default_rng(6)
+    rgba = rng.random((18, 22, 4), dtype=np.float32)
+    rgba[..., 3] = np.where(rng.random((18, 22)) < 0.3, 0.0, 1.0)
+    hidden = rgba[..., 3] == 0
+    clean = clconv.convolve(rgba, spec, alpha="keep")
+    holed = rgba.copy()
+    holed[..., 0][hidden] = np.nan
+    holed[..., 1][hidden] = np.inf
+    holed[..., 2][hidden] = -np.inf
+    out = clconv.convolve(holed, spec, alpha="keep")
+    visible = clean[..., 3] > 0
+    np.testing.assert_array_equal(out[visible], clean[visible])
