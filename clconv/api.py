@@ -117,7 +117,7 @@ def convolve(image, kernel, border="reflect", device=None, algorithm="auto", *, 
     padding, stride, dilation : geometry; padding None keeps the input size, an int (or 'valid' = 0)
         gives PyTorch's conv2d geometry.
     alpha : None or 'filter' (every channel filtered alike), or 'keep' (the last channel is alpha:
-        kept unchanged, and blurs weight colour by it).
+        kept unchanged, and the colour weighted by it for every kernel: README "Transparency").
     abs, scale, bias : output mapping ``scale * (|v| if abs else v) + bias``. Integer outputs are then
         rounded half to even and clipped, and take the last kernel's defaults (abs for edge detectors,
         bias for emboss) where these are None; float outputs are raw unless these are given.
