@@ -46,13 +46,14 @@ class Task:
     output: str
     status: str = "pending"  # then "ok", "failed" or "skipped"
     error: str | None = None
+    error_path: str | None = None  # the file the error is about, when it is not the input
     pixels: int | None = None
     seconds: float = 0.0
     started: float = field(default=0.0, repr=False)
 
     def record(self) -> dict:
         return {"input": shown(self.rel_input), "output": shown(self.rel_output), "status": self.status,
-                "error": self.error, "pixels": self.pixels, "seconds": round(self.seconds, 4)}
+                "error": f"{shown(self.error_path)}: {self.error}" if self.error and self.error_path else self.error, "pixels": self.pixels, "seconds": round(self.seconds, 4)}
 
 
 def readable_extensions() -> frozenset[str]:
@@ -68,14 +69,16 @@ def _same_file(a: os.stat_result, b: os.stat_result | None) -> bool:
     return b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def find_inputs(in_dir: str, out_dir: str, recursive: bool, patterns: tuple[str, ...]) -> list[str]:
+def find_inputs(in_dir: str, out_dir: str, recursive: bool, patterns: tuple[str, ...],
+                passed_over: list | None = None) -> list[str]:
     """Relative paths of the input files under ``in_dir``, sorted.
 
     Files match ``patterns`` (case-insensitive globs on the name) or, with none,
     an extension Pillow reads. Symbolic links to files are followed; symbolic
     links to folders are not descended into, and no folder is visited twice, so
     links cannot loop. ``out_dir`` (when it lies inside ``in_dir``) is left out:
-    the run never reads what it writes.
+    the run never reads what it writes. Without ``recursive``, the subfolders not entered are
+    appended to ``passed_over`` (when given).
     """
     extensions = None if patterns else readable_extensions()
     lowered = [p.lower() for p in patterns]
@@ -107,6 +110,8 @@ def find_inputs(in_dir: str, out_dir: str, recursive: bool, patterns: tuple[str,
                 if entry.is_dir(follow_symlinks=False):
                     if recursive:
                         pending.append(rel)
+                    elif passed_over is not None and not _same_file(entry.stat(), out_stat):
+                        passed_over.append(rel)
                     continue
                 if entry.is_symlink() and entry.is_dir():
                     continue  # a link to a folder: not descended into
@@ -361,7 +366,7 @@ def _inside(path: str, folder: str) -> bool:
 
 def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns=(), format: str | None = None,
         skip_existing: bool = False, force: bool = False, jobs: int | None = None, report: str | None = None,
-        progress_stream=None, on_warning=None, save_options=None) -> BatchResult:
+        progress_stream=None, on_warning=None, save_options=None, hints: bool = True) -> BatchResult:
     """Filter every matching file under ``in_dir`` into the same relative path under ``out_dir``.
 
     Bad usage (options, kernels, folders, device) raises before any file is
@@ -394,7 +399,9 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
         raise OutputError(report, "is a folder")
     warn_line = on_warning or warn
 
-    tasks = plan_tasks(in_dir, out_dir, find_inputs(in_dir, out_dir, recursive, tuple(patterns)), format)
+    passed_over: list[str] = []
+    tasks = plan_tasks(in_dir, out_dir, find_inputs(in_dir, out_dir, recursive, tuple(patterns), passed_over),
+                       format)
     if not tasks:
         what = f"matching {' or '.join(patterns)}" if patterns else "image"
         raise ImageError(in_dir, f"no {what} file{'' if recursive else ' (add --recursive for subfolders)'}")
@@ -406,8 +413,8 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
             continue
         try:
             check_paths(task.input, task.output, force, need_folder=False)
-        except ClconvError as e:
-            task.status, task.error = "failed", e.cause
+        except ClconvError as e:  # about the output (it exists, it is the input ...): name it
+            task.status, task.error, task.error_path = "failed", e.cause, task.output
 
     from clconv.runtime import get_runtime
 
@@ -416,6 +423,10 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise OutputError(out_dir, f"cannot create the folder: {e.strerror or e}") from e
+    if passed_over and hints:  # said once the run is sure to start (bad usage first); not with -q
+        many = len(passed_over) != 1
+        warn_line(f"{shown(in_dir)}: passed over {len(passed_over)} subfolder{'s' if many else ''} "
+                  f"(add --recursive to filter {'them' if many else 'it'} too)")
     settings = settings_of(options, rt.info.name, {"recursive": recursive, "patterns": list(patterns),
                                                     "format": format, "jobs": jobs})
     if save_options is not None:

@@ -131,7 +131,7 @@ def filter_options(fn):
         click.option("--flip", is_flag=True, help="Mathematical convolution (kernel rotated 180 degrees) instead of correlation."),
         click.option("--gray", is_flag=True, help="Convert to luminance (ITU-R 601-2) first, keeping alpha."),
         click.option("--alpha", type=click.Choice(["keep", "filter"]), default="keep", show_default=True,
-                     help="keep: alpha unchanged, blurs weight colour by alpha; filter: alpha filtered like colour."),
+                     help="keep: alpha unchanged, colour weighted by alpha for every kernel; filter: alpha filtered like colour."),
         click.option("--abs/--no-abs", "use_abs", default=None,
                      help="Take |value| before scaling (default: on for edge detectors)."),
         click.option("--scale", type=float, default=None, help="Multiply the result (default 1)."),
@@ -272,9 +272,9 @@ def batch(in_dir, out_dir, recursive, patterns, format, skip_existing, force, jo
     save = make_save_options(values)
     result = library.run(in_dir, out_dir, make_options(values), recursive=recursive, patterns=patterns,
                          format=format, skip_existing=skip_existing, force=force, jobs=jobs, report=report,
-                         progress_stream=stream, save_options=save)
+                         progress_stream=stream, save_options=save, hints=not quiet)
     for task in result.failures:
-        _error(f"{library.shown(task.input)}: {task.error}")
+        _error(f"{library.shown(task.error_path or task.input)}: {task.error}")
     if not quiet:
         s = result.summary()
         processed = s["ok"] + s["failed"]

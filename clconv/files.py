@@ -59,6 +59,11 @@ class FilterOptions:
             raise OptionError("--max-pixels", f"must be >= 0, got {self.max_pixels}")
         parsed = replace(self, kernels=parse_kernels(list(self.kernels)))
         parsed.plan_for(np.uint8, 2, True)
+        from clconv.params import normalize_border
+
+        border = normalize_border(self.border)
+        if self.border_value != 0 and border != "constant":  # it would be ignored: say so, as for zero
+            raise OptionError("--border-value", f"applies to --border constant only (the border is {border})")
         return parsed
 
 
@@ -103,8 +108,10 @@ def each_outputs(output: str, kernel_specs) -> list[str]:
 
 
 def check_outputs(input: str, outputs, options: FilterOptions, force: bool) -> None:
-    """Refuse, before any decoding, outputs that would overwrite the input or exist, and formats
-    that cannot be written."""
+    """Refuse, before any decoding, an input that cannot be opened (first: it is the problem to
+    fix before an existing output), then outputs that would overwrite the input or exist, and
+    formats that cannot be written."""
+    imageio.check_input(input)
     for target in outputs:
         check_paths(input, target, force)
         float_output = np.dtype(options.dtype) == np.float32 if options.dtype else target.lower().endswith(".npy")

@@ -264,6 +264,11 @@ def load_array(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         return _load_npy(spath, f, max_pixels)
 
 
+def check_input(path) -> None:
+    """ImageError naming ``path`` when it cannot be opened for reading (the cause as load says it)."""
+    _open(path)[1].close()
+
+
 def _open(path):
     """(the path as text, the file open for reading); ImageError naming it when it cannot be opened."""
     spath = os.fsdecode(os.fspath(path))

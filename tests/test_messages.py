@@ -1,0 +1,61 @@
+"""Messages that name the right thing, in the right order (issue 12): through the installed script."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from test_cli import assert_one_error_line
+
+
+def _png(path, seed=0):
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (12, 16, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_a_missing_input_is_reported_before_an_existing_output(run_clconv, tmp_path):
+    out = _png(tmp_path / "out.png")
+    result = run_clconv("apply", "-k", "sharpen", tmp_path / "missing.png", out)
+    assert_one_error_line(result, 2, "missing.png", "No such file")
+    assert "exists" not in result.stderr
+
+
+def test_border_value_without_the_constant_border_is_refused(run_clconv, tmp_path):
+    src = _png(tmp_path / "in.png")
+    for border in ("reflect", "wrap"):
+        result = run_clconv("apply", "-k", "sharpen", "--border", border, "--border-value", "5", src,
+                            tmp_path / "out.png")
+        assert_one_error_line(result, 2, "--border-value", border)
+    assert not (tmp_path / "out.png").exists()
+    ok = run_clconv("apply", "-k", "sharpen", "--border", "constant", "--border-value", "5", src, tmp_path / "out.png")
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_batch_names_the_output_that_exists(run_clconv, tmp_path):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    dst.mkdir()
+    _png(src / "IMG_0001.PNG")
+    _png(dst / "IMG_0001.png", seed=1)  # the output that exists
+    report = tmp_path / "report.json"
+    result = run_clconv("batch", "-k", "sharpen", "--format", "png", "--report", report, src, dst)
+    assert result.returncode != 0
+    line = next(l for l in result.stderr.splitlines() if "exists" in l)
+    assert "out/IMG_0001.png" in line and "in/IMG_0001.PNG" not in line, line
+    record = json.loads(report.read_text())
+    errors = [f.get("error") for f in record.get("files", []) if f.get("error")]
+    assert errors and all("IMG_0001.png" in e for e in errors), errors
+
+
+def test_batch_without_recursive_says_how_many_subfolders_it_passed_over(run_clconv, tmp_path):
+    src = tmp_path / "in"
+    for sub in ("a", "b"):
+        (src / sub).mkdir(parents=True)
+        _png(src / sub / "x.png")
+    _png(src / "top.png")
+    result = run_clconv("batch", "-k", "sharpen", src, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert "passed over 2 subfolders" in result.stderr and "--recursive" in result.stderr
+    recursive = run_clconv("batch", "-r", "-k", "sharpen", src, tmp_path / "out2")
+    assert "passed over" not in recursive.stderr
