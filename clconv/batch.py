@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from clconv.atomic import TEMP_PREFIX, commit, discard, temporary_path
-from clconv.errors import ClconvError, ImageError, OptionError, OutputError, warn
+from clconv.errors import ClconvError, ImageError, OptionError, OutputError, collected_warnings, warn
 
 
 def shown(path: str) -> str:
@@ -47,13 +47,16 @@ class Task:
     status: str = "pending"  # then "ok", "failed" or "skipped"
     error: str | None = None
     error_path: str | None = None  # the file the error is about, when it is not the input
+    warnings: list = field(default_factory=list)  # what was said about this file (also on stderr)
     pixels: int | None = None
     seconds: float = 0.0
     started: float = field(default=0.0, repr=False)
 
     def record(self) -> dict:
+        error = f"{shown(self.error_path)}: {self.error}" if self.error and self.error_path else self.error
         return {"input": shown(self.rel_input), "output": shown(self.rel_output), "status": self.status,
-                "error": f"{shown(self.error_path)}: {self.error}" if self.error and self.error_path else self.error, "pixels": self.pixels, "seconds": round(self.seconds, 4)}
+                "error": error, "warnings": list(self.warnings), "pixels": self.pixels,
+                "seconds": round(self.seconds, 4)}
 
 
 def readable_extensions() -> frozenset[str]:
@@ -187,8 +190,6 @@ def _worker_init() -> None:
 def _decode(path: str, scratch: str, gray: bool, max_pixels: int):
     """Decode ``path`` into the raw file ``scratch``: (facts, error, warnings)."""
     from clconv import imageio
-    from clconv.errors import collected_warnings
-
     with collected_warnings() as warnings:
         try:
             image = imageio.load(path, gray=gray, max_pixels=max_pixels)
@@ -211,8 +212,6 @@ def _encode(scratch: str, facts: dict, output: str, temporary: str, save_options
 
     from clconv import imageio
     from clconv.atomic import write_temporary
-    from clconv.errors import collected_warnings
-
     with collected_warnings() as warnings:
         try:
             pixels = np.fromfile(scratch, dtype=facts["dtype"]).reshape(facts["shape"])
@@ -427,8 +426,11 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
         many = len(passed_over) != 1
         warn_line(f"{shown(in_dir)}: passed over {len(passed_over)} subfolder{'s' if many else ''} "
                   f"(add --recursive to filter {'them' if many else 'it'} too)")
-    settings = settings_of(options, rt.info.name, {"recursive": recursive, "patterns": list(patterns),
-                                                    "format": format, "jobs": jobs})
+    settings = settings_of(options, rt.info.name, {
+        "input_folder": shown(os.path.abspath(in_dir)), "output_folder": shown(os.path.abspath(out_dir)),
+        "recursive": recursive, "subfolders_passed_over": [shown(p) for p in passed_over],
+        "patterns": list(patterns), "format": format, "jobs": jobs, "skip_existing": skip_existing,
+        "force": force, "device_platform": rt.info.platform})
     if save_options is not None:
         settings.update({"strip": save_options.strip, "quality": save_options.quality,
                          "compression": save_options.compression})
@@ -439,9 +441,11 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
     counts = {"done": len(tasks) - len(todo), "failed": sum(t.status == "failed" for t in tasks), "processed": 0}
     plans: dict = {}
 
-    def say(message: str) -> None:
+    def say(message: str, task: Task | None = None) -> None:
         progress.clear()
         warn_line(message)
+        if task is not None:
+            task.warnings.append(message)
 
     def finished(task: Task, error: str | None, pixels: int | None = None) -> None:
         task.status, task.error = ("failed", error) if error else ("ok", None)
@@ -498,12 +502,18 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
                     task = decoding.pop(future)
                     facts, error, warnings = _outcome(future, broken)
                     for message in warnings:
-                        say(message)
+                        say(message, task)
                     if error:
                         finished(task, error)
                         continue
+                    filtering: list = []
                     try:
-                        source, facts, count = filtered(task, facts)
+                        try:
+                            with collected_warnings() as filtering:  # said below, and recorded
+                                source, facts, count = filtered(task, facts)
+                        finally:
+                            for message in filtering:
+                                say(message, task)
                         os.makedirs(os.path.dirname(task.output) or ".", exist_ok=True)
                     except ClconvError as e:
                         finished(task, e.cause)
@@ -520,7 +530,7 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
                 else:
                     _, error, warnings = _outcome(future, broken)
                     for message in warnings:
-                        say(message)
+                        say(message, encoding[future][0])
                     # An interrupt between the rename and the record would leave a written file
                     # the report does not count: SIGINT/SIGTERM wait until both are done.
                     with _signals_deferred():

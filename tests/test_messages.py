@@ -59,3 +59,25 @@ def test_batch_without_recursive_says_how_many_subfolders_it_passed_over(run_clc
     assert "passed over 2 subfolders" in result.stderr and "--recursive" in result.stderr
     recursive = run_clconv("batch", "-r", "-k", "sharpen", src, tmp_path / "out2")
     assert "passed over" not in recursive.stderr
+
+
+def test_the_batch_report_holds_the_roots_options_device_and_each_files_warnings(run_clconv, tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    rgba = np.random.default_rng(2).integers(0, 256, (10, 14, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(src / "cutout.png")  # to JPEG: alpha composited, with a warning
+    _png(src / "plain.png")
+    report = tmp_path / "report.json"
+    result = run_clconv("batch", "-k", "sharpen", "--format", "jpg", "--quality", "80", "--report", report,
+                        src, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(report.read_text())
+    settings = record["settings"]
+    assert settings["input_folder"].endswith("in") and settings["output_folder"].endswith("out")
+    assert settings["quality"] == 80 and settings["format"] == "jpg" and settings["recursive"] is False
+    assert settings["subfolders_passed_over"] == ["sub"] and settings["device"] and record["clconv"]
+    files = {f["input"]: f for f in record["files"]}
+    assert files["plain.png"]["warnings"] == []
+    said = files["cutout.png"]["warnings"]
+    assert said and any("alpha" in w for w in said), said
+    assert all(w in result.stderr for w in said)  # recorded as well as said
