@@ -118,9 +118,11 @@ def check_outputs(input: str, outputs, options: FilterOptions, force: bool) -> N
         imageio.check_output(target, float_output=float_output)
 
 
-def filter_image(rt, image, options: FilterOptions, output: str, plans: dict | None = None) -> np.ndarray:
+def filter_image(rt, image, options: FilterOptions, output: str, plans: dict | None = None,
+                 reuse: bool = False) -> np.ndarray:
     """``image`` filtered for ``output`` (whose extension decides the default dtype) on ``rt``.
-    ``options`` must be validated; ``plans`` caches plans across images (batch)."""
+    ``options`` must be validated; ``plans`` caches plans across images (batch); ``reuse``: the
+    result will be saved with ``reuse`` (it is made by imageio.output_array)."""
     from clconv.engine import execute
 
     out_dtype = output_dtype(options, output, image.pixels.dtype)
@@ -132,8 +134,10 @@ def filter_image(rt, image, options: FilterOptions, output: str, plans: dict | N
         plan = options.plan_for(*key, rt.info.kind)
         if plans is not None:
             plans[key] = plan
-    check_output_size(options, output, plan.output_shape(image.pixels.shape[:2]))
-    return execute(rt, image.pixels, plan)
+    out_shape = plan.output_shape(image.pixels.shape[:2])
+    check_output_size(options, output, out_shape)
+    out = imageio.output_array(output, (*out_shape, image.pixels.shape[2]), plan.out_dtype) if reuse else None
+    return execute(rt, image.pixels, plan, out)
 
 
 def check_output_size(options: FilterOptions, output: str, shape) -> None:
@@ -181,8 +185,13 @@ def apply_file(input: str, output: str, options: FilterOptions, force: bool = Fa
                     for k in plan.kernels]
         results = execute_bank(rt, image.pixels, plan, mappings)
     else:
-        results = [filter_image(rt, image, options, output)]
-    for target, pixels in zip(outputs, results):
-        imageio.save(target, pixels, has_alpha=image.has_alpha, color=image.color, meta=image.meta,
-                     options=save_options)
-    return {"pixels": int(results[0].shape[0] * results[0].shape[1]), "outputs": outputs}
+        results = [filter_image(rt, image, options, output, reuse=True)]
+    # memory: the input's pixels go before any encoding, and each output once written
+    has_alpha, color, meta = image.has_alpha, image.color, image.meta
+    del image
+    count = int(results[0].shape[0] * results[0].shape[1])
+    for i, target in enumerate(outputs):
+        pixels, results[i] = results[i], None
+        imageio.save(target, pixels, has_alpha=has_alpha, color=color, meta=meta, options=save_options, reuse=True)
+        del pixels
+    return {"pixels": count, "outputs": outputs}

@@ -74,6 +74,7 @@ __all__ = [
     "load_array",
     "save",
     "writer",
+    "output_array",
     "check_output",
     "to_gray",
     "output_format",
@@ -187,6 +188,23 @@ def _hwc(a: np.ndarray) -> np.ndarray:
     if a.ndim == 2:
         a = a[:, :, None]
     return np.ascontiguousarray(a)
+
+
+_BAND_BYTES = 4 << 20
+
+
+def _array(im) -> np.ndarray:
+    """``np.asarray(im)`` as a writable HxWxC array, copied a band of rows at a time: asarray
+    would first make a bytes copy of the whole image (Pillow's tobytes) and give a read-only
+    array (which the device then copies again: runtime.wrap). Peak: Pillow's image and this."""
+    w, h = im.size
+    first = np.asarray(im.crop((0, 0, w, 1)))
+    out = np.empty((h, *first.shape[1:]), first.dtype)
+    rows = max(1, _BAND_BYTES // max(1, first.nbytes))
+    for y0 in range(0, h, rows):
+        y1 = min(h, y0 + rows)
+        out[y0:y1] = np.asarray(im.crop((0, y0, w, y1)))
+    return _hwc(out)
 
 
 # --------------------------------------------------------------------------
@@ -368,8 +386,6 @@ def _load_pillow(path: str, f, head: bytes, max_pixels: int) -> Image:
 
     pixels, has_alpha, color = _pixels_of(path, im, f, tiles)
     orientation = _orientation_of(im)
-    if orientation != 1:
-        pixels = _orient(pixels, orientation)
 
     meta: dict = {"format": fmt}
     icc = im.info.get("icc_profile")
@@ -384,6 +400,9 @@ def _load_pillow(path: str, f, head: bytes, max_pixels: int) -> Image:
         if dx > 0 and dy > 0:
             meta["dpi"] = (dy, dx) if orientation in (5, 6, 7, 8) else (dx, dy)
     meta.update(_carried_meta(im, fmt))
+    im = None  # Pillow's decoded image (4 bytes a pixel for RGB) goes before the orientation's copy
+    if orientation != 1:
+        pixels = _orient(pixels, orientation)
     return Image(pixels=pixels, has_alpha=has_alpha, color=color, meta=meta, path=path)
 
 
@@ -496,14 +515,14 @@ def _pixels_of(path: str, im, f, tiles) -> tuple[np.ndarray, bool, str]:
         raise ImageError(path, f"truncated or damaged image data ({_exc_text(e)})") from e
 
     if mode == "1":
-        a = _hwc(np.asarray(im.convert("L")))
+        a = _array(im.convert("L"))
         if "transparency" in info:
             keyed = _key_alpha(a, info["transparency"], 255)
             if keyed is not None:
                 return keyed, True, "L"
         return a, False, "L"
     if mode == "L":
-        a = _hwc(np.asarray(im))
+        a = _array(im)
         if "transparency" in info:
             scale = {"L;2": 85, "L;4": 17}.get(rawmode or "", 1)
             keyed = _key_alpha(a, info["transparency"], scale)
@@ -511,28 +530,28 @@ def _pixels_of(path: str, im, f, tiles) -> tuple[np.ndarray, bool, str]:
                 return keyed, True, "L"
         return a, False, "L"
     if mode == "LA":
-        return _hwc(np.asarray(im)), True, "L"
+        return _array(im), True, "L"
     if mode == "La":
-        return _hwc(np.asarray(im.convert("LA"))), True, "L"
+        return _array(im.convert("LA")), True, "L"
     if mode == "RGB":
-        a = _hwc(np.asarray(im))
+        a = _array(im)
         if "transparency" in info:
             keyed = _key_alpha(a, info["transparency"])
             if keyed is not None:
                 return keyed, True, "RGB"
         return a, False, "RGB"
     if mode == "RGBA":
-        return _hwc(np.asarray(im)), True, "RGB"
+        return _array(im), True, "RGB"
     if mode in ("RGBa", "PA"):
-        return _hwc(np.asarray(im.convert("RGBA"))), True, "RGB"
+        return _array(im.convert("RGBA")), True, "RGB"
     if mode == "P":
         if _has_transparency(im):
-            return _hwc(np.asarray(im.convert("RGBA"))), True, "RGB"
-        return _hwc(np.asarray(im.convert("RGB"))), False, "RGB"
+            return _array(im.convert("RGBA")), True, "RGB"
+        return _array(im.convert("RGB")), False, "RGB"
     if mode in ("RGBX", "YCbCr", "HSV"):
-        return _hwc(np.asarray(im.convert("RGB"))), False, "RGB"
+        return _array(im.convert("RGB")), False, "RGB"
     if mode == "CMYK":
-        return _hwc(np.asarray(im)), False, "CMYK"
+        return _array(im), False, "CMYK"
     if mode.startswith("I;16"):
         a = _hwc(np.asarray(im).astype(np.uint16))
         if "transparency" in info:
@@ -1041,7 +1060,10 @@ class SaveOptions:
 # Lossy outputs without a JPEG input's quality to reuse: ImageMagick's JPEG default (92); WebP
 # and AVIF as before (90).
 DEFAULT_QUALITY = {"JPEG": 92, "WEBP": 90, "AVIF": 90}
-JPEG_OPTIMIZE_BYTES = 256 << 20
+# libjpeg holds every coefficient (2 bytes a sample) to optimise Huffman tables: up to 16 MiB of
+# them (an 8-bit RGB image of 2.8 megapixels), which keeps a filtered image's peak memory within
+# input + output + 16 MiB (tests/test_memory_peak.py); larger JPEGs are about 6% larger instead.
+JPEG_OPTIMIZE_BYTES = 16 << 20
 
 
 # --------------------------------------------------------------------------
@@ -1275,22 +1297,61 @@ def _to_8bit(a: np.ndarray) -> np.ndarray:
 
 
 def save(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | None = None,
-         options: SaveOptions | None = None) -> None:
+         options: SaveOptions | None = None, reuse: bool = False) -> None:
     """Write ``pixels`` (HxW or HxWxC; uint8, uint16 or float32) to ``path``, atomically.
 
     The format follows the extension; what it cannot hold is converted with a
     warning.  Raises :class:`OutputError` for an unknown or unsuitable format
     and for any failure to write (nothing is left behind). ``meta`` (an input's
     :attr:`Image.meta`) is carried where the format holds it; ``options``: see :class:`SaveOptions`.
+    ``reuse``: the caller gives ``pixels`` up, and they may be overwritten while they are encoded
+    (an :func:`output_array`'s room is then used instead of a copy: less memory).
     """
     spath = os.fsdecode(os.fspath(path))
-    write_atomically(spath, writer(spath, pixels, has_alpha=has_alpha, color=color, meta=meta, options=options))
+    write_atomically(spath, writer(spath, pixels, has_alpha=has_alpha, color=color, meta=meta, options=options,
+                                   reuse=reuse))
+
+
+def output_array(path, shape, dtype) -> np.ndarray:
+    """An empty HxWxC array for pixels that will be saved to ``path`` with ``reuse``: for 8-bit
+    RGB to JPEG, a view on a buffer with room for a fourth channel, so that the encoder reads
+    them in place (as RGBX: Pillow's RGB images take 4 bytes a pixel) and no second image of
+    them is made. The room beyond the view is never touched before then, so costs no memory."""
+    h, w, c = shape
+    dtype = np.dtype(dtype)
+    try:
+        jpeg = output_format(path) == "JPEG"
+    except Exception:  # noqa: BLE001 - an unknown format is refused by save, not here
+        jpeg = False
+    if not (jpeg and dtype == np.uint8 and c == 3):
+        return np.empty(shape, dtype)
+    return np.empty(h * w * 4, np.uint8)[: h * w * 3].reshape(h, w, 3)
+
+
+def _rgbx_in_place(a: np.ndarray) -> np.ndarray | None:
+    """An :func:`output_array` (HxWx3 uint8) spread, in place, to HxWx4 (the fourth channel
+    undefined); None for any other array."""
+    base = a.base
+    h, w, c = a.shape
+    n = h * w
+    if not (c == 3 and a.dtype == np.uint8 and a.flags.c_contiguous and isinstance(base, np.ndarray)
+            and base.ndim == 1 and base.dtype == np.uint8 and base.flags.owndata and base.flags.writeable
+            and base.size >= 4 * n and a.ctypes.data == base.ctypes.data):
+        return None
+    flat = base[: 4 * n]
+    src, dst = flat[: 3 * n].reshape(n, 3), flat.reshape(n, 4)
+    step = max(1, _BAND_BYTES // 4)
+    for p1 in range(n, 0, -step):  # from the end: a band's RGBX lands at or after its RGB, never
+        p0 = max(0, p1 - step)     # on the RGB of the pixels before it
+        dst[p0:p1, :3] = src[p0:p1].copy()
+    return dst.reshape(h, w, 4)
 
 
 def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | None = None,
-           options: SaveOptions | None = None):
+           options: SaveOptions | None = None, reuse: bool = False):
     """Check and convert ``pixels`` for ``path``'s format (warning as :func:`save` does); return
-    ``write(fileobj)``, which encodes them. ``save`` is this plus an atomic write."""
+    ``write(fileobj)``, which encodes them. ``save`` is this plus an atomic write (``reuse``:
+    see there)."""
     spath = os.fsdecode(os.fspath(path))
     meta = meta or {}
     options = options or SaveOptions()
@@ -1440,7 +1501,12 @@ def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict 
                  "(clconv's own TIFF writer)")
         return tiff_tags(lambda fo: _write_tiff(fo, a, color, has_alpha, icc, dpi, deflate))
 
-    im = _to_pil(a, color, has_alpha)
+    rgbx = _rgbx_in_place(a) if reuse and fmt_name == "JPEG" and a is pixels else None
+    if rgbx is not None:  # Pillow maps RGBX (zero-copy) and writes it as RGB: the same file
+        im = PILImage.frombuffer("RGBX", (a.shape[1], a.shape[0]), rgbx, "raw", "RGBX", 0, 1)
+    else:
+        im = _to_pil(a, color, has_alpha)
+    del a, rgbx
     kwargs = dict(fmt.options)
     if icc:
         kwargs["icc_profile"] = icc
@@ -1451,13 +1517,13 @@ def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict 
     if quality is not None:
         kwargs["quality"] = int(quality)
     if fmt_name == "JPEG":
-        if im.mode in ("RGB", "CMYK"):
+        if im.mode in ("RGB", "RGBX", "CMYK"):
             # the input's chroma subsampling; else ImageMagick's rule: 4:4:4 from quality 90, else 4:2:0
             sampling = meta.get("jpeg_subsampling")
             kwargs["subsampling"] = sampling if sampling in (0, 1, 2) else (0 if quality >= 90 else 2)
         # optimised Huffman tables, as ImageMagick writes them: about 6% smaller, same pixels; libjpeg
         # then holds every coefficient (2 bytes a sample), so only up to JPEG_OPTIMIZE_BYTES of them
-        kwargs["optimize"] = a.shape[0] * a.shape[1] * c * 2 <= JPEG_OPTIMIZE_BYTES
+        kwargs["optimize"] = im.size[0] * im.size[1] * c * 2 <= JPEG_OPTIMIZE_BYTES
         if exif:
             kwargs["exif"] = _EXIF_PREFIX + exif
         if xmp:
@@ -1503,7 +1569,9 @@ def _to_pil(a: np.ndarray, color: str, has_alpha: bool) -> PILImage.Image:
     mode = {("L", False): "L", ("L", True): "LA", ("RGB", False): "RGB", ("RGB", True): "RGBA", ("CMYK", False): "CMYK"}[
         (color, has_alpha)
     ]
-    return PILImage.frombytes(mode, (w, h), np.ascontiguousarray(a).tobytes())
+    # the array itself, never a bytes copy of it: L, RGBA and CMYK are mapped (zero-copy, a
+    # read-only image keeping ``a`` alive), the others decoded from it into Pillow's layout
+    return PILImage.frombuffer(mode, (w, h), np.ascontiguousarray(a), "raw", mode, 0, 1)
 
 
 def _png_chunk(fo, kind: bytes, data: bytes) -> None:

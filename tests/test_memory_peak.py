@@ -1,0 +1,72 @@
+"""Peak memory of ``clconv apply`` on an 8-bit image: the process with its device open (what
+``clconv devices`` peaks at) plus the input's and the output's pixels, and little more.
+
+Filtering needs the input and the output at once (the in-place path reads the caller's array
+and writes a new one), so 2 x the decoded image is the floor. What used to come on top: Pillow's
+decoded image (4 bytes a pixel for RGB) beside its numpy copy and a bytes copy made by
+np.asarray; a read-only input copied again for the device; on save, a bytes copy of the output
+and Pillow's image of it while the input still lived; and libjpeg's optimised Huffman tables,
+which hold every coefficient (2 bytes a sample). Measured in a fresh child each time, by
+getrusage(RUSAGE_CHILDREN).ru_maxrss of a small Python wrapper (the wrapper is not its own
+child, so only clconv's peak is counted).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+WIDTH, HEIGHT = 3000, 2000
+DECODED = WIDTH * HEIGHT * 3  # 18 MB of 8-bit RGB
+# What apply holds beyond `clconv devices` whatever the image: Pillow's modules and the built
+# filter program (about 8 MB measured, PoCL on CPU), and allocator rounding.
+SLACK = 16 << 20
+
+_WRAPPER = ("import resource, subprocess, sys\n"
+            "r = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,"
+            " stderr=subprocess.PIPE, text=True)\n"
+            "sys.stderr.write(r.stderr)\n"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+            "sys.exit(r.returncode)\n")
+
+
+def peak_bytes(*args) -> int:
+    """The peak resident memory of one fresh run of ``args`` (min of two: noise only adds)."""
+    env = dict(os.environ)
+    env.pop("PYTHONWARNINGS", None)
+    peaks = []
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", _WRAPPER, *map(str, args)], capture_output=True, text=True,
+                           env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        peaks.append(int(r.stdout.split()[-1]) * 1024)  # ru_maxrss is in KiB on Linux
+    return min(peaks)
+
+
+@pytest.fixture(scope="module")
+def big_jpeg(tmp_path_factory):
+    path = tmp_path_factory.mktemp("peak") / "big.jpg"
+    rng = np.random.default_rng(12)
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    base = np.stack([x * 255 // WIDTH, y * 255 // HEIGHT, (x + y) * 255 // (WIDTH + HEIGHT)], axis=2)
+    noisy = np.clip(base + rng.integers(-20, 21, base.shape), 0, 255).astype(np.uint8)
+    PILImage.fromarray(noisy, "RGB").save(path, quality=90)
+    return path
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in KiB, and RSS, as on Linux")
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_apply_peaks_at_the_device_baseline_plus_input_and_output(clconv_script, big_jpeg, tmp_path, ext):
+    baseline = peak_bytes(clconv_script, "devices")
+    out = tmp_path / f"out{ext}"
+    peak = peak_bytes(clconv_script, "apply", "-k", "sharpen", big_jpeg, out, "--force")
+    with PILImage.open(out) as im:
+        assert im.size == (WIDTH, HEIGHT) and im.mode == "RGB"
+    over = peak - baseline
+    assert over <= 2 * DECODED + SLACK, (
+        f"apply {ext} peaked {over / 2**20:.1f} MiB over `clconv devices` ({baseline / 2**20:.1f} MiB); "
+        f"allowed: input + output {2 * DECODED / 2**20:.1f} MiB + {SLACK / 2**20:.0f} MiB")
