@@ -422,6 +422,11 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise OutputError(out_dir, f"cannot create the folder: {e.strerror or e}") from e
+    if format is not None:  # one output format for every file: say once what it does not use
+        from clconv import imageio
+
+        for name in imageio.ignored_options(f"x.{format}", save_options):
+            warn_line(f"{name} does not apply to {imageio.output_format(f'x.{format}')} outputs (ignored)")
     if passed_over and hints:  # said once the run is sure to start (bad usage first); not with -q
         many = len(passed_over) != 1
         warn_line(f"{shown(in_dir)}: passed over {len(passed_over)} subfolder{'s' if many else ''} "

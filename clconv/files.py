@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from clconv import imageio
-from clconv.errors import OptionError, OutputError
+from clconv.errors import OptionError, OutputError, warn
 
 from clconv.params import DEFAULT_MAX_PIXELS
 
@@ -160,6 +160,9 @@ def apply_file(input: str, output: str, options: FilterOptions, force: bool = Fa
     options = options.validate()
     outputs = each_outputs(output, options.kernels) if each else [output]
     check_outputs(input, outputs, options, force)
+    for target in outputs:  # a silent no-op would surprise: say it once per output
+        for name in imageio.ignored_options(target, save_options):
+            warn(f"{target}: {name} does not apply to {imageio.output_format(target)} outputs (ignored)")
     image = imageio.load(input, gray=options.gray, max_pixels=options.max_pixels)
     rt = get_runtime(options.device)
     shape = image.pixels.shape[:2]

@@ -1266,6 +1266,23 @@ def output_format(path) -> str:
     return name
 
 
+QUALITY_FORMATS = ("JPEG", "WEBP", "AVIF")  # the lossy outputs --quality sets
+COMPRESSION_FORMATS = ("TIFF",)              # the outputs --compression sets
+
+
+def ignored_options(path, options: "SaveOptions | None") -> list[str]:
+    """The options given in ``options`` that the output format of ``path`` does not use."""
+    if options is None:
+        return []
+    name = output_format(path)
+    ignored = []
+    if options.quality is not None and name not in QUALITY_FORMATS:
+        ignored.append("--quality")
+    if options.compression is not None and name not in COMPRESSION_FORMATS:
+        ignored.append("--compression")
+    return ignored
+
+
 def check_output(path, *, float_output: bool) -> None:
     """Refuse an output path whose format clconv cannot write, before any work is done."""
     spath = os.fsdecode(os.fspath(path))

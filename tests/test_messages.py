@@ -81,3 +81,17 @@ def test_the_batch_report_holds_the_roots_options_device_and_each_files_warnings
     said = files["cutout.png"]["warnings"]
     assert said and any("alpha" in w for w in said), said
     assert all(w in result.stderr for w in said)  # recorded as well as said
+
+
+def test_options_the_output_format_does_not_use_are_said_to_be_ignored(run_clconv, tmp_path):
+    src = _png(tmp_path / "in.png")
+    png = run_clconv("apply", "-k", "sharpen", "--quality", "80", "--compression", "lzw", src, tmp_path / "out.png")
+    assert png.returncode == 0, png.stderr
+    assert "--quality does not apply to PNG" in png.stderr and "--compression does not apply to PNG" in png.stderr
+    jpg = run_clconv("apply", "-k", "sharpen", "--quality", "80", src, tmp_path / "out.jpg")
+    assert jpg.returncode == 0 and "ignored" not in jpg.stderr, jpg.stderr
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    _png(folder / "a.png")
+    batch = run_clconv("batch", "-k", "sharpen", "--format", "png", "--quality", "70", folder, tmp_path / "out")
+    assert batch.returncode == 0 and batch.stderr.count("--quality does not apply to PNG") == 1, batch.stderr
