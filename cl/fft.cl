@@ -55,6 +55,18 @@ typedef float fvec;
 #define FFT_UNROLL
 #endif
 
+// BODY(S) for the radix S (2, 3, 4, 5, 6, 8 or 9), each case with S a compile-time constant.
+#define FFT_BY_RADIX(S, BODY)                                                              \
+    switch (S) {                                                                           \
+    case 2: BODY(2) break;                                                                 \
+    case 3: BODY(3) break;                                                                 \
+    case 4: BODY(4) break;                                                                 \
+    case 5: BODY(5) break;                                                                 \
+    case 6: BODY(6) break;                                                                 \
+    case 8: BODY(8) break;                                                                 \
+    default: BODY(9) break;                                                                \
+    }
+
 // ---------------------------------------------------------------- butterflies
 // Forward DFTs, exp(-2 pi i n k / R), in place on private arrays of FFT_VW lanes.
 
@@ -212,15 +224,7 @@ FFT_INLINE void fft_private_dft(fvec **re, fvec **im, fvec **tr, fvec **ti, int 
         // % 16, not & 15: optimised, `switch (subs & 15)` becomes a switch on an i4, which
         // Oclgrind 21.10 does not truncate (benchmarks/repro/oclgrind_switch_i4.py)
         const int S = subs % 16, ms = R / S;
-        switch (S) {
-        case 2: FFT_SUB_PASS(2) break;
-        case 3: FFT_SUB_PASS(3) break;
-        case 4: FFT_SUB_PASS(4) break;
-        case 5: FFT_SUB_PASS(5) break;
-        case 6: FFT_SUB_PASS(6) break;
-        case 8: FFT_SUB_PASS(8) break;
-        default: FFT_SUB_PASS(9) break;
-        }
+        FFT_BY_RADIX(S, FFT_SUB_PASS)
         off += (S - 1) * sp;
         sp *= S;
         fvec *xr = inr, *xi = ini;
@@ -395,15 +399,7 @@ FFT_INLINE void fft_pass_body(const fft_ctx *c, const int mode, int sub_off, int
 
 FFT_INLINE void fft_pass_body(const fft_ctx *c, const int mode, int sub_off, int subs, int R)
 {
-    switch (R) {
-    case 2: FFT_STATIC_PASS(2) break;
-    case 3: FFT_STATIC_PASS(3) break;
-    case 4: FFT_STATIC_PASS(4) break;
-    case 5: FFT_STATIC_PASS(5) break;
-    case 6: FFT_STATIC_PASS(6) break;
-    case 8: FFT_STATIC_PASS(8) break;
-    default: FFT_STATIC_PASS(9) break;
-    }
+    FFT_BY_RADIX(R, FFT_STATIC_PASS)
 }
 #endif
 

@@ -99,12 +99,14 @@ def new_planes(rt, count: int, shape: tuple[int, int]) -> Planes:
     return Planes(rt.alloc(count * shape[0] * shape[1] * FLOAT_BYTES), 0, count, shape)
 
 
-def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None, sched=None) -> np.ndarray:
+def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None, sched=None,
+            finite: bool = False) -> np.ndarray:
     """Filter an HxWxC array (uint8, uint16 or float32) with ``plan`` on ``rt``'s device, by
-    ``sched`` (clconv.algorithms.Schedule; default: the plan's schedule on this device)."""
+    ``sched`` (clconv.algorithms.Schedule; default: the plan's schedule on this device).
+    ``finite``: the caller has found no NaN/Inf in ``pixels`` (a bank: checked once)."""
     from clconv import nonfinite, tiling
 
-    if nonfinite.has_nonfinite(pixels):  # NaN/Inf: scipy's semantics, whatever the algorithm
+    if not finite and nonfinite.has_nonfinite(pixels):  # NaN/Inf: scipy's semantics, any algorithm
         return nonfinite.execute(rt, pixels, plan, out, execute)
     h, w, channels = pixels.shape
     out_h, out_w = plan.output_shape((h, w))
@@ -203,7 +205,7 @@ def execute_bank(rt, pixels: np.ndarray, plan: Plan, mappings: list) -> list:
         return _execute_bank_fused(rt, pixels, plan, bank_algorithm)
     if bank_algorithm.correlate_bank is None and in_place:
         # zero-copy reads cost nothing to repeat: each kernel straight from the caller's array
-        return [execute(rt, pixels, single, sched=sched) for single in singles]
+        return [execute(rt, pixels, single, sched=sched, finite=True) for single in singles]
     planes = _unpack(rt, pixels)
     mapped = channels - 1 if plan.keep_alpha else channels
     linear = all(isinstance(k, Linear) for k in plan.kernels)

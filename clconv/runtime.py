@@ -218,14 +218,20 @@ CODE_PATH_VARIABLE = "CLCONV_CODE_PATH"
 BUILD_OPTIONS_VARIABLE = "CLCONV_BUILD_OPTIONS"
 
 
+def _forced_kind() -> str | None:
+    """The kind CLCONV_CODE_PATH names ('cpu' or 'gpu'), if any."""
+    forced = os.environ.get(CODE_PATH_VARIABLE, "").strip().lower()
+    return forced if forced in ("cpu", "gpu") else None
+
+
 def _zero_copy(cl, info: DeviceInfo, device) -> bool:
     """Whether the device works in host memory (CL_DEVICE_HOST_UNIFIED_MEMORY: CPUs, integrated
     GPUs), so that a buffer over the caller's array costs no copy. On a discrete GPU the driver
     would copy such a buffer in and out behind every call: there clconv copies, once each way.
     CLCONV_CODE_PATH forces the strategy of the kind it names, so the CI's GPU-path run
     exercises the copies on the PoCL CPU device."""
-    forced = os.environ.get(CODE_PATH_VARIABLE, "").strip().lower()
-    if forced in ("cpu", "gpu"):
+    forced = _forced_kind()
+    if forced:
         return forced == "cpu"
     if is_simulator(info):  # nothing to save there, and Oclgrind's uninitialised-value check
         return False        # counts USE_HOST_PTR memory as never written (README "Devices")
@@ -239,8 +245,8 @@ def _code_path(info: DeviceInfo) -> DeviceInfo:
     """``info`` as the code paths see it: CLCONV_CODE_PATH=gpu (or cpu) makes a device take the
     other kind's paths (build defines, FFT private sizes, auto's rules), so the GPU path runs,
     and is tested, on the PoCL CPU device. The device's own listing is unchanged."""
-    forced = os.environ.get(CODE_PATH_VARIABLE, "").strip().lower()
-    if forced in ("cpu", "gpu") and forced != info.kind:
+    forced = _forced_kind()
+    if forced and forced != info.kind:
         return replace(info, kind=forced)
     return info
 

@@ -55,6 +55,10 @@ def _extra_planes(plan, kernel, filtered: int, src: int, dst: int) -> int:
     return 0
 
 
+def _out_bytes(plan, shapes: list, channels: int) -> int:
+    return channels * shapes[-1][0] * shapes[-1][1] * np.dtype(plan.out_dtype).itemsize
+
+
 def _peak(plan, shapes: list, channels: int, in_bytes: int, in_place: bool) -> int:
     """Estimated device bytes held at the peak of a run of ``plan`` over ``shapes`` (see _shapes):
     the input (uploaded or wrapped) and the output buffer for the whole run, plus the largest
@@ -64,7 +68,7 @@ def _peak(plan, shapes: list, channels: int, in_bytes: int, in_place: bool) -> i
     in-place path (engine._execute_in_place) reads the caller's input and writes the output
     buffer directly, so only a chain's intermediates (interleaved float32) are extra."""
     areas = [h * w * FLOAT for h, w in shapes]
-    out_bytes = channels * shapes[-1][0] * shapes[-1][1] * np.dtype(plan.out_dtype).itemsize
+    out_bytes = _out_bytes(plan, shapes, channels)
     filtered = channels - 1 if plan.keep_alpha else channels
     last = len(plan.kernels) - 1
     steps = [0]
@@ -83,14 +87,12 @@ def peak_bytes(pixels: np.ndarray, plan, in_place: bool = False) -> int:
     return _peak(plan, _shapes((h, w), plan), channels, pixels.nbytes, in_place)
 
 
-def _largest_buffer(pixels: np.ndarray, plan, in_place: bool = False) -> int:
+def _largest_buffer(pixels: np.ndarray, plan, shapes: list, in_place: bool = False) -> int:
     """The largest single buffer: the input, the output, and float32 planes (in place: only a
     chain's intermediates)."""
-    h, w, channels = pixels.shape
-    shapes = _shapes((h, w), plan)
+    channels = pixels.shape[2]
     floats = [channels * a * b * FLOAT for a, b in (shapes[1:-1] if in_place else shapes)]
-    out_bytes = channels * shapes[-1][0] * shapes[-1][1] * np.dtype(plan.out_dtype).itemsize
-    return max([pixels.nbytes, out_bytes, *floats])
+    return max([pixels.nbytes, _out_bytes(plan, shapes, channels), *floats])
 
 
 def global_budget(rt) -> int:
@@ -102,8 +104,10 @@ def needs_tiles(rt, pixels: np.ndarray, plan, in_place: bool = False) -> bool:
     """Whether ``plan`` over ``pixels`` must go in bands: a buffer over the device's single
     allocation, or a peak over its share of global memory. ``in_place``: the engine's in-place
     path will run (it holds fewer buffers); False estimates the general path, which holds more."""
-    return (_largest_buffer(pixels, plan, in_place) > rt.max_alloc
-            or peak_bytes(pixels, plan, in_place) > global_budget(rt))
+    h, w, channels = pixels.shape
+    shapes = _shapes((h, w), plan)
+    return (_largest_buffer(pixels, plan, shapes, in_place) > rt.max_alloc
+            or _peak(plan, shapes, channels, pixels.nbytes, in_place) > global_budget(rt))
 
 
 def execute_tiled(rt, pixels: np.ndarray, plan, out: np.ndarray) -> np.ndarray:
