@@ -45,6 +45,7 @@ Decisions (see the README):
 """
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import sys
@@ -375,7 +376,9 @@ def _load_pillow(path: str, f, head: bytes, max_pixels: int) -> Image:
         if frames > 1:
             im.seek(0)
         tiles = list(im.tile or [])
+        target = _decode_target(im, tiles) if frames == 1 else None
         im.load()
+        decoded = _decoded_pixels(im, target)
     except MemoryError as e:
         raise ImageError(path, "not enough memory to decode the image") from e
     except Exception as e:  # noqa: BLE001 - any decoder failure means damaged data
@@ -384,7 +387,8 @@ def _load_pillow(path: str, f, head: bytes, max_pixels: int) -> Image:
     if frames > 1:
         warn(f"{path}: {frames} frames; only the first is filtered")
 
-    pixels, has_alpha, color = _pixels_of(path, im, f, tiles)
+    pixels, has_alpha, color = _pixels_of(path, im, f, tiles, decoded)
+    del decoded, target
     orientation = _orientation_of(im)
 
     meta: dict = {"format": fmt}
@@ -401,9 +405,80 @@ def _load_pillow(path: str, f, head: bytes, max_pixels: int) -> Image:
             meta["dpi"] = (dy, dx) if orientation in (5, 6, 7, 8) else (dx, dy)
     meta.update(_carried_meta(im, fmt))
     im = None  # Pillow's decoded image (4 bytes a pixel for RGB) goes before the orientation's copy
+    _release_freed_heap()  # the decoder's working rows (about 5 MB for a 6000x4000 JPEG)
     if orientation != 1:
         pixels = _orient(pixels, orientation)
     return Image(pixels=pixels, has_alpha=has_alpha, color=color, meta=meta, path=path)
+
+
+def _release_freed_heap() -> None:
+    """Hand the heap that decoders freed back to the system (glibc keeps it, counted in the
+    process's memory, until malloc_trim); elsewhere nothing."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        _malloc_trim = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+            except (OSError, AttributeError):
+                pass
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
+
+
+# Pillow modes whose pixels :func:`_decode_target` maps: (the mode mapped, bytes a pixel). RGB
+# takes 4 bytes a pixel in Pillow (RGBX), compacted to 3 after decoding.
+_MAPPED = {"L": ("L", 1), "RGB": ("RGBX", 4), "RGBA": ("RGBA", 4), "CMYK": ("CMYK", 4)}
+# decoders that write through Pillow's row pointers (JPEG, PNG, raw strips); JPEG 2000's, for
+# one, does not decode into a mapped image
+_MAPPED_CODECS = {"jpeg", "zip", "raw"}
+
+
+def _decode_target(im, tiles) -> tuple | None:
+    """Have Pillow decode ``im`` (opened, not loaded) into memory of ours, which then becomes the
+    pixel array: Pillow's own image and a copy of it would hold an RGB image at 7 bytes a pixel
+    (the peak of ``apply`` on a large photograph). (mmap, array, Pillow core) or None where
+    Pillow keeps its own image (other modes, 16-bit samples, a Pillow without map_buffer)."""
+    mapped = _MAPPED.get(im.mode)
+    rawmodes = [_tile_rawmode(t) or "" for t in tiles]
+    if (mapped is None or not tiles or any(t[0] not in _MAPPED_CODECS for t in tiles)
+            or any(";16" in r or r.startswith("I") for r in rawmodes)):
+        return None
+    mode, size = mapped
+    w, h = im.size
+    try:
+        # anonymous memory of its own, so that RGB's unused fourth bytes can be given back
+        memory = mmap.mmap(-1, max(1, w * h * size))
+        core = PILImage.core.map_buffer(memory, (w, h), "raw", 0, (mode, 0, 1))
+    except Exception:  # noqa: BLE001 - private Pillow API: decode as usual without it
+        return None
+    im.im = core
+    return memory, np.frombuffer(memory, np.uint8, count=w * h * size), core
+
+
+def _decoded_pixels(im, target) -> np.ndarray | None:
+    """The HxWxC pixels decoded into ``target``; None if Pillow decoded into an image of its own."""
+    if target is None or getattr(im, "_im", None) is not target[2]:
+        return None
+    memory, flat, _ = target
+    w, h = im.size
+    if im.mode != "RGB":
+        return flat.reshape(h, w, -1)
+    n = w * h
+    rgbx, rgb = flat.reshape(n, 4), flat[: 3 * n].reshape(n, 3)
+    step = max(1, _BAND_BYTES // 4)
+    for p0 in range(0, n, step):  # forwards: a band's RGB lands at or before its RGBX
+        p1 = min(n, p0 + step)
+        rgb[p0:p1] = rgbx[p0:p1, :3].copy()
+    start = -(-3 * n // mmap.PAGESIZE) * mmap.PAGESIZE
+    if start < len(memory):
+        memory.madvise(mmap.MADV_DONTNEED, start, len(memory) - start)  # the fourth bytes' pages
+    return rgb.reshape(h, w, 3)
 
 
 # raw mode that gives the high bytes -> raw mode that gives the low bytes
@@ -495,7 +570,8 @@ def _has_transparency(im) -> bool:
     return "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA")
 
 
-def _pixels_of(path: str, im, f, tiles) -> tuple[np.ndarray, bool, str]:
+def _pixels_of(path: str, im, f, tiles, decoded: np.ndarray | None = None) -> tuple[np.ndarray, bool, str]:
+    """``decoded``: the pixels where :func:`_decode_target` had Pillow decode them (else None)."""
     mode = im.mode
     info = im.info
     rawmode = _tile_rawmode(tiles[0]) if tiles else None
@@ -522,7 +598,7 @@ def _pixels_of(path: str, im, f, tiles) -> tuple[np.ndarray, bool, str]:
                 return keyed, True, "L"
         return a, False, "L"
     if mode == "L":
-        a = _array(im)
+        a = _array(im) if decoded is None else decoded
         if "transparency" in info:
             scale = {"L;2": 85, "L;4": 17}.get(rawmode or "", 1)
             keyed = _key_alpha(a, info["transparency"], scale)
@@ -534,14 +610,14 @@ def _pixels_of(path: str, im, f, tiles) -> tuple[np.ndarray, bool, str]:
     if mode == "La":
         return _array(im.convert("LA")), True, "L"
     if mode == "RGB":
-        a = _array(im)
+        a = _array(im) if decoded is None else decoded
         if "transparency" in info:
             keyed = _key_alpha(a, info["transparency"])
             if keyed is not None:
                 return keyed, True, "RGB"
         return a, False, "RGB"
     if mode == "RGBA":
-        return _array(im), True, "RGB"
+        return _array(im) if decoded is None else decoded, True, "RGB"
     if mode in ("RGBa", "PA"):
         return _array(im.convert("RGBA")), True, "RGB"
     if mode == "P":
@@ -551,7 +627,7 @@ def _pixels_of(path: str, im, f, tiles) -> tuple[np.ndarray, bool, str]:
     if mode in ("RGBX", "YCbCr", "HSV"):
         return _array(im.convert("RGB")), False, "RGB"
     if mode == "CMYK":
-        return _array(im), False, "CMYK"
+        return _array(im) if decoded is None else decoded, False, "CMYK"
     if mode.startswith("I;16"):
         a = _hwc(np.asarray(im).astype(np.uint16))
         if "transparency" in info:
@@ -1712,35 +1788,43 @@ def _png_workers(nbytes: int) -> int:
     return max(1, min(cpus, 4, nbytes >> 20))
 
 
+# Rows deflated per band (about 4 MiB of them): bands are deflated in parallel and written in
+# order, at most one more than the workers in flight, so that the compressed image is never held
+# whole (an incompressible 6000x4000 RGB PNG is 71 MB).
+PNG_BAND_BYTES = 4 << 20
+
+
 def _write_png8(fo, rows: np.ndarray, channels: int, icc, dpi, chunks=()) -> None:
     """8-bit gray / gray+alpha / RGB / RGBA PNG from ``rows`` (h x w*channels): Average filter,
     zlib RLE strategy (see PNG_RLE_TOLERANCE). Images of 2 MiB and more are deflated in bands
-    by one thread per CPU (up to 4; zlib and numpy let go of the GIL), the bands' raw deflate
-    streams joined by sync flushes into one zlib stream: same pixels, a few bytes larger."""
+    (PNG_BAND_BYTES) by one thread per CPU (up to 4; zlib and numpy let go of the GIL), the
+    bands' raw deflate streams joined by sync flushes into one zlib stream: same pixels, a few
+    bytes larger."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     h, stride = rows.shape
     workers = min(_png_workers(rows.nbytes), h)
-    bounds = [h * i // workers for i in range(workers + 1)]
-    results: list = [None] * workers
-    errors: list = []
+    bands = 1 if workers == 1 else min(h, max(workers, -(-rows.nbytes // PNG_BAND_BYTES)))
+    bounds = [h * i // bands for i in range(bands + 1)]
+    adler = 1
 
-    def segment(i):
-        try:
-            results[i] = _png8_segment(rows, channels, bounds[i], bounds[i + 1], i == workers - 1)
-        except BaseException as exc:  # noqa: BLE001 - raised again in the calling thread
-            errors.append(exc)
+    def pieces():
+        yield b"\x78\x5e"  # zlib header: 32K window, "fast" level
+        with ThreadPoolExecutor(workers, thread_name_prefix="clconv-png") as pool:
+            in_flight: deque = deque()
+            for i in range(bands):
+                in_flight.append(pool.submit(_png8_segment, rows, channels, bounds[i], bounds[i + 1], i == bands - 1))
+                if len(in_flight) > workers:
+                    yield from _joined(in_flight.popleft().result())
+            while in_flight:
+                yield from _joined(in_flight.popleft().result())
 
-    threads = [threading.Thread(target=segment, args=(i,), name="clconv-png") for i in range(1, workers)]
-    for t in threads:
-        t.start()
-    segment(0)
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    adler, length = results[0][1], results[0][2]
-    for _, a, n in results[1:]:
-        adler = _adler32_combine(adler, a, n)
-        length += n
+    def _joined(result):
+        nonlocal adler
+        band_pieces, band_adler, length = result
+        adler = _adler32_combine(adler, band_adler, length)  # from 1 (nothing yet): the band's own
+        return band_pieces
 
     class Joined:  # the zlib stream: header, the bands' deflate data, Adler-32 of all
         def compress(self, piece):
@@ -1749,8 +1833,7 @@ def _write_png8(fo, rows: np.ndarray, channels: int, icc, dpi, chunks=()) -> Non
         def flush(self):
             return struct.pack(">I", adler)
 
-    pieces = [b"\x78\x5e"] + [p for r in results for p in r[0]]  # 0x785e: 32K window, "fast" level
-    _write_png(fo, stride // channels, h, 8, channels, icc, dpi, pieces, Joined(), chunks)
+    _write_png(fo, stride // channels, h, 8, channels, icc, dpi, pieces(), Joined(), chunks)
 
 
 def _write_tiff(fo, a: np.ndarray, color: str, has_alpha: bool, icc, dpi, deflate: bool = False) -> None:
