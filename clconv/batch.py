@@ -45,6 +45,7 @@ class Task:
     input: str
     output: str
     status: str = "pending"  # then "ok", "failed" or "skipped"
+    made_with: str | None = None  # a skipped output's filter settings, where they differ
     error: str | None = None
     error_path: str | None = None  # the file the error is about, when it is not the input
     warnings: list = field(default_factory=list)  # what was said about this file (also on stderr)
@@ -373,7 +374,7 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
     SIGTERM (KeyboardInterrupt or clconv.cli.Terminated) stops the workers,
     writes the report so far, and is raised again.
     """
-    from clconv.files import check_paths, filter_image
+    from clconv.files import check_paths, filter_image, with_provenance
 
     in_dir, out_dir = os.fspath(in_dir), os.fspath(out_dir)
     options = options.validate()
@@ -397,6 +398,7 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
     if report and os.path.isdir(report):
         raise OutputError(report, "is a folder")
     warn_line = on_warning or warn
+    save_options = with_provenance(save_options, options)
 
     passed_over: list[str] = []
     tasks = plan_tasks(in_dir, out_dir, find_inputs(in_dir, out_dir, recursive, tuple(patterns), passed_over),
@@ -409,6 +411,10 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
             continue
         if skip_existing and os.path.lexists(task.output):
             task.status = "skipped"
+            other = _made_otherwise(task.output, options)
+            if other is not None:
+                task.warnings.append(f"{shown(task.output)}: exists, made with other settings ({other}); skipped")
+                task.made_with = other
             continue
         try:
             check_paths(task.input, task.output, force, need_folder=False)
@@ -431,6 +437,14 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
         many = len(passed_over) != 1
         warn_line(f"{shown(in_dir)}: passed over {len(passed_over)} subfolder{'s' if many else ''} "
                   f"(add --recursive to filter {'them' if many else 'it'} too)")
+    otherwise = [t for t in tasks if t.status == "skipped" and t.warnings]
+    if otherwise:  # --skip-existing would keep outputs of another filter: say so, with -q too
+        first = otherwise[0]
+        if len(otherwise) == 1:
+            warn_line(f"{first.warnings[0]} (use --force to make it again)")
+        else:
+            warn_line(f"{shown(out_dir)}: {len(otherwise)} existing outputs were made with other settings "
+                      f"({shown(first.output)}: {first.made_with}, ...); skipped (use --force to make them again)")
     settings = settings_of(options, rt.info.name, {
         "input_folder": shown(os.path.abspath(in_dir)), "output_folder": shown(os.path.abspath(out_dir)),
         "recursive": recursive, "subfolders_passed_over": [shown(p) for p in passed_over],
@@ -574,6 +588,16 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
         if report:
             write_report(report, result)
     return result
+
+
+def _made_otherwise(output: str, options) -> str | None:
+    """How an existing ``output`` was made, where its record says other filter settings than
+    ``options``; None when they agree or it has no record (another program's, or --strip)."""
+    from clconv.files import settings_in
+    from clconv.imageio import read_provenance
+
+    made = settings_in(read_provenance(output))
+    return made if made is not None and made != options.describe() else None
 
 
 DEAD_WORKER = "its worker process died (killed, or out of memory)"

@@ -6,6 +6,7 @@ naming the file at fault; the input is never written.
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -48,6 +49,24 @@ class FilterOptions:
             bias=self.bias, algorithm=self.algorithm, device_kind=device_kind,
         )
 
+    def describe(self) -> str:
+        """The options that decide the pixels, as ``clconv apply`` takes them, in a fixed order and
+        without defaults (``-k sharpen --border constant --border-value 5``): what outputs record
+        of how they were made. The algorithm, device and --max-pixels are not in it: they do not
+        change the result (beyond rounding ties)."""
+        parts = [f"-k {shlex.quote(str(getattr(k, 'spec', k)))}" for k in self.kernels]
+        default = FilterOptions()
+        for name, flag in (("border", "--border"), ("border_value", "--border-value"), ("alpha", "--alpha"),
+                           ("scale", "--scale"), ("bias", "--bias"), ("padding", "--padding"),
+                           ("stride", "--stride"), ("dilation", "--dilation"), ("dtype", "--dtype")):
+            value = getattr(self, name)
+            if value != getattr(default, name):
+                parts.append(f"{flag} {shlex.quote(str(value))}")
+        parts += [flag for name, flag in (("flip", "--flip"), ("gray", "--gray")) if getattr(self, name)]
+        if self.abs is not None:
+            parts.append("--abs" if self.abs else "--no-abs")
+        return " ".join(parts)
+
     def validate(self) -> "FilterOptions":
         """Check kernels and options before any file is touched (bad usage is exit 2 up front).
         Returns these options with the kernels parsed, so specs and kernel files are read once."""
@@ -65,6 +84,28 @@ class FilterOptions:
         if self.border_value != 0 and border != "constant":  # it would be ignored: say so, as for zero
             raise OptionError("--border-value", f"applies to --border constant only (the border is {border})")
         return parsed
+
+
+PROVENANCE_PREFIX = imageio.PROVENANCE_PREFIX
+
+
+def provenance(options: FilterOptions) -> str:
+    """The record an output carries of how it was made: ``clconv 0.1.0: -k sharpen ...``."""
+    from clconv import __version__
+
+    return f"{PROVENANCE_PREFIX}{__version__}: {options.describe()}"
+
+
+def settings_in(record: str | None) -> str | None:
+    """The filter options of a :func:`provenance` record (None for another program's text)."""
+    if not record or not record.startswith(PROVENANCE_PREFIX) or ": " not in record:
+        return None
+    return record.split(": ", 1)[1]
+
+
+def with_provenance(save_options: imageio.SaveOptions | None, options: FilterOptions) -> imageio.SaveOptions:
+    """``save_options`` with the record of ``options`` added (``--strip`` leaves it out when writing)."""
+    return replace(save_options or imageio.SaveOptions(), provenance=provenance(options))
 
 
 def output_dtype(options: FilterOptions, output: str, in_dtype) -> np.dtype:
@@ -163,6 +204,7 @@ def apply_file(input: str, output: str, options: FilterOptions, force: bool = Fa
     for target in outputs:  # a silent no-op would surprise: say it once per output
         for name in imageio.ignored_options(target, save_options):
             warn(f"{target}: {name} does not apply to {imageio.output_format(target)} outputs (ignored)")
+    save_options = with_provenance(save_options, options)
     image = imageio.load(input, gray=options.gray, max_pixels=options.max_pixels)
     rt = get_runtime(options.device)
     shape = image.pixels.shape[:2]

@@ -919,6 +919,39 @@ def _exif_of_tiff(im) -> bytes | None:
     return _exif_body(ex.tobytes())
 
 
+PROVENANCE_PREFIX = "clconv "
+
+
+def _is_provenance(value) -> bool:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).startswith(PROVENANCE_PREFIX.encode())
+    return isinstance(value, str) and value.startswith(PROVENANCE_PREFIX)
+
+
+def read_provenance(path) -> str | None:
+    """The record of how clconv made ``path`` (see :class:`SaveOptions`), or None: another
+    program's file, an output written with ``--strip``, or a file that cannot be read."""
+    spath = os.fsdecode(os.fspath(path))
+    try:
+        with PILImage.open(spath) as im:
+            if im.format == "JPEG":
+                found = [data for kind, data in im.applist if kind == "COM" and _is_provenance(data)]
+            elif im.format == "PNG":
+                found = [im.info.get("Software")]
+            elif im.format == "TIFF":
+                found = [im.tag_v2.get(305)]
+            else:
+                found = []
+    except Exception:  # noqa: BLE001 - unreadable: no record
+        return None
+    for value in found:
+        if isinstance(value, (bytes, bytearray)):
+            value = bytes(value).decode("utf-8", "replace")
+        if _is_provenance(value):
+            return value.rstrip("\x00")
+    return None
+
+
 def _carried_meta(im, fmt: str) -> dict:
     """What a Pillow image holds beyond pixels, ICC and DPI, for the output: ``exif`` (bare TIFF
     structure, as read: the orientation is reset when written), ``xmp`` (bytes), ``comment``
@@ -946,7 +979,10 @@ def _carried_meta(im, fmt: str) -> dict:
     if isinstance(xmp, (bytes, bytearray)) and xmp:
         meta["xmp"] = bytes(xmp)
     comment = None
-    if fmt in ("JPEG", "GIF"):
+    if fmt == "JPEG":  # the first comment that is not a clconv record
+        comments = [data for kind, data in getattr(im, "applist", []) if kind == "COM"]
+        comment = next((c for c in comments if not _is_provenance(c)), None)
+    elif fmt == "GIF":
         comment = info.get("comment")
     elif fmt == "TIFF":
         comment = getattr(im, "tag_v2", {}).get(270)
@@ -956,6 +992,8 @@ def _carried_meta(im, fmt: str) -> dict:
         except Exception:  # noqa: BLE001 - damaged text chunks: not carried
             text = {}
         comment = text.pop("Comment", None)
+        if _is_provenance(text.get("Software")):  # how that file was made, not this one
+            del text["Software"]
         text = {str(k): str(v) for k, v in text.items() if k not in _PNG_PROFILE_KEYS}
         if text:
             meta["text"] = text
@@ -1032,9 +1070,11 @@ def _exif_for_output(exif, width: int, height: int) -> bytes | None:
     return bytes(b)
 
 
-def _tiff_add_tags(data: bytes, exif: bytes | None, xmp: bytes | None, comment: bytes | None) -> bytes:
+def _tiff_add_tags(data: bytes, exif: bytes | None, xmp: bytes | None, comment: bytes | None,
+                   software: bytes | None = None) -> bytes:
     """A TIFF file (classic, as Pillow and _write_tiff write it) with EXIF's first-IFD tags, its
-    EXIF and GPS sub-IFDs, the XMP packet (tag 700) and the comment (ImageDescription) added to
+    EXIF and GPS sub-IFDs, the XMP packet (tag 700), the comment (ImageDescription) and
+    ``software`` (the Software tag: clconv's provenance) added to
     the first IFD: Pillow serialises them at the end of the file, and a new first IFD, the old
     entries with the new ones, follows them (libtiff cannot write the sub-IFDs when it
     compresses). Tags the file already has win."""
@@ -1058,6 +1098,8 @@ def _tiff_add_tags(data: bytes, exif: bytes | None, xmp: bytes | None, comment: 
         ex[700] = bytes(xmp)
     if comment:
         ex[270] = bytes(comment).rstrip(b"\x00").decode("utf-8", "replace")
+    if software:
+        ex[305] = bytes(software).decode("utf-8", "replace")
     if not len(ex):
         return data
     ex.endian = bo
@@ -1117,7 +1159,9 @@ def _png_meta_chunks(exif, xmp, comment, text) -> list[tuple[bytes, bytes]]:
 class SaveOptions:
     """How outputs are written beyond their pixels (``--strip``, ``--quality``, ``--compression``).
 
-    ``strip``: drop EXIF, XMP, comments and PNG text (the ICC profile and DPI are kept).
+    ``strip``: drop EXIF, XMP, comments, PNG text and ``provenance`` (the ICC profile and DPI are
+    kept). ``provenance``: a record of how the output was made, written as PNG "Software" text,
+    a JPEG comment (COM segment of its own) or TIFF Software tag (see :func:`read_provenance`).
     ``quality``: 1..100 for JPEG, WebP and AVIF (default: a JPEG input's estimated quality,
     else :data:`DEFAULT_QUALITY`). ``compression``: a key of :data:`TIFF_COMPRESSIONS` for TIFF
     outputs (default: a TIFF input's lossless compression, else none)."""
@@ -1125,6 +1169,7 @@ class SaveOptions:
     strip: bool = False
     quality: int | None = None
     compression: str | None = None
+    provenance: str | None = None  # how the output was made (PROVENANCE_PREFIX...), not with strip
 
     def __post_init__(self):
         if self.quality is not None and not 1 <= int(self.quality) <= 100:
@@ -1532,6 +1577,9 @@ def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict 
     xmp = meta.get("xmp") if keep and fmt.xmp else None
     comment = meta.get("comment") if keep and fmt.comment else None
     text = meta.get("text") if keep and fmt_name == "PNG" else None
+    record = options.provenance.encode("utf-8")[:65533] if keep and options.provenance else None
+    if record and fmt_name == "PNG":
+        text = {**(text or {}), "Software": record.decode("utf-8", "replace")}
     if fmt_name == "JPEG":  # one APP1 / COM segment each: at most 64 KiB
         if exif and len(exif) + len(_EXIF_PREFIX) > 65533:
             note(f"EXIF dropped: {len(exif)} bytes do not fit a JPEG segment (64 KiB)")
@@ -1567,7 +1615,7 @@ def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict 
 
     def tiff_tags(encode):
         """``encode(fileobj)`` for a TIFF, then EXIF, XMP and the comment added (see _tiff_add_tags)."""
-        if not (exif or xmp or comment):
+        if not (exif or xmp or comment or record):
             return encode
 
         def write_tagged(fo) -> None:
@@ -1576,7 +1624,7 @@ def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict 
             buf = io.BytesIO()
             encode(buf)
             try:
-                data = _tiff_add_tags(buf.getvalue(), exif, xmp, comment)
+                data = _tiff_add_tags(buf.getvalue(), exif, xmp, comment, record)
             except Exception as e:  # noqa: BLE001 - metadata never costs the image
                 note(f"EXIF/XMP not written ({_exc_text(e)})")
                 data = buf.getvalue()
@@ -1623,6 +1671,8 @@ def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict 
             kwargs["xmp"] = bytes(xmp)
         if comment:
             kwargs["comment"] = bytes(comment)
+        if record:  # a COM segment of its own, after the carried comment's
+            kwargs["extra"] = b"\xff\xfe" + struct.pack(">H", len(record) + 2) + record
     elif fmt_name in ("WEBP", "AVIF"):
         if exif:
             kwargs["exif"] = _EXIF_PREFIX + exif
