@@ -222,21 +222,29 @@ def cli():
               help="A filter bank: apply every -k to INPUT separately (not chained), one output per kernel; "
                    "{kernel} in OUTPUT is replaced by each kernel's file-safe spec.")
 @click.option("--explain", is_flag=True, help="Say on stderr which algorithm runs each kernel, and why.")
-@click.argument("input", type=click.Path(dir_okay=False))
-@click.argument("output", type=click.Path(dir_okay=False))
-def apply(input, output, force, each, explain, **values):
-    """Filter one image INPUT into OUTPUT (format from OUTPUT's extension).
+@click.option("--format", "format", default=None, metavar="EXT",
+              help="Output format (png, jpg, tif, ...): needed when OUTPUT is - (standard output).")
+@click.argument("input", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("output", type=click.Path(dir_okay=False, allow_dash=True))
+def apply(input, output, force, each, explain, format, **values):
+    """Filter one image INPUT into OUTPUT (format from OUTPUT's extension, or --format).
+    Either may be - for standard input / output.
 
     \b
     Examples:
       clconv apply -k sobel-x samples/shapes.png edges.png
       clconv apply -k sobel-x -k sobel-y --each in.png out-{kernel}.png
+      clconv apply -k blur - - --format png < in.png > out.png
     """
     from clconv.files import apply_file
+    from clconv.stdio import standard_streams
 
     say = (lambda line: click.echo(f"clconv: explain: {line}", err=True)) if explain else None
     save = make_save_options(values)
-    apply_file(input, output, make_options(values), force=force, each=each, explain=say, save_options=save)
+    options = make_options(values)
+    with standard_streams(input, output, format) as (source, target):
+        apply_file(source, target, options, force=force or target != output, each=each, explain=say,
+                   save_options=save)
 
 
 @cli.command()
