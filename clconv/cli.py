@@ -119,13 +119,33 @@ class AlgorithmChoice(click.Choice):
         pass
 
 
+def complete_kernel(ctx, param, incomplete: str) -> list:
+    """Shell completion of -k: the named kernels (files complete as the shell does them)."""
+    from click.shell_completion import CompletionItem
+
+    from clconv.kernels import NAMED
+
+    return [CompletionItem(name) for name in sorted(NAMED) if name.startswith(incomplete)]
+
+
+def complete_border(ctx, param, incomplete: str) -> list:
+    """Shell completion of --border: the modes and their aliases."""
+    from click.shell_completion import CompletionItem
+
+    from clconv.params import BORDER_ALIASES, BORDERS
+
+    return [CompletionItem(name) for name in (*BORDERS, *sorted(BORDER_ALIASES)) if name.startswith(incomplete)]
+
+
 def filter_options(fn):
     """The filter options shared by apply (and batch, bench): spelled the same everywhere."""
     options = [
         click.option("-k", "--kernel", "kernels", multiple=True, required=True, metavar="SPEC",
+                     shell_complete=complete_kernel,
                      help="Kernel: a name (sobel-x, gaussian:sigma=2, ...), a matrix \"1 0 -1; 2 0 -2; 1 0 -1\", "
                           "\"WxH: v,v,...\", or a .txt/.csv/.npy file. Repeat to chain kernels."),
-        click.option("--border", default="reflect", show_default=True, metavar="MODE", help=BORDER_HELP),
+        click.option("--border", default="reflect", show_default=True, metavar="MODE", help=BORDER_HELP,
+                     shell_complete=complete_border),
         click.option("--border-value", default=0.0, type=float, show_default=True,
                      help="Value outside the image for --border constant, in pixel units (0..255 for 8-bit)."),
         click.option("--flip", is_flag=True, help="Mathematical convolution (kernel rotated 180 degrees) instead of correlation."),
