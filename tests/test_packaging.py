@@ -21,7 +21,9 @@ def test_wheel_contains_every_cl_source(tmp_path):
     assert sources, "cl/ holds no .cl files"
     for name in sources:
         assert f"clconv/cl/{name}" in names
-    assert not any(n.startswith(("tests/", "samples/")) for n in names)
+    assert not any(n.startswith(("tests/", "samples/", "benchmarks/")) for n in names)
+    assert "clconv/py.typed" in names  # type checkers read the package's annotations (PEP 561)
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
 
 
 def test_installed_package_finds_its_sources():
