@@ -4,38 +4,22 @@ passes, and direct vs separable by kernel size (the crossover behind `auto`).
     python benchmarks/algorithms_bench.py [--size 2048] [--repeat 5] [--device cpu]
 
 Every timing is end to end through the public API (numpy in, numpy out), interleaved round by
-round with its peers, and reported as a median over rounds; ratios are medians of per-round
-ratios, so a noisy, shared machine still gives comparable figures. Each result is checked against
-the direct algorithm before it is timed.
+round with its peers in an order that rotates (clconv.bench.harness, as `clconv bench`), and
+reported as a median over rounds; ratios are medians of per-round ratios, so a noisy, shared
+machine still gives comparable figures. Each result is checked against the direct algorithm
+before it is timed.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import time
 
 import numpy as np
 
 import clconv
+from clconv.bench.harness import median_ratio, time_calls
 from clconv.kernels import parse_spec
-
-
-def timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def rounds(candidates: dict, repeat: int) -> dict:
-    """Median seconds per candidate, candidates interleaved in every round (after one warm-up)."""
-    for fn in candidates.values():
-        fn()
-    samples = {name: [] for name in candidates}
-    for _ in range(repeat):
-        for name, fn in candidates.items():
-            samples[name].append(timed(fn))
-    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def bank_of(size: int, count: int, seed: int = 0) -> list[np.ndarray]:
@@ -61,12 +45,13 @@ def bench_banks(image, repeat, device, rows):
         reference = [clconv.convolve(image, k, algorithm="direct", device=device) for k in bank]
         for got, want in zip(clconv.convolve_bank(image, bank, algorithm="gemm", device=device), reference):
             np.testing.assert_allclose(got, want, atol=1e-3 * float(np.abs(want).max()))
-        medians = rounds(candidates, repeat)
-        for name, seconds in medians.items():
+        samples = time_calls(candidates, repeat)
+        for name, times in samples.items():
+            seconds = statistics.median(times)
             flops = 2 * 8 * ksize * ksize * image.size
             rows.append({"workload": f"bank 8 x {ksize}x{ksize}", "candidate": name, "median_ms": seconds * 1e3,
                          "gflop_s": flops / seconds / 1e9,
-                         "vs 8 direct": medians["8 direct passes"] / seconds})
+                         "vs 8 direct": median_ratio(samples["8 direct passes"], times)})
 
 
 def bench_separable(image, repeat, device, rows):
@@ -76,13 +61,14 @@ def bench_separable(image, repeat, device, rows):
         want = clconv.convolve(image, spec, algorithm="direct", device=device)
         got = clconv.convolve(image, spec, algorithm="separable", device=device)
         np.testing.assert_allclose(got, want, atol=1e-4 * float(np.abs(want).max()))
-        medians = rounds({name: (lambda name=name: clconv.convolve(image, spec, algorithm=name, device=device))
-                          for name in ("direct", "separable", "gemm")}, repeat)
+        samples = time_calls({name: (lambda name=name: clconv.convolve(image, spec, algorithm=name, device=device))
+                              for name in ("direct", "separable", "gemm")}, repeat)
         auto = clconv.algorithms.choose_model(kernel, image_pixels=image.size, device_kind="cpu")[0]
-        for name, seconds in medians.items():
+        for name, times in samples.items():
+            seconds = statistics.median(times)
             rows.append({"workload": f"{spec} ({size * size} taps)", "candidate": name, "median_ms": seconds * 1e3,
                          "gflop_s": 2 * size * size * image.size / seconds / 1e9,
-                         "vs direct": medians["direct"] / seconds, "auto picks": auto})
+                         "vs direct": median_ratio(samples["direct"], times), "auto picks": auto})
 
 
 def main():

@@ -4,13 +4,14 @@
                                      [--kernel gaussian:sigma=1,size=5] [--memory] [--json FILE]
 
 Throughput: a generated folder of PNGs (photo-like: smooth shapes, gradients and sensor noise, so
-that they compress like photographs, not like noise or flat colour; clconv.bench_process.make_folder,
-which `clconv bench --preset targets` uses too). Each round runs, in turns:
+that they compress like photographs, not like noise or flat colour; clconv.bench.process.make_folder,
+which `clconv bench --preset targets` uses too). Each round runs, in an order that rotates from round
+to round (clconv.bench.harness, as `clconv bench`):
   floor         Pillow decode + encode of the same files into PNGs, with the same number of
                 processes (a multiprocessing pool), no filtering: what any tool must at least spend.
                 PNGs are written with clconv's zlib level (imageio.PNG_COMPRESS_LEVEL) unless
                 --floor-level says otherwise
-  clconv batch  the installed script, the 5x5 Gaussian, the same number of jobs
+  clconv batch  the installed script, the 5x5 Gaussian, the same number of jobs, and right after it
   output floor  the same decode + encode over clconv's outputs: encoders take longer or shorter on
                 filtered pixels than on the originals, and this floor holds that apart, so that the
                 ratio against it is the pipeline's own overhead (filtering, hand-offs, start-up)
@@ -29,7 +30,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -37,7 +37,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from clconv.bench_process import make_folder
+from clconv.bench.harness import interleaved, median_ratio
+from clconv.bench.process import clconv_command, make_folder
 
 
 def _decode_encode(job: tuple[str, str, int]) -> None:
@@ -59,14 +60,9 @@ def floor_run(src: Path, dst: Path, jobs: int, level: int) -> float:
     return time.perf_counter() - start
 
 
-def clconv_script() -> str:
-    beside = Path(sys.executable).with_name("clconv")
-    return str(beside) if beside.exists() else shutil.which("clconv") or "clconv"
-
-
 def clconv_run(src: Path, dst: Path, jobs: int, kernel: str) -> float:
     start = time.perf_counter()
-    subprocess.run([clconv_script(), "batch", "-q", "-k", kernel, "--jobs", str(jobs), str(src), str(dst)],
+    subprocess.run([*clconv_command(), "batch", "-q", "-k", kernel, "--jobs", str(jobs), str(src), str(dst)],
                    check=True, stdin=subprocess.DEVNULL)
     return time.perf_counter() - start
 
@@ -94,8 +90,8 @@ def tree_rss(pid: int) -> tuple[int, int]:
 
 
 def peak_memory(src: Path, dst: Path, jobs: int, kernel: str) -> dict:
-    proc = subprocess.Popen([clconv_script(), "batch", "-q", "-k", kernel, "--jobs", str(jobs), str(src), str(dst)],
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen([*clconv_command(), "batch", "-q", "-k", kernel, "--jobs", str(jobs), str(src),
+                             str(dst)], stdin=subprocess.DEVNULL)
     peaks = {"main": 0, "tree": 0}
 
     def sample():
@@ -110,6 +106,59 @@ def peak_memory(src: Path, dst: Path, jobs: int, kernel: str) -> dict:
         raise SystemExit(f"clconv batch failed with exit {proc.returncode}")
     sampler.join()
     return {k: round(v / 2**20, 1) for k, v in peaks.items()}
+
+
+def throughput(src: Path, work: Path, jobs: int, kernel: str, level: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds per round of the floor and of clconv batch, interleaved, and of the output floor
+    over each round's clconv outputs (run right after clconv)."""
+    clconv_run(src, work / "warm", jobs, kernel)  # compile the programs once
+    output_floor: list[float] = []
+
+    def floor() -> float:
+        seconds = floor_run(src, work / "floor", jobs, level)
+        shutil.rmtree(work / "floor")
+        return seconds
+
+    def clconv_then_output_floor() -> float:
+        seconds = clconv_run(src, work / "clconv", jobs, kernel)
+        output_floor.append(floor_run(work / "clconv", work / "again", jobs, level))
+        for folder in ("clconv", "again"):
+            shutil.rmtree(work / folder)
+        return seconds
+
+    times = interleaved({"floor": floor, "clconv": clconv_then_output_floor}, rounds, warm=False)
+    times["output floor"] = output_floor
+    return times
+
+
+def summary(times: dict[str, list[float]], files: int) -> dict:
+    """Images/s (median over rounds) of each side, and clconv's share of each floor (median of
+    per-round ratios)."""
+    for i in range(len(times["clconv"])):
+        print(f"round {i + 1}: " + ", ".join(f"{name} {files / t[i]:.1f} images/s" for name, t in times.items()))
+    share, share_out = (median_ratio(times[floor], times["clconv"]) for floor in ("floor", "output floor"))
+    found = {
+        "floor_images_s": round(files / statistics.median(times["floor"]), 2),
+        "clconv_images_s": round(files / statistics.median(times["clconv"]), 2),
+        "output_floor_images_s": round(files / statistics.median(times["output floor"]), 2),
+        "share_of_floor": round(share, 3),
+        "share_of_output_floor": round(share_out, 3),
+    }
+    print(f"median: floor {found['floor_images_s']} images/s, clconv batch {found['clconv_images_s']} "
+          f"images/s: {100 * share:.0f}% of the floor (goal: at least 85%); output floor "
+          f"{found['output_floor_images_s']} images/s: clconv at {100 * share_out:.0f}% of it")
+    return found
+
+
+def memory(work: Path, jobs: int, kernel: str) -> dict:
+    found = {}
+    for count in (20, 2000):
+        small = work / f"small{count}"
+        make_folder(small, count, 48, 64)
+        peaks = peak_memory(small, work / f"small{count}-out", jobs, kernel)
+        found[f"peak_rss_mib_{count}_files"] = peaks
+        print(f"{count} files of 64x48: peak RSS main process {peaks['main']} MiB, process tree {peaks['tree']} MiB")
+    return found
 
 
 def main(argv=None) -> dict:
@@ -128,7 +177,6 @@ def main(argv=None) -> dict:
     from clconv.imageio import PNG_COMPRESS_LEVEL
 
     level = PNG_COMPRESS_LEVEL if args.floor_level is None else args.floor_level
-
     work = Path(tempfile.mkdtemp(prefix="clconv-batch-bench-"))
     result: dict = {"files": args.files, "size": f"{width}x{height}", "jobs": args.jobs, "kernel": args.kernel,
                     "floor_png_level": level, "clconv_png_level": PNG_COMPRESS_LEVEL}
@@ -138,41 +186,9 @@ def main(argv=None) -> dict:
         megabytes = sum(p.stat().st_size for p in src.iterdir()) / 2**20
         print(f"{args.files} PNGs of {width}x{height} ({megabytes:.0f} MiB), {args.jobs} processes, {args.kernel}, "
               f"PNG zlib level: floor {level}, clconv {PNG_COMPRESS_LEVEL}")
-        clconv_run(src, work / "warm", args.jobs, args.kernel)  # compile the programs once
-        times: dict[str, list[float]] = {"floor": [], "clconv": [], "output floor": []}
-        for round_ in range(args.repeat):
-            out_floor, out_clconv, out_again = work / f"floor{round_}", work / f"clconv{round_}", work / f"again{round_}"
-            runs = [("floor", lambda: floor_run(src, out_floor, args.jobs, level)),
-                    ("clconv", lambda: clconv_run(src, out_clconv, args.jobs, args.kernel))]
-            if round_ % 2:
-                runs.reverse()
-            for name, run in runs:
-                times[name].append(run())
-            times["output floor"].append(floor_run(out_clconv, out_again, args.jobs, level))
-            rates = {name: args.files / t[-1] for name, t in times.items()}
-            print(f"round {round_ + 1}: " + ", ".join(f"{name} {rate:.1f} images/s" for name, rate in rates.items()))
-            for folder in (out_floor, out_clconv, out_again):
-                shutil.rmtree(folder)
-        share = statistics.median(f / c for f, c in zip(times["floor"], times["clconv"]))
-        share_out = statistics.median(f / c for f, c in zip(times["output floor"], times["clconv"]))
-        result.update({
-            "floor_images_s": round(args.files / statistics.median(times["floor"]), 2),
-            "clconv_images_s": round(args.files / statistics.median(times["clconv"]), 2),
-            "output_floor_images_s": round(args.files / statistics.median(times["output floor"]), 2),
-            "share_of_floor": round(share, 3),
-            "share_of_output_floor": round(share_out, 3),
-        })
-        print(f"median: floor {result['floor_images_s']} images/s, clconv batch {result['clconv_images_s']} "
-              f"images/s: {100 * share:.0f}% of the floor (goal: at least 85%); output floor "
-              f"{result['output_floor_images_s']} images/s: clconv at {100 * share_out:.0f}% of it")
+        result.update(summary(throughput(src, work, args.jobs, args.kernel, level, args.repeat), args.files))
         if args.memory:
-            for count in (20, 2000):
-                small = work / f"small{count}"
-                make_folder(small, count, 48, 64)
-                peaks = peak_memory(small, work / f"small{count}-out", args.jobs, args.kernel)
-                result[f"peak_rss_mib_{count}_files"] = peaks
-                print(f"{count} files of 64x48: peak RSS main process {peaks['main']} MiB, "
-                      f"process tree {peaks['tree']} MiB")
+            result.update(memory(work, args.jobs, args.kernel))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result))

@@ -6,50 +6,22 @@
 Headline: a 31x31 dense random kernel on a 2048x2048 float32 image, reflect border, end to end
 through clconv.convolve (numpy in, fresh numpy out) for fft and direct, and cv2.filter2D with
 BORDER_REFLECT at its default thread count. Then a crossover sweep, fft vs direct (and cv2), over
-kernel sizes and image sizes. Candidates run interleaved round by round after warm-up calls (the
-first calls also pay page faults of fresh buffers and PoCL's first enqueues); the table gives
-median ms and the median of per-round ratios, so a shared, noisy machine still gives comparable
-ratios. Every result is checked against direct (and cv2) before it is timed.
+kernel sizes and image sizes. Candidates run interleaved round by round, in an order that rotates,
+after warm-up calls (the first calls also pay page faults of fresh buffers and PoCL's first
+enqueues): clconv.bench.harness, as `clconv bench`. The table gives median ms and the median of
+per-round ratios, so a shared, noisy machine still gives comparable ratios. Every result is
+checked against direct (and cv2) before it is timed.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import time
 
 import numpy as np
 
 import clconv
-from clconv import algorithms
-
-
-def ensure_registered() -> None:
-    """Register the fft algorithm if this checkout's registry does not list it yet."""
-    if "fft" not in algorithms.REGISTRY:
-        from clconv.algorithms import Algorithm, fft
-
-        algorithms.REGISTRY["fft"] = Algorithm("fft", fft.SUMMARY, fft.correlate, fft.refuses)
-        algorithms.CHOICES = (*algorithms.CHOICES, "fft")
-
-
-def rounds(candidates: dict, repeat: int, warmup: int) -> dict[str, list[float]]:
-    """Seconds per round for every candidate, interleaved round by round."""
-    for _ in range(warmup):
-        for fn in candidates.values():
-            fn()
-    samples = {name: [] for name in candidates}
-    for _ in range(repeat):
-        for name, fn in candidates.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-    return samples
-
-
-def ratio(samples, a: str, b: str) -> float:
-    """Median over rounds of time(a) / time(b)."""
-    return statistics.median(x / y for x, y in zip(samples[a], samples[b]))
+from clconv.bench.harness import median_ratio, time_calls
 
 
 def workload(size: int, ksize: int, repeat: int, warmup: int, device, cv2) -> list[dict]:
@@ -69,13 +41,10 @@ def workload(size: int, ksize: int, repeat: int, warmup: int, device, cv2) -> li
     assert float(np.abs(got - want).max()) <= tolerance, "fft differs from direct"
     if cv2 is not None:
         assert float(np.abs(got - candidates["cv2.filter2D"]()).max()) <= tolerance, "fft differs from cv2"
-    samples = rounds(candidates, repeat, warmup)
-    rows = []
-    for name, seconds in samples.items():
-        row = {"size": size, "kernel": ksize, "candidate": name, "median_ms": statistics.median(seconds) * 1e3,
-               "min_ms": min(seconds) * 1e3, "fft_vs_this": ratio(samples, "fft", name)}
-        rows.append(row)
-    return rows
+    samples = time_calls(candidates, repeat, warmup)
+    return [{"size": size, "kernel": ksize, "candidate": name, "median_ms": statistics.median(seconds) * 1e3,
+             "min_ms": min(seconds) * 1e3, "fft_vs_this": median_ratio(samples["fft"], seconds)}
+            for name, seconds in samples.items()]
 
 
 def device_profile(size: int, ksize: int, device) -> dict[str, float]:
@@ -104,7 +73,6 @@ def main(argv=None) -> int:
     parser.add_argument("--no-sweep", action="store_true", help="only the 31x31 on 2048x2048 headline")
     parser.add_argument("--json", help="write every row to this file")
     args = parser.parse_args(argv)
-    ensure_registered()
     try:
         import cv2
     except ImportError:
@@ -126,7 +94,8 @@ def main(argv=None) -> int:
           "unpack and pack)")
     if not args.no_sweep:
         print("\ncrossover sweep (median ms; ratio fft/direct < 1: fft wins):")
-        print(f"  {'size':>5s} {'kernel':>6s} {'fft':>8s} {'direct':>8s} {'cv2':>8s} {'fft/direct':>10s} {'fft/cv2':>8s}")
+        print(f"  {'size':>5s} {'kernel':>6s} {'fft':>8s} {'direct':>8s} {'cv2':>8s} {'fft/direct':>10s} "
+              f"{'fft/cv2':>8s}")
         for size in args.sizes:
             for ksize in args.kernels:
                 found = workload(size, ksize, max(3, args.repeat // 2), max(2, args.warmup // 2), args.device, cv2)

@@ -2,7 +2,8 @@
 
     python benchmarks/gemm_bench.py [--size 2048] [--repeat 5] [--device cpu]
 
-Three candidates, interleaved round by round (the order rotates every round):
+Three candidates, interleaved round by round, the order rotating every round (clconv.bench.harness,
+as `clconv bench`):
   clconv.matmul  end to end: numpy in, host packing of B, upload, kernel, download into a new array
   device-only    buffers ready (A uploaded, B packed and uploaded): gemm_device + queue.finish
   numpy.matmul   float32, numpy's BLAS
@@ -14,18 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import numpy as np
 
+from clconv.bench.harness import median_ratio, seconds_of, time_calls
 from clconv.gemm import gemm_device, matmul, pack_b
 from clconv.runtime import get_runtime
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main(argv=None) -> dict:
@@ -59,19 +54,13 @@ def main(argv=None) -> dict:
     rel_err = float(np.abs(got - ref).max() / np.abs(ref).max())
     device_only()
     np.matmul(a, b)
-    pack_s = timed(lambda: pack_b(b))
+    pack_s = seconds_of(lambda: pack_b(b))
 
     names = list(candidates)
-    samples = {name: [] for name in names}
-    for r in range(args.repeat):
-        order = names[r % len(names):] + names[: r % len(names)]
-        for name in order:
-            samples[name].append(timed(candidates[name]))
-
+    samples = time_calls(candidates, args.repeat, warmup=0)  # warmed up above
     flops = 2.0 * size ** 3
     medians = {name: statistics.median(s) for name, s in samples.items()}
-    ratios = {name: statistics.median(t / ref_t for t, ref_t in zip(samples[name], samples["numpy.matmul"]))
-              for name in names if name != "numpy.matmul"}
+    ratios = {name: median_ratio(samples[name], samples["numpy.matmul"]) for name in names if name != "numpy.matmul"}
 
     print(f"device: {rt.info.describe()}")
     print(f"SGEMM {size}x{size}x{size}, {args.repeat} interleaved rounds; max rel. error vs float64 {rel_err:.2e}; "

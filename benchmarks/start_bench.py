@@ -5,14 +5,16 @@ exit (wall time).
     python benchmarks/start_bench.py [--rounds 15] [--size 1024x1024] [--baseline DIR] [--json F]
 
 * Every command runs once untimed first (warm OS, PoCL kernel and clconv device caches), then the
-  rounds interleave the commands, in an order that rotates from round to round, so a shared,
-  noisy machine slows every side alike. Reported: the median and minimum seconds of each side,
-  and the speed-up of clconv over each reference as the median over rounds of
-  (reference seconds / clconv seconds) in the same round; also the median CPU seconds (user +
-  system, every thread) of each process, which depend less on what else the machine runs.
+  rounds interleave the commands, in an order that rotates from round to round
+  (clconv.bench.harness, as `clconv bench`), so a shared, noisy machine slows every side alike.
+  Reported: the median and minimum seconds of each side, and the speed-up of clconv over each
+  reference as the median over rounds of (reference seconds / clconv seconds) in the same round;
+  also the median CPU seconds (user + system, every thread) of each process, which depend less on
+  what else the machine runs.
 * The one-liner reads the PNG with Pillow, runs cv2.filter2D (reflect border, float32), takes
   |v|, clips, and writes the PNG with Pillow at clconv's zlib level
-  (``clconv.imageio.PNG_COMPRESS_LEVEL``); a second variant writes at Pillow's default level 6,
+  (``clconv.imageio.PNG_COMPRESS_LEVEL``; ``clconv.bench.process.cv2_one_liner``, the one
+  ``clconv bench --preset targets`` times); a second variant writes at Pillow's default level 6,
   as a one-liner that does not set it would. ``vips conv`` is timed too when it is on PATH.
 * ``--baseline DIR`` also times another clconv source tree (a folder holding ``clconv/`` and
   ``cl/``, e.g. ``git archive COMMIT clconv cl | tar -x -C DIR``) run as ``python -m clconv`` with
@@ -39,33 +41,11 @@ import time
 import numpy as np
 from PIL import Image
 
-from clconv.bench_process import clconv_command
+from clconv.bench.harness import interleaved, median_ratio
+from clconv.bench.process import clconv_command, cv2_one_liner, photo_like, png_level, vips_mask
+from clconv.kernels import parse_spec
 
-SOBEL_X = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
-
-
-def photo_like(height: int, width: int, seed: int = 1) -> np.ndarray:
-    """8-bit RGB that compresses like a photograph: waves, soft-edged discs, sensor noise."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    img = np.zeros((height, width, 3), np.float32)
-    for c in range(3):
-        img[..., c] = 90 + 60 * np.sin(x / rng.uniform(40, 200) + rng.uniform(0, 6)) * np.cos(y / rng.uniform(40, 200))
-    for _ in range(12):
-        cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(20, 160)
-        mask = np.clip((r - np.hypot(y - cy, x - cx)) / 4, 0, 1)[..., None]
-        img = img * (1 - mask) + rng.uniform(0, 255, 3) * mask
-    img += rng.normal(0, 3, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def one_liner(level: int | None) -> str:
-    save = f"Image.fromarray(o).save(sys.argv[2]{'' if level is None else f',compress_level={level}'})"
-    return ("import sys,numpy as np,cv2;from PIL import Image;"
-            "a=np.asarray(Image.open(sys.argv[1]));"
-            f"k=np.array({SOBEL_X!r},np.float32);"
-            "o=np.clip(np.abs(cv2.filter2D(a,cv2.CV_32F,k,borderType=cv2.BORDER_REFLECT)),0,255).astype(np.uint8);"
-            + save)
+SOBEL_X = parse_spec("sobel-x").weights
 
 
 def run(command: list[str], env: dict, cwd: str) -> tuple[float, float]:
@@ -81,6 +61,68 @@ def run(command: list[str], env: dict, cwd: str) -> tuple[float, float]:
     return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def commands_for(work: str, src: str, env: dict, baseline: str | None) -> tuple[dict, dict, dict]:
+    """(commands, their environments, their output paths), by name."""
+    level = png_level()
+    out = {name: os.path.join(work, f"{name}.png") for name in ("clconv", "cv2", "cv2-l6", "vips", "baseline")}
+    commands = {
+        "clconv": clconv_command() + ["apply", "-k", "sobel-x", "--force", src, out["clconv"]],
+        "cv2": [sys.executable, "-c", cv2_one_liner(SOBEL_X, level), src, out["cv2"]],
+        "cv2-l6": [sys.executable, "-c", cv2_one_liner(SOBEL_X, None), src, out["cv2-l6"]],
+    }
+    envs = {name: env for name in commands}
+    if shutil.which("vips"):
+        mask = os.path.join(work, "sobel.mat")
+        with open(mask, "w") as f:
+            f.write(vips_mask(SOBEL_X))
+        # vips clips negatives where clconv takes |v|: timed, not compared
+        commands["vips"] = ["vips", "conv", src, f"{out['vips']}[compression={level}]", mask, "--precision", "integer"]
+        envs["vips"] = env
+    if baseline:
+        commands["baseline"] = [sys.executable, "-m", "clconv", "apply", "-k", "sobel-x", "--force", src,
+                                out["baseline"]]
+        envs["baseline"] = dict(env, PYTHONPATH=os.path.abspath(baseline))
+    return commands, envs, out
+
+
+def check_outputs(commands: dict, out: dict) -> None:
+    """Every side but vips must write clconv's pixels."""
+    ref = np.asarray(Image.open(out["clconv"]))
+    for name in commands:
+        if name != "vips" and not np.array_equal(np.asarray(Image.open(out[name])), ref):
+            raise SystemExit(f"{name} wrote other pixels than clconv")
+
+
+def timed_rounds(commands: dict, envs: dict, work: str, rounds: int) -> tuple[dict, dict]:
+    """(wall seconds, CPU seconds) per round, by name."""
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
+
+    def timed(name):
+        wall, used = run(commands[name], envs[name], work)  # cwd: not this checkout
+        cpu[name].append(used)
+        return wall
+
+    times = interleaved({name: (lambda name=name: timed(name)) for name in commands}, rounds, warm=False)
+    return times, cpu
+
+
+def report(times: dict, cpu: dict, args, size: str) -> None:
+    speedup = {name: median_ratio(times[name], times["clconv"]) for name in times if name != "clconv"}
+    print(f"{size} RGB PNG, {args.rounds} interleaved rounds, "
+          f"{'environment as is' if args.as_is else 'byte code cached'}; wall seconds per process")
+    for name in times:
+        line = (f"  {name:9s} median {statistics.median(times[name]):.3f}  min {min(times[name]):.3f}"
+                f"  (CPU {statistics.median(cpu[name]):.3f})")
+        if name != "clconv":
+            line += f"  clconv speed-up {speedup[name]:.2f}x (its time / clconv's)"
+        print(line)
+    if args.json:
+        w, h = (int(v) for v in size.split("x"))
+        with open(args.json, "w") as f:
+            json.dump({"size": [w, h], "rounds": args.rounds, "as_is": args.as_is, "seconds": times, "cpu": cpu,
+                       "speedup": speedup}, f, indent=1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -90,9 +132,6 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="write the timings as JSON")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
-
-    from clconv.imageio import PNG_COMPRESS_LEVEL
-
     work = tempfile.mkdtemp(prefix="clconv-start-")
     try:
         env = dict(os.environ)
@@ -101,59 +140,13 @@ def main() -> int:
             env.pop("PYTHONDONTWRITEBYTECODE", None)
             env["PYTHONPYCACHEPREFIX"] = os.path.join(work, "pycache")
         src = os.path.join(work, "in.png")
-        Image.fromarray(photo_like(h, w)).save(src)
-        out = {name: os.path.join(work, f"{name}.png") for name in ("clconv", "cv2", "cv2-l6", "vips", "baseline")}
-        commands = {
-            "clconv": clconv_command() + ["apply", "-k", "sobel-x", "--force", src, out["clconv"]],
-            "cv2": [sys.executable, "-c", one_liner(PNG_COMPRESS_LEVEL), src, out["cv2"]],
-            "cv2-l6": [sys.executable, "-c", one_liner(None), src, out["cv2-l6"]],
-        }
-        envs = {name: env for name in commands}
-        if shutil.which("vips"):
-            mask = os.path.join(work, "sobel.mat")
-            with open(mask, "w") as f:
-                f.write("3 3 1 0\n" + "\n".join(" ".join(f"{v:g}" for v in r) for r in SOBEL_X) + "\n")
-            # vips clips negatives where clconv takes |v|: timed, not compared
-            commands["vips"] = ["vips", "conv", src, f"{out['vips']}[compression={PNG_COMPRESS_LEVEL}]", mask,
-                                "--precision", "integer"]
-            envs["vips"] = env
-        if args.baseline:
-            commands["baseline"] = [sys.executable, "-m", "clconv", "apply", "-k", "sobel-x", "--force", src,
-                                    out["baseline"]]
-            envs["baseline"] = dict(env, PYTHONPATH=os.path.abspath(args.baseline))
-
+        Image.fromarray(photo_like(h, w, seed=1)).save(src)
+        commands, envs, out = commands_for(work, src, env, args.baseline)
         for name, command in commands.items():  # warm-up: caches filled, outputs checked
             run(command, envs[name], work)
-        ref = np.asarray(Image.open(out["clconv"]))
-        for name in commands:
-            if name != "vips" and not np.array_equal(np.asarray(Image.open(out[name])), ref):
-                raise SystemExit(f"{name} wrote other pixels than clconv")
-
-        names = list(commands)
-        times: dict[str, list[float]] = {name: [] for name in names}
-        cpu: dict[str, list[float]] = {name: [] for name in names}
-        for r in range(args.rounds):
-            order = names[r % len(names):] + names[:r % len(names)]
-            for name in order:
-                wall, used = run(commands[name], envs[name], work)  # cwd: not this checkout
-                times[name].append(wall)
-                cpu[name].append(used)
-
-        def speedup(ref_name):
-            return statistics.median(a / b for a, b in zip(times[ref_name], times["clconv"]))
-
-        print(f"{w}x{h} RGB PNG, {args.rounds} interleaved rounds, "
-              f"{'environment as is' if args.as_is else 'byte code cached'}; wall seconds per process")
-        for name in names:
-            line = (f"  {name:9s} median {statistics.median(times[name]):.3f}  min {min(times[name]):.3f}"
-                    f"  (CPU {statistics.median(cpu[name]):.3f})")
-            if name != "clconv":
-                line += f"  clconv speed-up {speedup(name):.2f}x (its time / clconv's)"
-            print(line)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"size": [w, h], "rounds": args.rounds, "as_is": args.as_is, "seconds": times, "cpu": cpu,
-                           "speedup": {n: speedup(n) for n in names if n != "clconv"}}, f, indent=1)
+        check_outputs(commands, out)
+        times, cpu = timed_rounds(commands, envs, work, args.rounds)
+        report(times, cpu, args, f"{w}x{h}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

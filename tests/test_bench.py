@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import clconv
-from clconv import bench, bench_process
+from clconv import bench
+from clconv.bench import checks, goals, harness, peak_memory, plot, process, references, report, sweep, targets
 from clconv.algorithms import REGISTRY
 from clconv.errors import ClconvError, OptionError
 from clconv.kernels import parse_spec
@@ -24,7 +25,7 @@ TINY = {"quick": True, "sizes": [(24, 40), (33, 50)], "kernels": ["gaussian:size
 
 
 def has_cv2() -> bool:
-    return bench._cv2() is not None
+    return references.opencv() is not None
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def tiny_run(tmp_path_factory):
     """One quick bench on tiny images, with --json (and --plot where matplotlib is installed)."""
     folder = tmp_path_factory.mktemp("bench")
     options = dict(TINY, json=str(folder / "bench.json"))
-    if bench.plot_available():
+    if plot.plot_available():
         options["plot"] = str(folder / "bench.png")
     lines: list[str] = []
     code = bench.run_cli(options, lines.append)
@@ -128,10 +129,10 @@ def test_wrap_has_no_opencv_reference():
 
 
 def test_without_opencv_scipy_is_the_only_reference(monkeypatch):
-    monkeypatch.setattr(bench, "_cv2", lambda: None)
+    monkeypatch.setattr(references, "opencv", lambda: None)
     doc = bench.run({"sizes": [(16, 16)], "kernels": ["box:size=3"], "dtypes": ["uint8"], "algorithm": "auto",
                      "repeat": 1}, lambda line: None)
-    assert doc["ok"] and doc["host"]["references"] == [bench.host_description("scipy")]
+    assert doc["ok"] and doc["host"]["references"] == [references.host_description("scipy")]
     assert {r["algorithm"] for r in doc["results"] if r["reference"]} == {"scipy.ndimage.correlate"}
 
 
@@ -149,13 +150,13 @@ def test_quick_defaults_finish_within_a_minute():
 
 
 def test_a_reference_with_a_wrong_output_is_flagged(monkeypatch, tmp_path):
-    real = bench._scipy_reference
+    real = references.scipy_reference
 
     def garbage(image, kernel, border):
         ref = real(image, kernel, border)
-        return bench.Reference(ref.name, ref.device, lambda: np.full_like(image, 7))
+        return references.Reference(ref.name, ref.device, lambda: np.full_like(image, 7))
 
-    monkeypatch.setattr(bench, "_scipy_reference", garbage)
+    monkeypatch.setattr(references, "scipy_reference", garbage)
     lines: list[str] = []
     code = bench.run_cli({"sizes": [(16, 24)], "kernels": ["sharpen"], "dtypes": ["float32"], "algorithm": "direct",
                           "repeat": 1, "json": str(tmp_path / "b.json")}, lines.append)
@@ -185,9 +186,9 @@ def test_a_candidate_that_raises_is_a_failed_row_without_timings():
     def boom():
         raise RuntimeError("device lost\nmore detail")
 
-    good = bench.Candidate("good", "good", "host", lambda: np.zeros(3), lambda out: 0.0)
-    bad = bench.Candidate("bad", "bad", "host", boom, lambda out: 0.0)
-    results = bench.measure([good, bad], repeat=2, tol=1.0)
+    good = harness.Candidate("good", "good", "host", lambda: np.zeros(3), lambda out: 0.0)
+    bad = harness.Candidate("bad", "bad", "host", boom, lambda out: 0.0)
+    results = harness.measure([good, bad], repeat=2, tol=1.0)
     assert results["bad"].error == "RuntimeError: device lost" and not results["bad"].timed
     assert len([s for s in results["good"].wall if s is not None]) == 2
 
@@ -197,22 +198,23 @@ def test_a_candidate_that_raises_is_a_failed_row_without_timings():
 
 def test_rounds_interleave_with_a_rotating_order():
     calls: list[str] = []
-    candidates = [bench.Candidate(k, k, "host", (lambda k=k: calls.append(k) or np.zeros(1)), lambda out: 0.0)
+    candidates = [harness.Candidate(k, k, "host", (lambda k=k: calls.append(k) or np.zeros(1)), lambda out: 0.0)
                   for k in "abc"]
-    bench.measure(candidates, repeat=3, tol=0.0)
+    harness.measure(candidates, repeat=3, tol=0.0)
     assert calls == list("abc") + list("abc") + list("bca") + list("cab")
 
 
 def test_speedups_are_medians_of_per_round_ratios():
-    mine = bench.Candidate("direct@0:0", "direct", "dev", None, None, rt=object())
-    ref = bench.Candidate("cv2.filter2D", "cv2.filter2D", "host", None, None)
+    mine = harness.Candidate("direct@0:0", "direct", "dev", None, None, rt=object())
+    ref = harness.Candidate("cv2.filter2D", "cv2.filter2D", "host", None, None)
     results = {
-        mine.key: bench.Measured(first_s=1.0, max_error=0.0, timed=True, wall=[1.0, 2.0, 4.0], device=[0.5, 1.0, 2.0]),
-        ref.key: bench.Measured(first_s=1.0, max_error=0.0, timed=True, wall=[3.0, 2.0, 2.0], device=[None] * 3),
+        mine.key: harness.Measured(first_s=1.0, max_error=0.0, timed=True, wall=[1.0, 2.0, 4.0],
+                                   device=[0.5, 1.0, 2.0]),
+        ref.key: harness.Measured(first_s=1.0, max_error=0.0, timed=True, wall=[3.0, 2.0, 2.0], device=[None] * 3),
     }
     work = {"size": "8x8", "kernel": "k", "dtype": "float32", "channels": 1, "border": "reflect", "pixels": 64,
             "flops": 2e9, "bytes": 1e9, "tolerance": 1.0, "kernel_shape": [3, 3]}
-    rows = bench.make_rows([mine, ref], results, work, {"dev": 10.0, "host": 20.0})
+    rows = harness.make_rows([mine, ref], results, work, {"dev": 10.0, "host": 20.0})
     row = rows[0]
     assert row["speedup"]["cv2.filter2D"] == pytest.approx(statistics.median([3.0, 1.0, 0.5]))
     assert row["device_speedup"]["cv2.filter2D"] == pytest.approx(statistics.median([6.0, 2.0, 1.0]))
@@ -226,15 +228,15 @@ def test_speedups_are_medians_of_per_round_ratios():
 
 
 def test_oracle_applies_the_integer_mapping_and_tolerances():
-    image = bench.make_image((9, 11), 1, "uint8", seed=4)
-    got = bench.oracle(image, parse_spec("sobel-x"), "reflect")  # abs by default, then rounded and clipped
+    image = checks.make_image((9, 11), 1, "uint8", seed=4)
+    got = checks.oracle(image, parse_spec("sobel-x"), "reflect")  # abs by default, then rounded and clipped
     assert got.min() >= 0 and got.max() <= 255 and np.array_equal(got, np.rint(got))
-    assert bench.tolerance(image, np.ones((3, 3))) == 1.0
+    assert checks.tolerance(image, np.ones((3, 3))) == 1.0
     floats = np.array([[0.0, 2.0], [1.0, 0.5]], np.float32)
-    assert bench.tolerance(floats, np.full((3, 3), 0.5)) == pytest.approx(1e-4 * 2.0 * 4.5)
-    assert bench.tolerance(floats, np.full((3, 3), 0.01)) == pytest.approx(1e-4 * 2.0)
-    assert bench.max_error(np.zeros((2, 2)), np.ones((2, 3))) == float("inf")
-    assert bench.max_error(np.array([[np.nan]]), np.zeros((1, 1))) == float("inf")
+    assert checks.tolerance(floats, np.full((3, 3), 0.5)) == pytest.approx(1e-4 * 2.0 * 4.5)
+    assert checks.tolerance(floats, np.full((3, 3), 0.01)) == pytest.approx(1e-4 * 2.0)
+    assert checks.max_error(np.zeros((2, 2)), np.ones((2, 3))) == float("inf")
+    assert checks.max_error(np.array([[np.nan]]), np.zeros((1, 1))) == float("inf")
 
 
 def test_option_dict_defaults_and_validation():
@@ -271,16 +273,16 @@ INFO = {"memory_direct": "MiB", "memory_separable": "MiB", "apply_warm": "s", "a
 
 
 def test_every_goal_of_the_issue_is_a_target_and_the_rest_are_for_information():
-    targets = {t.key: t for t in bench.TARGETS}
-    assert len(targets) == len(bench.TARGETS), "duplicate keys"
-    assert set(targets) == set(ISSUE_GOALS) | set(INFO)
+    by_key = {t.key: t for t in targets.TARGETS}
+    assert len(by_key) == len(targets.TARGETS), "duplicate keys"
+    assert set(by_key) == set(ISSUE_GOALS) | set(INFO)
     for key, goal in ISSUE_GOALS.items():
-        t = targets[key]
+        t = by_key[key]
         assert (t.op, t.threshold, t.unit) == (">=", goal, "x"), key
     for key, unit in INFO.items():
-        assert (targets[key].op, targets[key].threshold, targets[key].unit) == ("info", None, unit), key
-    assert len({t.workload for t in bench.TARGETS}) == len(bench.TARGETS)  # each line of the table says which
-    assert all(len(t.workload) <= 62 for t in bench.TARGETS)  # the table's first column
+        assert (by_key[key].op, by_key[key].threshold, by_key[key].unit) == ("info", None, unit), key
+    assert len({t.workload for t in targets.TARGETS}) == len(targets.TARGETS)  # each line of the table says which
+    assert all(len(t.workload) <= 62 for t in targets.TARGETS)  # the table's first column
 
 
 @pytest.mark.parametrize(
@@ -297,28 +299,28 @@ def test_every_goal_of_the_issue_is_a_target_and_the_rest_are_for_information():
         # a goal's other condition (the same pixels as OpenCV) failed: not met even above the figure
         ({"sharpen_u8_rgb": 2.5, "conv3x3_f32": 2.5}, ("sharpen_u8_rgb",), {
             "sharpen_u8_rgb": False, "conv3x3_f32": True}),
-        ({}, (), {t.key: None for t in bench.TARGETS}),
+        ({}, (), {t.key: None for t in targets.TARGETS}),
     ],
 )
 def test_target_evaluation_as_a_table(measured, unmet, expected):
-    evaluated = {e["key"]: e for e in bench.evaluate_targets(measured, unmet=unmet)}
-    assert list(evaluated) == [t.key for t in bench.TARGETS]
+    evaluated = {e["key"]: e for e in targets.evaluate_targets(measured, unmet=unmet)}
+    assert list(evaluated) == [t.key for t in targets.TARGETS]
     for key, met in expected.items():
         assert evaluated[key]["met"] is met, key
     assert all(evaluated[k]["value"] is None for k in evaluated if k not in measured or measured[k] != measured[k])
-    lines = bench.format_targets(list(evaluated.values()))
-    assert len(lines) == 1 + len(bench.TARGETS)
+    lines = report.format_targets(list(evaluated.values()))
+    assert len(lines) == 1 + len(targets.TARGETS)
     assert all(line.endswith((" yes", " NO", " -")) for line in lines[1:])
-    for line, t in zip(lines[1:], bench.TARGETS):
+    for line, t in zip(lines[1:], targets.TARGETS):
         assert line.startswith(t.workload)
         assert (" info " in line) == (t.op == "info")
 
 
 def test_target_lines_format_values_goals_and_details():
-    evaluated = bench.evaluate_targets({"conv3x3_f32": 1.234, "memory_direct": 12.34, "apply_cold": 1.5},
-                                       targets=[t for t in bench.TARGETS
+    evaluated = targets.evaluate_targets({"conv3x3_f32": 1.234, "memory_direct": 12.34, "apply_cold": 1.5},
+                                       targets=[t for t in targets.TARGETS
                                                 if t.key in ("conv3x3_f32", "memory_direct", "apply_cold", "sgemm")])
-    lines = bench.format_targets(evaluated, {"conv3x3_f32": "clconv 1.0 ms", "sgemm": ""})
+    lines = report.format_targets(evaluated, {"conv3x3_f32": "clconv 1.0 ms", "sgemm": ""})
     assert lines[0].split() == ["target", "measured", "goal", "met"]
     assert lines[1].split()[-4:] == ["x1.23", ">=", "x1.70", "NO"]
     assert lines[2] == "    clconv 1.0 ms"
@@ -326,25 +328,25 @@ def test_target_lines_format_values_goals_and_details():
     assert lines[4].split()[-4:] == ["12.3", "MiB", "info", "-"]
     assert lines[5].split()[-4:] == ["1.50", "s", "info", "-"]
     with pytest.raises(ValueError):
-        bench.evaluate_targets({"k": 1.0}, targets=[bench.Target("k", "w", "f", "~", 1.0)])
+        targets.evaluate_targets({"k": 1.0}, targets=[targets.Target("k", "w", "f", "~", 1.0)])
 
 
 def test_the_kernels_given_as_arrays():
     for n in (5, 15, 31):
-        weights, g = bench.gaussian_array(n)
+        weights, g = targets.gaussian_array(n)
         assert weights.dtype == np.float32 and g.dtype == np.float32 and weights.shape == (n, n)
-        assert np.array_equal(weights, np.outer(bench.gaussian_1d(n, (n - 1) / 6), bench.gaussian_1d(n, (n - 1) / 6))
-                              .astype(np.float32))
+        g64 = targets.gaussian_1d(n, (n - 1) / 6)
+        assert np.array_equal(weights, np.outer(g64, g64).astype(np.float32))
         assert float(weights.sum()) == pytest.approx(1.0, abs=1e-5)
         assert np.allclose(np.outer(g, g), weights, rtol=1e-6, atol=0)  # what cv2.sepFilter2D gets
-    for weights in (bench.log_array(), bench.dog_array()):
+    for weights in (targets.log_array(), targets.dog_array()):
         assert weights.dtype == np.float32 and weights.shape == (15, 15)
         assert np.array_equal(weights, weights.T) and np.array_equal(weights, weights[::-1, ::-1])
         s = np.linalg.svd(weights.astype(np.float64), compute_uv=False)
         assert s[1] > 1e-3 * s[0] and s[2] < 1e-6 * s[0]  # rank 2, to float32 rounding
-    log = bench.log_array().astype(np.float64)
+    log = targets.log_array().astype(np.float64)
     assert log[7, 7] < 0 and log[7, 7] == log.min()  # the centre of a Laplacian of Gaussian
-    dog = bench.dog_array().astype(np.float64)
+    dog = targets.dog_array().astype(np.float64)
     assert dog[7, 7] > 0 and dog[0, 0] < 0  # centre positive, surround negative
     assert float(dog.sum()) == pytest.approx(0.0, abs=1e-6)
 
@@ -353,16 +355,16 @@ def test_goal_references_are_the_goals_only():
     pytest.importorskip("cv2")
     from clconv.kernels import Linear
 
-    image = bench.make_image((20, 24), 1, "float32", seed=2)
-    weights, g = bench.gaussian_array(5)
+    image = checks.make_image((20, 24), 1, "float32", seed=2)
+    weights, g = targets.gaussian_array(5)
     kernel = Linear("gaussian 5x5 float32 array", weights)
-    expected = bench.oracle(image, kernel, "reflect")
-    tol = bench.tolerance(image, kernel.weights)
-    (sep,) = bench.goal_references(image, kernel, "cv2.sepFilter2D", factors=(g, g))
-    assert sep.name == "cv2.sepFilter2D" and bench.max_error(sep.call(), expected) <= tol
-    (f2d,) = bench.goal_references(image, Linear("LoG", bench.log_array()), "cv2.filter2D")
+    expected = checks.oracle(image, kernel, "reflect")
+    tol = checks.tolerance(image, kernel.weights)
+    (sep,) = references.goal_references(image, kernel, "cv2.sepFilter2D", factors=(g, g))
+    assert sep.name == "cv2.sepFilter2D" and checks.max_error(sep.call(), expected) <= tol
+    (f2d,) = references.goal_references(image, Linear("LoG", targets.log_array()), "cv2.filter2D")
     assert f2d.name == "cv2.filter2D"
-    assert bench.max_error(f2d.call(), bench.oracle(image, Linear("LoG", bench.log_array()), "reflect")) <= tol
+    assert checks.max_error(f2d.call(), checks.oracle(image, Linear("LoG", targets.log_array()), "reflect")) <= tol
 
 
 def test_convolution_rows_hand_convolve_the_array_and_time_only_the_given_references(monkeypatch):
@@ -377,19 +379,19 @@ def test_convolution_rows_hand_convolve_the_array_and_time_only_the_given_refere
         return real(image, kernel, *args, **kwargs)
 
     monkeypatch.setattr(clconv, "convolve", spy)
-    d = bench.open_devices((None,), lambda line: None)[0]
-    image = bench.make_image((40, 48), 1, "float32", seed=5)
-    weights = bench.dog_array()
+    d = sweep.open_devices((None,), lambda line: None)[0]
+    image = checks.make_image((40, 48), 1, "float32", seed=5)
+    weights = targets.dog_array()
     kernel = Linear("DoG array", weights)
-    refs = bench.goal_references(image, kernel, "cv2.filter2D")
-    rows, _ = bench.convolution_rows([d], image, kernel, "reflect", ["auto"], 2, {"host": 1.0}, refs, weights)
+    refs = references.goal_references(image, kernel, "cv2.filter2D")
+    rows, _ = sweep.convolution_rows([d], image, kernel, "reflect", ["auto"], 2, {"host": 1.0}, refs, weights)
     assert seen and set(seen) == {np.ndarray}
     assert [(r["algorithm"], r["reference"]) for r in rows] == [("auto", False), ("cv2.filter2D", True)]
     assert all(r["ok"] and r["max_error"] <= r["tolerance"] for r in rows)
-    speedup, _ = bench._speedup(rows, "cv2.filter2D")
+    speedup, _ = goals.speedup_against(rows, "cv2.filter2D")
     assert speedup is not None and speedup > 0
-    assert "cv2.filter2D" in bench._detail(rows, "cv2.filter2D", speedup, None)
-    no_refs, _ = bench.convolution_rows([d], image, kernel, "reflect", ["auto"], 1, {"host": 1.0}, False)
+    assert "cv2.filter2D" in goals.detail(rows, "cv2.filter2D", speedup, None)
+    no_refs, _ = sweep.convolution_rows([d], image, kernel, "reflect", ["auto"], 1, {"host": 1.0}, False)
     assert [r["algorithm"] for r in no_refs] == ["auto"]
 
 
@@ -400,48 +402,48 @@ def test_rounds_of_whole_processes_interleave_after_a_warm_run():
     calls: list[str] = []
     seconds = {"clconv": iter([9.0, 1.0, 2.0, 4.0]), "cv2": iter([9.0, 2.0, 2.0, 2.0])}
     runs = {name: (lambda name=name: calls.append(name) or next(seconds[name])) for name in seconds}
-    times = bench_process.interleaved(runs, rounds=3)
+    times = harness.interleaved(runs, rounds=3)
     assert calls == ["clconv", "cv2"] + ["clconv", "cv2"] + ["cv2", "clconv"] + ["clconv", "cv2"]
     assert times == {"clconv": [1.0, 2.0, 4.0], "cv2": [2.0, 2.0, 2.0]}  # the warm run is not timed
-    assert bench_process.median_ratio(times["cv2"], times["clconv"]) == pytest.approx(1.0)
-    assert bench_process.median_ratio([], []) is None
-    assert bench_process.interleaved({"a": lambda: 1.0}, rounds=2, warm=False) == {"a": [1.0, 1.0]}
+    assert harness.median_ratio(times["cv2"], times["clconv"]) == pytest.approx(1.0)
+    assert harness.median_ratio([], []) is None
+    assert harness.interleaved({"a": lambda: 1.0}, rounds=2, warm=False) == {"a": [1.0, 1.0]}
 
 
 def test_the_scripts_and_the_vips_mask_carry_the_kernel_and_the_png_level():
     weights = parse_spec("sobel-x").weights
-    one = bench_process.cv2_one_liner(weights, 4)
+    one = process.cv2_one_liner(weights, 4)
     assert "\n" not in one and "compress_level=4" in one and "BORDER_REFLECT" in one
     assert "[[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]" in one
-    script = bench_process.cv2_pool_script(weights, 4)
+    script = process.cv2_pool_script(weights, 4)
     compile(script, "cv2_pool.py", "exec")
     assert "Pool(jobs)" in script and "compress_level=4" in script
-    assert bench_process.vips_mask(weights) == "3 3 1 0\n-1 0 1\n-2 0 2\n-1 0 1\n"
-    assert bench_process.png_level() == 4
+    assert process.vips_mask(weights) == "3 3 1 0\n-1 0 1\n-2 0 2\n-1 0 1\n"
+    assert process.png_level() == 4
 
 
 def test_a_failing_command_says_why(tmp_path):
     with pytest.raises(RuntimeError, match="boom"):
-        bench_process.run_timed([sys.executable, "-c", "import sys; sys.exit('boom')"])
-    assert bench_process.run_timed([sys.executable, "-c", "pass"]) > 0
+        process.run_timed([sys.executable, "-c", "import sys; sys.exit('boom')"])
+    assert process.run_timed([sys.executable, "-c", "pass"]) > 0
 
 
 def test_process_details_say_the_times_and_the_checks():
     found = {"clconv": [0.5, 0.6, 0.7], "cv2": [0.4, 0.4, 0.5], "errors": {"clconv": 0.0, "cv2": 0.0},
              "ok": {"clconv": True, "cv2": True}, "differ_cv2": 0, "rounds": 3, "command": "clconv apply"}
-    line = bench.process_detail(found, "cv2")
+    line = goals.process_detail(found, "cv2")
     assert "median 0.600 s, cv2 0.400 s (3 interleaved rounds)" in line and "0 samples differ" in line
     wrong = dict(found, errors={"clconv": 7.0, "cv2": 0.0}, ok={"clconv": False, "cv2": True})
-    assert "WRONG: clconv output off by 7" in bench.process_detail(wrong, "cv2")
-    assert bench.process_detail({"error": "clconv: exit 1"}, "cv2") == "clconv: exit 1"
-    assert bench.process_detail({"skipped": "no OpenCV"}, "cv2") == "no OpenCV"
+    assert "WRONG: clconv output off by 7" in goals.process_detail(wrong, "cv2")
+    assert goals.process_detail({"error": "clconv: exit 1"}, "cv2") == "clconv: exit 1"
+    assert goals.process_detail({"skipped": "no OpenCV"}, "cv2") == "no OpenCV"
     no_vips = dict(found, left_out={"vips": "vips not on PATH: skipped"})
-    assert bench.process_detail(no_vips, "vips") == "vips not on PATH: skipped"
+    assert goals.process_detail(no_vips, "vips") == "vips not on PATH: skipped"
 
 
 def test_apply_against_the_one_liner_on_a_small_png():
     pytest.importorskip("cv2")
-    found = bench_process.measure_apply_vs(None, rounds=2, size=(40, 56), vips="")
+    found = process.measure_apply_vs(None, rounds=2, size=(40, 56), vips="")
     assert "error" not in found, found
     assert len(found["clconv"]) == len(found["cv2"]) == 2 and "vips" not in found
     assert found["ok"] == {"clconv": True, "cv2": True} and found["differ_cv2"] == 0
@@ -450,12 +452,12 @@ def test_apply_against_the_one_liner_on_a_small_png():
 
 
 def test_without_opencv_the_process_comparisons_say_so(monkeypatch):
-    monkeypatch.setattr(bench_process, "have_cv2", lambda: False)
-    found = bench_process.measure_apply_vs(None, rounds=1, size=(24, 32), vips="")
+    monkeypatch.setattr(process, "have_cv2", lambda: False)
+    found = process.measure_apply_vs(None, rounds=1, size=(24, 32), vips="")
     assert "error" not in found and "cv2" not in found and found["vs_cv2"] is None
     assert found["ok"] == {"clconv": True} and found["differ_cv2"] is None
-    assert "OpenCV not installed" in bench.process_detail(found, "cv2")
-    assert bench_process.measure_batch_vs(None, rounds=1, files=1) == {"skipped": bench_process.NO_CV2}
+    assert "OpenCV not installed" in goals.process_detail(found, "cv2")
+    assert process.measure_batch_vs(None, rounds=1, files=1) == {"skipped": process.NO_CV2}
 
 
 FAKE_VIPS = """#!{python}
@@ -481,12 +483,12 @@ def test_apply_against_vips_when_it_is_there(tmp_path, fails):
     vips.write_text(FAKE_VIPS.format(python=sys.executable, fail="sys.exit('vips: no such operation')" if fails
                                      else ""))
     vips.chmod(0o755)
-    found = bench_process.measure_apply_vs(None, rounds=1, size=(32, 40), vips=str(vips))
+    found = process.measure_apply_vs(None, rounds=1, size=(32, 40), vips=str(vips))
     assert "error" not in found, found
     if fails:
         assert "vips" not in found and found["vs_vips"] is None
         assert "no such operation" in found["left_out"]["vips"]
-        assert "vips failed" in bench.process_detail(found, "vips")
+        assert "vips failed" in goals.process_detail(found, "vips")
     else:
         assert len(found["vips"]) == 1 and found["ok"]["vips"] and found["vs_vips"] > 0
         assert found["errors"]["vips"] == 0.0  # checked without abs, away from the edges
@@ -494,27 +496,27 @@ def test_apply_against_vips_when_it_is_there(tmp_path, fails):
 
 def test_batch_against_a_pool_on_small_pngs():
     pytest.importorskip("cv2")
-    found = bench_process.measure_batch_vs(None, rounds=1, files=3, size=(24, 32), jobs=2)
+    found = process.measure_batch_vs(None, rounds=1, files=3, size=(24, 32), jobs=2)
     assert "error" not in found, found
     assert len(found["clconv"]) == len(found["cv2"]) == 1
     assert found["ok"] == {"clconv": True, "cv2": True} and found["differ_cv2"] == 0
     assert found["vs_cv2"] > 0 and found["files"] == 3 and found["jobs"] == 2
 
 
-def test_the_preset_on_tiny_sizes_covers_every_goal():
+def test_the_preset_on_tiny_sizes_covers_every_goal(tmp_path):
     """run_targets end to end on tiny images (not the goals' sizes): every goal has a value or
-    says why not; the cold-cache and memory subprocesses are tested above."""
+    says why not, and --plot draws it; the cold-cache and memory subprocesses are tested above."""
     pytest.importorskip("cv2")
-    sizes = bench.TargetSizes(large=(40, 48), uhd=(24, 40), medium=(40, 40), sgemm=32, png=(32, 40), batch_files=2,
+    sizes = targets.TargetSizes(large=(40, 48), uhd=(24, 40), medium=(40, 40), sgemm=32, png=(32, 40), batch_files=2,
                               batch_png=(24, 32), apply_rounds=1, batch_rounds=1)
     keys = set(ISSUE_GOALS) | {"apply_warm"}
     lines: list[str] = []
-    doc = bench.run_targets(bench.settings_from({"preset": "targets", "repeat": 1}), lines.append, sizes, keys)
+    doc = goals.run_targets(bench.settings_from({"preset": "targets", "repeat": 1}), lines.append, sizes, keys)
     assert doc["ok"], "\n".join(lines)
-    targets = {e["key"]: e for e in doc["targets"]}
-    assert set(targets) == keys
+    by_key = {e["key"]: e for e in doc["targets"]}
+    assert set(by_key) == keys
     vips = shutil.which("vips")
-    for key, e in targets.items():
+    for key, e in by_key.items():
         if key == "apply_vs_vips" and not vips:
             assert e["value"] is None and "not on PATH" in e["detail"]
             continue
@@ -528,16 +530,19 @@ def test_the_preset_on_tiny_sizes_covers_every_goal():
     assert {r["algorithm"] for r in rows if r["reference"]} == {
         "cv2.filter2D", "cv2.sepFilter2D", "8x cv2.filter2D", "8x scipy.ndimage.correlate", "numpy.matmul"}
     assert set(doc["process"]) == {"apply", "batch"}
-    assert "samples differ from cv2.filter2D" in targets["sharpen_u8_rgb"]["detail"]
+    assert "samples differ from cv2.filter2D" in by_key["sharpen_u8_rgb"]["detail"]
+    if plot.plot_available():
+        plot.write_plot(doc, str(tmp_path / "targets.png"))
+        assert (tmp_path / "targets.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_preset_refuses_unknown_target_keys():
     with pytest.raises(ValueError, match="gauss15_f32"):
-        bench.run_targets(bench.settings_from({"preset": "targets"}), lambda line: None, only={"gauss15_f32"})
+        goals.run_targets(bench.settings_from({"preset": "targets"}), lambda line: None, only={"gauss15_f32"})
 
 
 def test_peak_memory_is_measured_in_a_subprocess():
-    found = bench.measure_peak_memory(None, "sharpen", size=(64, 48), channels=3)
+    found = peak_memory.measure_peak_memory(None, "sharpen", size=(64, 48), channels=3)
     assert "error" not in found, found
     assert found["input"] == found["output"] == 64 * 48 * 3 * 4
     assert found["peak"] >= found["base"] > 0
@@ -545,21 +550,21 @@ def test_peak_memory_is_measured_in_a_subprocess():
 
 
 def test_apply_is_timed_as_the_installed_script():
-    found = bench.measure_apply(None, warm_runs=1, cold_runs=0)
+    found = process.measure_apply(None, warm_runs=1, cold_runs=0)
     assert "error" not in found, found
     assert found["warm_s"] > 0 and found["command"].split()[1:4] == ["apply", "-k", "sharpen"]
     assert found["cold_s"] is None
 
 
 def test_bench_command_through_the_installed_script(run_clconv, tmp_path):
-    report = tmp_path / "bench.json"
+    report_path = tmp_path / "bench.json"
     result = run_clconv("bench", "--size", "48x40", "-k", "box", "-k", "3x1: 1,0,-1", "--dtype", "float32",
                         "--dtype", "uint8", "--channels", "3", "--algorithm", "direct", "--repeat", "1",
-                        "--json", report)
+                        "--json", report_path)
     assert result.returncode == 0, result.stderr
     import json
 
-    doc = json.loads(report.read_text())
+    doc = json.loads(report_path.read_text())
     assert doc["clconv"] and doc["device"]
     rows = [r for r in doc["results"] if not r["reference"]]
     assert {r["algorithm"] for r in rows} == {"direct"}

@@ -1,16 +1,17 @@
 """Whole-process comparisons for ``clconv bench --preset targets``: ``clconv apply`` and
 ``clconv batch`` as subprocesses against the same work done by a short Pillow + OpenCV script
-(and ``vips conv`` when libvips' command line is installed).
+(and ``vips conv`` when libvips' command line is installed), and ``clconv apply`` with cold caches.
 
 Each side is a fresh process timed from start to exit (wall time), with warm caches: every command
-runs once untimed before the rounds. The rounds interleave the commands in an order that rotates
-from round to round, so that a shared, noisy machine slows both sides alike; a speed-up is the
-median over rounds of (reference seconds / clconv seconds) in the same round. The outputs are
-read back and checked against the float64 oracle (``clconv.bench.oracle``) on the same pixels.
+runs once untimed before the rounds, and the rounds interleave the commands
+(``clconv.bench.harness.interleaved``); a speed-up is the median over rounds of (reference seconds
+/ clconv seconds) in the same round. The outputs are read back and checked against the float64
+oracle (``clconv.bench.checks.oracle``) on the same pixels.
 
 The references write PNG at clconv's zlib level (``clconv.imageio.PNG_COMPRESS_LEVEL``), so that
-both sides pay the same encoder. numpy, Pillow and OpenCV are imported inside the functions that
-need them; ``photo_like`` and ``make_folder`` are also used by ``benchmarks/batch_bench.py``.
+both sides pay the same encoder. Pillow and OpenCV are imported inside the functions that need
+them; ``photo_like``, ``make_folder``, ``clconv_command``, ``cv2_one_liner`` and ``vips_mask`` are
+also used by the scripts in ``benchmarks/``.
 """
 from __future__ import annotations
 
@@ -22,12 +23,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from clconv.bench.checks import max_error, oracle
+from clconv.bench.harness import interleaved, median_ratio
+from clconv.bench.references import NO_OPENCV, opencv
+
 KERNEL = "sobel-x"
 TIMEOUT_S = 600
+FAILURES = (RuntimeError, subprocess.TimeoutExpired, OSError)
+NO_CV2 = NO_OPENCV + ": the Pillow + cv2 script is skipped"
+# What the one-liner and the Pool script compute from the image ``a`` and the kernel ``k``.
+EDGE_FILTER = "np.clip(np.abs(cv2.filter2D(a,cv2.CV_32F,k,borderType=cv2.BORDER_REFLECT)),0,255).astype(np.uint8)"
 
 
 # --------------------------------------------------------------------------- images
@@ -60,6 +68,17 @@ def make_folder(folder: Path, count: int, height: int, width: int) -> None:
         Image.fromarray(np.roll(base, 7 * i, axis=1)).save(folder / f"img{i:04d}.png")
 
 
+def gradient_png(path: str, size=(1024, 1024)) -> None:
+    """An RGB PNG of three gradients with a little noise (the cold-cache apply's input)."""
+    from PIL import Image
+
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w]
+    noise = np.random.default_rng(5).integers(0, 32, (h, w, 3))
+    rgb = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], axis=-1) + noise
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(path)
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -82,15 +101,16 @@ def _weights_literal(weights: np.ndarray) -> str:
     return repr([[float(v) for v in row] for row in np.asarray(weights, np.float64)])
 
 
-def cv2_one_liner(weights: np.ndarray, level: int) -> str:
+def cv2_one_liner(weights: np.ndarray, level: int | None) -> str:
     """What a user would write instead of ``clconv apply`` for an edge detector: read the PNG with
-    Pillow, cv2.filter2D (reflect border, float result), abs, clip, uint8, write the PNG.
-    Run as ``python -c ONE_LINER in.png out.png``."""
+    Pillow, cv2.filter2D (reflect border, float result), abs, clip, uint8, write the PNG at zlib
+    ``level`` (None: Pillow's default). Run as ``python -c ONE_LINER in.png out.png``."""
+    save = "" if level is None else f",compress_level={int(level)}"
     return ("import sys,numpy as np,cv2;from PIL import Image;"
             "a=np.asarray(Image.open(sys.argv[1]));"
             f"k=np.array({_weights_literal(weights)},np.float32);"
-            "o=np.clip(np.abs(cv2.filter2D(a,cv2.CV_32F,k,borderType=cv2.BORDER_REFLECT)),0,255).astype(np.uint8);"
-            f"Image.fromarray(o).save(sys.argv[2],compress_level={int(level)})")
+            f"o={EDGE_FILTER};"
+            f"Image.fromarray(o).save(sys.argv[2]{save})")
 
 
 def cv2_pool_script(weights: np.ndarray, level: int) -> str:
@@ -103,13 +123,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
-K = np.array({_weights_literal(weights)}, np.float32)
+k = np.array({_weights_literal(weights)}, np.float32)
 
 
 def one(job):
     src, dst = job
     a = np.asarray(Image.open(src))
-    o = np.clip(np.abs(cv2.filter2D(a, cv2.CV_32F, K, borderType=cv2.BORDER_REFLECT)), 0, 255).astype(np.uint8)
+    o = {EDGE_FILTER}
     Image.fromarray(o).save(dst, compress_level={int(level)})
 
 
@@ -153,32 +173,14 @@ def run_timed(command: list[str], env: dict | None = None) -> float:
     return seconds
 
 
-def interleaved(runs: dict[str, Callable[[], float]], rounds: int, warm: bool = True) -> dict[str, list[float]]:
-    """Each run once untimed (``warm``), then ``rounds`` rounds of every run, the order rotating
-    from round to round. A run returns its seconds. Returns the seconds per round, by name."""
-    names = list(runs)
-    if warm:
-        for name in names:
-            runs[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            times[name].append(runs[name]())
-    return times
-
-
-def median_ratio(reference: list[float], mine: list[float]) -> float | None:
-    """Median over rounds of reference seconds / clconv seconds in the same round (> 1: clconv faster)."""
-    ratios = [a / b for a, b in zip(reference, mine) if a is not None and b]
-    return statistics.median(ratios) if ratios else None
+def have_cv2() -> bool:
+    return opencv() is not None
 
 
 # --------------------------------------------------------------------------- output checks
 
 
 def expected_8bit(image: np.ndarray, kernel, border: str = "reflect") -> np.ndarray:
-    from clconv.bench import oracle
-
     return oracle(image, kernel, border)
 
 
@@ -192,8 +194,6 @@ def _read(path) -> np.ndarray:
 def check_file(path, expected: np.ndarray, frame: int = 0) -> float:
     """Largest |sample - expected| of the PNG at ``path``; ``frame`` pixels at each edge left out
     (for a tool whose border rule is not the oracle's)."""
-    from clconv.bench import max_error
-
     got = _read(path)
     if frame:
         got, expected = got[frame:-frame, frame:-frame], expected[frame:-frame, frame:-frame]
@@ -206,16 +206,90 @@ def differing(path_a, path_b) -> int | None:
     return int(np.count_nonzero(a != b)) if a.shape == b.shape else None
 
 
-# --------------------------------------------------------------------------- clconv apply
+# --------------------------------------------------------------------------- clconv apply, cold
 
 
-def have_cv2() -> bool:
-    import importlib.util
+def measure_apply(device: str | None, warm_runs: int = 5, cold_runs: int = 1, kernel: str = "sharpen") -> dict:
+    """Wall time of ``clconv apply -k KERNEL in.png out.png`` (1024x1024 RGB) as a subprocess:
+    warm (after one untimed run; median of ``warm_runs``; none when 0), and cold (empty
+    POCL_CACHE_DIR and XDG_CACHE_HOME in a temporary folder, so PoCL and pyopencl compile
+    everything again)."""
+    with tempfile.TemporaryDirectory(prefix="clconv-bench-") as tmp:
+        src, dst = os.path.join(tmp, "in.png"), os.path.join(tmp, "out.png")
+        gradient_png(src)
+        command = [*clconv_command(), "apply", "-k", kernel, "--force", src, dst]
+        if device:
+            command += ["--device", device]
+        env = dict(os.environ)
+        try:
+            if warm_runs:
+                run_timed(command, env)
+            warm = [run_timed(command, env) for _ in range(warm_runs)]
+            cold = [run_timed(command, dict(env, POCL_CACHE_DIR=os.path.join(tmp, f"cold-{i}", "pocl"),
+                                            XDG_CACHE_HOME=os.path.join(tmp, f"cold-{i}", "xdg")))
+                    for i in range(cold_runs)]
+        except FAILURES as exc:
+            return {"error": str(exc)}
+    return {"command": " ".join(command[:1] + command[1:4]) + " in.png out.png",
+            "warm_s": statistics.median(warm) if warm else None, "warm_min_s": min(warm) if warm else None,
+            "warm_runs": warm, "cold_s": statistics.median(cold) if cold else None,
+            "cold_runs": cold}
 
-    return importlib.util.find_spec("cv2") is not None
+
+# --------------------------------------------------------------------------- clconv apply vs the one-liners
 
 
-NO_CV2 = "OpenCV not installed (pip install opencv-python-headless): the Pillow + cv2 script is skipped"
+def _apply_commands(tmp: str, src: str, outs: dict, kernel, device, vips, left_out: dict) -> dict:
+    """The commands to time, by tool: clconv always; the one-liner with OpenCV; vips when found.
+    A reference that cannot run is named in ``left_out`` with the reason."""
+    level = png_level()
+    commands = {"clconv": [*clconv_command(), "apply", "-k", kernel.spec, "--force", src, outs["clconv"]]
+                + (["--device", device] if device else [])}
+    if have_cv2():
+        commands["cv2"] = [sys.executable, "-c", cv2_one_liner(kernel.weights, level), src, outs["cv2"]]
+    else:
+        left_out["cv2"] = NO_CV2
+    if vips:
+        mask = os.path.join(tmp, "mask.mat")
+        Path(mask).write_text(vips_mask(kernel.weights))
+        commands["vips"] = [vips, "conv", src, f"{outs['vips']}[compression={level}]", mask,
+                            "--precision", "integer"]
+    else:
+        left_out["vips"] = "vips not on PATH: the vips comparison is skipped"
+    return commands
+
+
+def _warm_up(commands: dict, left_out: dict) -> dict:
+    """Each command once untimed (warm caches); a failing reference is left out, a failing clconv
+    raises. Returns the runs that remain, by tool."""
+    runs = {}
+    for name, command in list(commands.items()):
+        try:
+            run_timed(command)
+        except FAILURES as exc:
+            if name == "clconv":
+                raise
+            left_out[name] = f"{name} failed, left out: {exc}"
+            del commands[name]
+            continue
+        runs[name] = lambda command=command: run_timed(command)
+    return runs
+
+
+def _apply_errors(image: np.ndarray, kernel, outs: dict, commands: dict, notes: list) -> dict:
+    """Each tool's largest error against the oracle. vips conv at integer precision clips negative
+    sums to 0 (no abs) and extends edges by copying: the same work, compared with the clipped
+    oracle away from the edges."""
+    from clconv.kernels import Linear
+
+    expected = expected_8bit(image, kernel)
+    errors = {name: check_file(outs[name], expected) for name in ("clconv", "cv2") if name in commands}
+    if "vips" in commands:
+        clipped = Linear(kernel.spec + " (clipped, no abs)", kernel.weights)
+        errors["vips"] = check_file(outs["vips"], expected_8bit(image, clipped), frame=max(kernel.shape) // 2)
+        notes.append("vips conv clips negative values to 0 instead of taking |v|, and copies edge pixels: "
+                     "its output is checked without abs, away from the edges")
+    return errors
 
 
 def measure_apply_vs(device: str | None = None, rounds: int = 5, size: tuple[int, int] = (1024, 1024),
@@ -233,53 +307,22 @@ def measure_apply_vs(device: str | None = None, rounds: int = 5, size: tuple[int
     fails."""
     from PIL import Image
 
-    from clconv.kernels import Linear, parse_spec
+    from clconv.kernels import parse_spec
 
     parsed = parse_spec(kernel)
-    level = png_level()
-    vips = vips if vips is not None else shutil.which("vips")
     notes, left_out = [], {}
     with tempfile.TemporaryDirectory(prefix="clconv-bench-apply-") as tmp:
         src = os.path.join(tmp, "in.png")
         image = photo_like(size[0], size[1], seed=11)
         Image.fromarray(image).save(src)
         outs = {name: os.path.join(tmp, f"out-{name}.png") for name in ("clconv", "cv2", "vips")}
-        commands = {"clconv": [*clconv_command(), "apply", "-k", kernel, "--force", src, outs["clconv"]]
-                    + (["--device", device] if device else [])}
-        if have_cv2():
-            commands["cv2"] = [sys.executable, "-c", cv2_one_liner(parsed.weights, level), src, outs["cv2"]]
-        else:
-            left_out["cv2"] = NO_CV2
-        if vips:
-            mask = os.path.join(tmp, "mask.mat")
-            Path(mask).write_text(vips_mask(parsed.weights))
-            commands["vips"] = [vips, "conv", src, f"{outs['vips']}[compression={level}]", mask,
-                                "--precision", "integer"]
-        else:
-            left_out["vips"] = "vips not on PATH: the vips comparison is skipped"
-        runs = {name: (lambda c=c: run_timed(c)) for name, c in commands.items()}
+        commands = _apply_commands(tmp, src, outs, parsed, device, shutil.which("vips") if vips is None else vips,
+                                   left_out)
         try:
-            for name in list(runs):  # warm caches; a failing reference is left out, a failing clconv ends it
-                try:
-                    runs[name]()
-                except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-                    if name == "clconv":
-                        raise
-                    left_out[name] = f"{name} failed, left out: {exc}"
-                    del runs[name], commands[name]
-            times = interleaved(runs, rounds, warm=False)
-        except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+            times = interleaved(_warm_up(commands, left_out), rounds, warm=False)
+        except FAILURES as exc:
             return {"error": str(exc), "notes": list(left_out.values()), "left_out": left_out}
-        expected = expected_8bit(image, parsed)
-        errors = {name: check_file(outs[name], expected) for name in ("clconv", "cv2") if name in commands}
-        if "vips" in commands:
-            # vips conv at integer precision clips negative sums to 0 (no abs) and extends edges by
-            # copying: the same work, compared with the clipped oracle away from the edges.
-            clipped = Linear(parsed.spec + " (clipped, no abs)", parsed.weights)
-            frame = max(parsed.shape) // 2
-            errors["vips"] = check_file(outs["vips"], expected_8bit(image, clipped), frame=frame)
-            notes.append("vips conv clips negative values to 0 instead of taking |v|, and copies edge pixels: "
-                         "its output is checked without abs, away from the edges")
+        errors = _apply_errors(image, parsed, outs, commands, notes)
         differ = differing(outs["clconv"], outs["cv2"]) if "cv2" in commands else None
     ok = {name: err <= 1.0 for name, err in errors.items()}
     found = {name: times[name] for name in commands}
@@ -292,7 +335,43 @@ def measure_apply_vs(device: str | None = None, rounds: int = 5, size: tuple[int
     return found
 
 
-# --------------------------------------------------------------------------- clconv batch
+# --------------------------------------------------------------------------- clconv batch vs a Pool
+
+
+class _FreshFolders:
+    """A new output folder per run of each tool; the one before it is removed, so the latest
+    outputs stay for the check."""
+
+    def __init__(self, work: Path):
+        self.work, self.count = work, {}
+
+    def __call__(self, name: str) -> Path:
+        self.count[name] = self.count.get(name, 0) + 1
+        previous = self.latest(name, back=1)
+        if previous.exists():
+            shutil.rmtree(previous)
+        return self.latest(name)
+
+    def latest(self, name: str, back: int = 0) -> Path:
+        return self.work / f"{name}-{self.count.get(name, 0) - back}"
+
+
+def _batch_errors(src: Path, outs: dict, kernel) -> tuple[dict, int | None]:
+    """(largest error against the oracle per tool over every file, samples that differ between
+    the tools over every file; None where a file is missing or shapes differ)."""
+    errors = {tool: 0.0 for tool in outs}
+    differ: int | None = 0
+    for name in sorted(os.listdir(src)):
+        expected = expected_8bit(_read(src / name), kernel)
+        for tool, folder in outs.items():
+            path = folder / name
+            errors[tool] = max(errors[tool], check_file(path, expected) if path.exists() else float("inf"))
+        if (outs["clconv"] / name).exists() and (outs["cv2"] / name).exists():
+            d = differing(outs["clconv"] / name, outs["cv2"] / name)
+            differ = None if d is None or differ is None else differ + d
+        else:
+            differ = None
+    return errors, differ
 
 
 def measure_batch_vs(device: str | None = None, rounds: int = 3, files: int = 20,
@@ -309,51 +388,22 @@ def measure_batch_vs(device: str | None = None, rounds: int = 3, files: int = 20
     if not have_cv2():
         return {"skipped": NO_CV2}
     parsed = parse_spec(kernel)
-    level = png_level()
     with tempfile.TemporaryDirectory(prefix="clconv-bench-batch-") as tmp:
         work = Path(tmp)
         src = work / "in"
         make_folder(src, files, size[0], size[1])
         script = work / "cv2_pool.py"
-        script.write_text(cv2_pool_script(parsed.weights, level))
-        counter = {"clconv": 0, "cv2": 0}
-
-        def fresh(name: str) -> Path:
-            counter[name] += 1
-            previous = work / f"{name}-{counter[name] - 1}"
-            if previous.exists():  # keep the latest outputs for the check; drop older ones
-                shutil.rmtree(previous)
-            return work / f"{name}-{counter[name]}"
-
-        def clconv_batch() -> float:
-            command = [*clconv_command(), "batch", "-q", "-k", kernel, "--jobs", str(jobs), str(src),
-                       str(fresh("clconv"))]
-            return run_timed(command + (["--device", device] if device else []))
-
-        def cv2_pool() -> float:
-            return run_timed([sys.executable, str(script), str(src), str(fresh("cv2")), str(jobs)])
-
+        script.write_text(cv2_pool_script(parsed.weights, png_level()))
+        fresh = _FreshFolders(work)
+        clconv_batch = [*clconv_command(), "batch", "-q", "-k", kernel, "--jobs", str(jobs), str(src)]
+        device_args = ["--device", device] if device else []
+        runs = {"clconv": lambda: run_timed(clconv_batch + [str(fresh("clconv"))] + device_args),
+                "cv2": lambda: run_timed([sys.executable, str(script), str(src), str(fresh("cv2")), str(jobs)])}
         try:
-            times = interleaved({"clconv": clconv_batch, "cv2": cv2_pool}, rounds)
-        except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+            times = interleaved(runs, rounds)
+        except FAILURES as exc:
             return {"error": str(exc)}
-        outs = {name: work / f"{name}-{counter[name]}" for name in counter}
-        names = sorted(os.listdir(src))
-        from PIL import Image
-
-        errors = {"clconv": 0.0, "cv2": 0.0}
-        differ: int | None = 0
-        for name in names:
-            with Image.open(src / name) as im:
-                expected = expected_8bit(np.asarray(im), parsed)
-            for tool in errors:
-                path = outs[tool] / name
-                errors[tool] = max(errors[tool], check_file(path, expected) if path.exists() else float("inf"))
-            if (outs["clconv"] / name).exists() and (outs["cv2"] / name).exists():
-                d = differing(outs["clconv"] / name, outs["cv2"] / name)
-                differ = None if d is None or differ is None else differ + d
-            else:
-                differ = None
+        errors, differ = _batch_errors(src, {name: fresh.latest(name) for name in runs}, parsed)
     ok = {tool: err <= 1.0 for tool, err in errors.items()}
     return {"clconv": times["clconv"], "cv2": times["cv2"],
             "vs_cv2": median_ratio(times["cv2"], times["clconv"]) if all(ok.values()) else None,
