@@ -180,10 +180,6 @@ def have_cv2() -> bool:
 # --------------------------------------------------------------------------- output checks
 
 
-def expected_8bit(image: np.ndarray, kernel, border: str = "reflect") -> np.ndarray:
-    return oracle(image, kernel, border)
-
-
 def _read(path) -> np.ndarray:
     from PIL import Image
 
@@ -282,11 +278,11 @@ def _apply_errors(image: np.ndarray, kernel, outs: dict, commands: dict, notes: 
     oracle away from the edges."""
     from clconv.kernels import Linear
 
-    expected = expected_8bit(image, kernel)
+    expected = oracle(image, kernel, "reflect")
     errors = {name: check_file(outs[name], expected) for name in ("clconv", "cv2") if name in commands}
     if "vips" in commands:
         clipped = Linear(kernel.spec + " (clipped, no abs)", kernel.weights)
-        errors["vips"] = check_file(outs["vips"], expected_8bit(image, clipped), frame=max(kernel.shape) // 2)
+        errors["vips"] = check_file(outs["vips"], oracle(image, clipped, "reflect"), frame=max(kernel.shape) // 2)
         notes.append("vips conv clips negative values to 0 instead of taking |v|, and copies edge pixels: "
                      "its output is checked without abs, away from the edges")
     return errors
@@ -362,7 +358,7 @@ def _batch_errors(src: Path, outs: dict, kernel) -> tuple[dict, int | None]:
     errors = {tool: 0.0 for tool in outs}
     differ: int | None = 0
     for name in sorted(os.listdir(src)):
-        expected = expected_8bit(_read(src / name), kernel)
+        expected = oracle(_read(src / name), kernel, "reflect")
         for tool, folder in outs.items():
             path = folder / name
             errors[tool] = max(errors[tool], check_file(path, expected) if path.exists() else float("inf"))
