@@ -9,7 +9,9 @@
 // outputs of out_h x out_w*cs values one after another; weights hold BANK kernels
 // of kh x kw (zeros past nf), so the loops over the bank have a constant trip
 // count and the accumulators stay in registers.
-#define BANK 8
+#ifndef BANK  // a build define (clconv.constants.PROGRAM_DEFINES)
+#error "BANK is a build define: build through clconv.runtime"
+#endif
 #define BANK_W 16
 
 // Interior tiles of BANK_W values of one row over values xa..xb-1 and rows

@@ -72,8 +72,8 @@ __kernel void correlate(__global const float *src, long src_off,
 #define VEC_W_float 16
 #define VEC_W_uchar 32
 #define VEC_W_ushort 32
-#ifndef VEC_ROWS
-#define VEC_ROWS 2  // a build define: `clconv tune` measures 2 and 4
+#ifndef VEC_ROWS  // a build define (clconv.constants.PROGRAM_DEFINES): `clconv tune` measures 2 and 4
+#error "VEC_ROWS is a build define: build through clconv.runtime"
 #endif
 
 #define LOAD16_float(p) vload16(0, p)

@@ -36,7 +36,9 @@
 #ifdef FFT_COLUMNS
 typedef float16 fvec;
 #define FFT_VW 16
-#define FFT_RMAX 2304  // private values per pass: whole columns (L2-resident on a CPU)
+#ifndef FFT_RMAX  // private values per pass: a build define (clconv.constants.PROGRAM_DEFINES)
+#error "FFT_RMAX is a build define: build through clconv.runtime"
+#endif
 #define FFT_LOAD(p) vload16(0, (p))
 #define FFT_STORE(v, p) vstore16((v), 0, (p))
 #else

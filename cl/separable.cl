@@ -174,13 +174,13 @@ DEFINE_ROW_PASS_PAIR(row_pass_vec_u16_pair, ushort)
 
 // The column pass reads a band the row pass made (one per term, summed):
 // out_h + (k - 1) * dil rows, so no border along y. Tiles of SEP_W values by
-// COL_ROWS rows (a build define, 4 by default: `clconv tune` measures 2 and 4); the last
+// COL_ROWS rows (a build define, clconv.constants.PROGRAM_DEFINES: `clconv tune` measures 2 and 4); the last
 // tile of a row (of a column) is moved back to end at the edge, writing the same
 // values as its neighbour where they overlap, so the host needs len >= SEP_W and
 // out_h >= COL_ROWS. With dilation 1 the output rows slide down the k + COL_ROWS - 1
 // input rows, each vector loaded once for all of them.
 #ifndef COL_ROWS
-#define COL_ROWS 4
+#error "COL_ROWS is a build define: build through clconv.runtime"
 #endif
 #define DEFINE_COLUMN_PASS_VEC(NAME, D)                                                        \
 __kernel void NAME(__global const float *src, __global D *dst, long dst_off,                   \

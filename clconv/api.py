@@ -5,9 +5,10 @@ from typing import Sequence
 
 import numpy as np
 
+from clconv.constants import SAMPLE_TYPES, max_value
 from clconv.errors import OptionError
 
-SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+SUPPORTED_DTYPES = tuple(np.dtype(name) for name in SAMPLE_TYPES)
 ALPHA_MODES = (None, "keep", "filter")
 
 
@@ -28,7 +29,7 @@ def resolve_mapping(last_kernel, out_dtype, in_dtype=None, abs=None, scale=None,
     An integer output of another type than the input is converted between ranges
     (16-bit 65535 -> 8-bit 255, float 1.0 -> 8-bit 255) before ``scale`` applies.
     """
-    from clconv.engine import MAX_VALUE, Mapping
+    from clconv.params import Mapping
 
     out_dtype = np.dtype(out_dtype)
     in_dtype = out_dtype if in_dtype is None else np.dtype(in_dtype)
@@ -36,13 +37,13 @@ def resolve_mapping(last_kernel, out_dtype, in_dtype=None, abs=None, scale=None,
     if abs is None:
         abs = bool(last_kernel.abs) if integer else False
     if bias is None:
-        bias = last_kernel.bias * (MAX_VALUE[out_dtype] + 1) if integer else 0.0
+        bias = last_kernel.bias * (max_value(out_dtype) + 1) if integer else 0.0
     scale = 1.0 if scale is None else scale
     for name, value in (("--scale", scale), ("--bias", bias)):
         if not np.isfinite(value):
             raise OptionError(name, f"must be a finite number, got {value}")
     if integer and in_dtype != out_dtype:
-        scale = scale * MAX_VALUE[out_dtype] / MAX_VALUE[in_dtype]
+        scale = scale * max_value(out_dtype) / max_value(in_dtype)
     return Mapping(bool(abs), float(scale), float(bias))
 
 
@@ -51,7 +52,7 @@ def build_plan(kernels: Sequence, *, in_dtype, out_dtype=None, channels: int = 1
                abs=None, scale=None, bias=None, algorithm="auto", device_kind="cpu"):
     """Validate every option and return the Plan (what to compute); nothing is allocated."""
     from clconv import algorithms
-    from clconv.engine import MAX_VALUE, Plan
+    from clconv.engine import Plan
     from clconv.params import Geometry, checked_border_value, normalize_border
 
     parsed = parse_kernels(list(kernels))
@@ -81,7 +82,7 @@ def build_plan(kernels: Sequence, *, in_dtype, out_dtype=None, channels: int = 1
         keep_alpha=keep_alpha,
         mapping=resolve_mapping(parsed[-1], out_dtype, in_dtype, abs, scale, bias),
         out_dtype=out_dtype,
-        alpha_max=MAX_VALUE[np.dtype(in_dtype)],
+        alpha_max=max_value(in_dtype),
     )
 
 

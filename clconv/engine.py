@@ -11,26 +11,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from clconv import algorithms
+from clconv import algorithms, nonfinite, tiling, tuned
 from clconv.algorithms import direct
+from clconv.constants import FLOAT_BYTES, TYPE_CODES, max_value
 from clconv.kernels import Linear, Magnitude
-from clconv.params import BORDER_CODES, Geometry, Window
+from clconv.params import BORDER_CODES, Geometry, Mapping, Planes, Window
 
 PIXELS_CL = "pixels.cl"
-UNPACK = {np.dtype(np.uint8): "unpack_u8", np.dtype(np.uint16): "unpack_u16", np.dtype(np.float32): "unpack_f32"}
-PACK = {np.dtype(np.uint8): "pack_u8", np.dtype(np.uint16): "pack_u16", np.dtype(np.float32): "pack_f32"}
-MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
-FLOAT_BYTES = 4
 ANCHOR = Linear("anchor", np.ones((1, 1)))  # samples the pixel an output pixel stands for
-
-
-@dataclass(frozen=True)
-class Mapping:
-    """v -> scale * (|v| if use_abs else v) + bias; integer outputs then round half to even and clip."""
-
-    use_abs: bool = False
-    scale: float = 1.0
-    bias: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -61,38 +49,7 @@ class Plan:
 
 def schedule_for(rt, plan: Plan, shape: tuple[int, int], bank: bool = False):
     """The plan's schedule on ``rt``'s device: its tuned measurements when it has them."""
-    from clconv import tuning
-
-    return algorithms.schedule(plan, shape, rt.info, bank=bank, table=tuning.table_for(rt))
-
-
-@dataclass(frozen=True)
-class Planes:
-    """``count`` float32 channels of ``shape``, starting ``offset`` floats into ``buffer``.
-
-    Channels are separate planes ([C][H][W], ``interleave`` 1), or all of them
-    interleaved in one HxWxC image (``interleave`` == count), filtered in place.
-    """
-
-    buffer: object
-    offset: int
-    count: int
-    shape: tuple[int, int]
-    interleave: int = 1
-    dtype: str = "float32"  # the samples' type: only the in-place path reads or writes integers
-
-    @property
-    def size(self) -> int:
-        return self.shape[0] * self.shape[1]
-
-    @property
-    def planes(self) -> int:
-        """Separate planes an algorithm iterates over (1 when the channels are interleaved)."""
-        return self.count // self.interleave
-
-    def sub(self, first: int, count: int) -> "Planes":
-        assert self.interleave == 1, "channels of an interleaved image are not separate planes"
-        return Planes(self.buffer, self.offset + first * self.size, count, self.shape)
+    return algorithms.schedule(plan, shape, rt.info, bank=bank, table=tuned.table_for(rt))
 
 
 def new_planes(rt, count: int, shape: tuple[int, int]) -> Planes:
@@ -104,8 +61,6 @@ def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None, s
     """Filter an HxWxC array (uint8, uint16 or float32) with ``plan`` on ``rt``'s device, by
     ``sched`` (clconv.algorithms.Schedule; default: the plan's schedule on this device).
     ``finite``: the caller has found no NaN/Inf in ``pixels`` (a bank: checked once)."""
-    from clconv import nonfinite, tiling
-
     if not finite and nonfinite.has_nonfinite(pixels):  # NaN/Inf: scipy's semantics, any algorithm
         return nonfinite.execute(rt, pixels, plan, out, execute)
     h, w, channels = pixels.shape
@@ -117,7 +72,7 @@ def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None, s
         sched = schedule_for(rt, plan, (h, w))
     in_place = _in_place(pixels, plan, sched)
     if tiling.needs_tiles(rt, pixels, plan, in_place):  # what the path that would run holds
-        return tiling.execute_tiled(rt, pixels, plan, out)
+        return tiling.execute_tiled(rt, pixels, plan, out, execute_window)
     if in_place:
         return _execute_in_place(rt, pixels, plan, sched, out)
     planes = _unpack(rt, pixels)
@@ -172,7 +127,7 @@ def _execute_in_place(rt, pixels: np.ndarray, plan: Plan, sched, out: np.ndarray
 def _unpack(rt, pixels: np.ndarray) -> Planes:
     h, w, channels = pixels.shape
     planes = new_planes(rt, channels, (h, w))
-    rt.launch(PIXELS_CL, UNPACK[pixels.dtype], (w, h),
+    rt.launch(PIXELS_CL, f"unpack_{TYPE_CODES[pixels.dtype.name]}", (w, h),
               rt.upload(np.ascontiguousarray(pixels)), planes.buffer,
               np.int32(h), np.int32(w), np.int32(channels))
     return planes
@@ -181,10 +136,10 @@ def _unpack(rt, pixels: np.ndarray) -> Planes:
 def _pack(rt, planes: Planes, mapping: Mapping, mapped: int, out: np.ndarray) -> np.ndarray:
     out_h, out_w = planes.shape
     out_buf = rt.alloc(out.nbytes)
-    rt.launch(PIXELS_CL, PACK[out.dtype], (out_w, out_h), planes.buffer, out_buf,
+    rt.launch(PIXELS_CL, f"pack_{TYPE_CODES[out.dtype.name]}", (out_w, out_h), planes.buffer, out_buf,
               np.int32(out_h), np.int32(out_w), np.int32(planes.count), np.int32(mapped),
               np.int32(mapping.use_abs), np.float32(mapping.scale), np.float32(mapping.bias),
-              np.float32(MAX_VALUE[out.dtype]))
+              np.float32(max_value(out.dtype)))
     return rt.download(out_buf, out)
 
 
@@ -194,8 +149,6 @@ def execute_bank(rt, pixels: np.ndarray, plan: Plan, mappings: list) -> list:
     per kernel, each with its own output mapping."""
     h, w, channels = pixels.shape
     singles = [replace(plan, kernels=(kernel,), mapping=mapping) for kernel, mapping in zip(plan.kernels, mappings)]
-    from clconv import nonfinite
-
     if nonfinite.has_nonfinite(pixels):  # each kernel by the non-finite rules (clconv.nonfinite)
         return [execute(rt, pixels, single) for single in singles]
     sched = schedule_for(rt, plan, (h, w), bank=True)  # every kernel's step, on the one input

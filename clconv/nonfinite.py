@@ -26,7 +26,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from clconv.constants import max_value
 from clconv.kernels import Linear, Magnitude
+from clconv.params import Mapping
 
 COUNT = 0.5  # a float32 count of indicator taps is an exact integer: > 0.5 means "at least one"
 
@@ -44,8 +46,6 @@ def has_nonfinite(pixels: np.ndarray) -> bool:
 def execute(rt, pixels: np.ndarray, plan, out: np.ndarray | None, run) -> np.ndarray:
     """``plan`` over ``pixels`` (which holds non-finite samples); ``run(rt, pixels, plan, out)`` is
     the engine's execute, used for every finite part."""
-    from clconv.engine import Mapping
-
     image = pixels.astype(np.float32, copy=False)
     for kernel in plan.kernels:
         stage = replace(plan, kernels=(kernel,), mapping=Mapping(), out_dtype=np.dtype(np.float32))
@@ -97,8 +97,6 @@ def _linear(rt, image: np.ndarray, stage, run) -> np.ndarray:
 
 def _map(image: np.ndarray, plan) -> np.ndarray:
     """The plan's output mapping and sample type, as the device's pack kernels apply them."""
-    from clconv.engine import MAX_VALUE
-
     mapped = image.shape[2] - 1 if plan.keep_alpha else image.shape[2]
     m = plan.mapping
     values = image.astype(np.float32, copy=True)
@@ -110,5 +108,5 @@ def _map(image: np.ndarray, plan) -> np.ndarray:
     if plan.out_dtype == np.float32:
         return values
     values = np.nan_to_num(values, nan=0.0)
-    np.clip(values, 0.0, MAX_VALUE[plan.out_dtype], out=values)
+    np.clip(values, 0.0, max_value(plan.out_dtype), out=values)
     return np.rint(values).astype(plan.out_dtype)

@@ -1,6 +1,7 @@
-"""Option values shared by the API and the CLI: border modes and geometry.
+"""Descriptions shared by every layer: border modes, geometry and windows, the output mapping,
+and where float32 planes lie in a device buffer.
 
-Pure Python: validated here once, before anything is allocated.
+Pure Python: options are validated here once, before anything is allocated.
 """
 from __future__ import annotations
 
@@ -111,6 +112,54 @@ class Window:
     sample_off: tuple[int, int]
     stride: int
     dilation: int
+
+
+def band_rows(budget_bytes: int, row_bytes: int, *, span: int = 1, stride: int = 1, unit: int = 1,
+              most: int | None = None) -> int:
+    """Output rows per band of a banded pass: the most rows whose input, ``(rows - 1) * stride +
+    span`` rows of ``row_bytes`` each, fits in ``budget_bytes``, rounded down to a multiple of
+    ``unit``; then at most ``most`` (the output's rows) and at least ``unit``."""
+    fits = (budget_bytes // max(row_bytes, 1) - span) // stride + 1
+    rows = max(unit, fits - fits % unit)
+    return max(unit, rows if most is None else min(most, rows))
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """v -> scale * (|v| if use_abs else v) + bias; integer outputs then round half to even and clip."""
+
+    use_abs: bool = False
+    scale: float = 1.0
+    bias: float = 0.0
+
+
+@dataclass(frozen=True)
+class Planes:
+    """``count`` float32 channels of ``shape``, starting ``offset`` floats into ``buffer``.
+
+    Channels are separate planes ([C][H][W], ``interleave`` 1), or all of them
+    interleaved in one HxWxC image (``interleave`` == count), filtered in place.
+    """
+
+    buffer: object
+    offset: int
+    count: int
+    shape: tuple[int, int]
+    interleave: int = 1
+    dtype: str = "float32"  # the samples' type: only the in-place path reads or writes integers
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def planes(self) -> int:
+        """Separate planes an algorithm iterates over (1 when the channels are interleaved)."""
+        return self.count // self.interleave
+
+    def sub(self, first: int, count: int) -> "Planes":
+        assert self.interleave == 1, "channels of an interleaved image are not separate planes"
+        return Planes(self.buffer, self.offset + first * self.size, count, self.shape)
 
 
 @dataclass(frozen=True)

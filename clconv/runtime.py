@@ -252,7 +252,7 @@ def _code_path(info: DeviceInfo) -> DeviceInfo:
 
 
 class Runtime:
-    """Context, profiling queue and compiled programs of one device."""
+    """Context, profiling queue, compiled programs and caches of one device."""
 
     def __init__(self, info: DeviceInfo, device):
         cl = _cl()
@@ -272,6 +272,7 @@ class Runtime:
         self._programs: dict[str, object] = {}
         self._recorders: list[list] = []
         self._scratch: dict[str, tuple] = {}
+        self._caches: dict[str, object] = {}  # see cache
         # the largest single buffer, and all of them (clconv.tiling keeps a run within a share):
         # bigger images go in tiles
         self.max_alloc, self.global_mem = info.max_alloc, info.global_mem
@@ -286,8 +287,9 @@ class Runtime:
         self.build_seconds: dict[str, float] = {}
 
     def program(self, cl_file: str):
-        """The built program ``cl_file``, once per runtime. The name may carry build defines after
-        it (``"separable.cl -DCOL_ROWS=4"``, see ``variant``): a variant built and cached apart."""
+        """The built program ``cl_file``, once per runtime, with its build defines (clconv.constants
+        PROGRAM_DEFINES). The name may carry other values after it (``"separable.cl -DCOL_ROWS=2"``,
+        see ``variant``): a variant built and cached apart."""
         prog = self._programs.get(cl_file)
         if prog is not None:
             return prog
@@ -296,14 +298,16 @@ class Runtime:
         with lock:  # the device thread may be building it already (prefetch): built once
             prog = self._programs.get(cl_file)
             if prog is None:
+                from clconv.constants import build_defines
                 from clconv.resources import program_source
 
-                name, *defines = cl_file.split()
+                name, *overrides = cl_file.split()
                 source = program_source(name)
+                options = self.build_options + build_defines(name, overrides)
                 start = time.perf_counter()
                 try:
                     with _quiet_build():
-                        prog = self.cl.Program(self.context, source).build(options=self.build_options + defines)
+                        prog = self.cl.Program(self.context, source).build(options=options)
                 except self.cl.Error as exc:
                     if "unknown target CPU" in str(exc):
                         raise DeviceError(self.info.describe(), UNUSABLE_CPU_HINT) from exc
@@ -371,6 +375,15 @@ class Runtime:
             held = (int(nbytes), self.alloc(nbytes))
             self._scratch[name] = held
         return held[1]
+
+    def cache(self, name: str, make):
+        """The object kept on this runtime under ``name``, made by ``make()`` the first time: a
+        module's per-device state (the FFT's twiddles and spectra, the tuned measurements), which
+        lives as long as the device's buffers and programs, and no longer."""
+        held = self._caches.get(name)
+        if held is None:  # two threads may both make one: the first stored is the one kept
+            held = self._caches.setdefault(name, make())
+        return held
 
     @contextlib.contextmanager
     def device_errors(self, doing: str):
@@ -492,9 +505,8 @@ def _first_launch(rt: Runtime) -> None:
     import numpy as np
 
     from clconv.algorithms import direct
-    from clconv.engine import Planes
     from clconv.kernels import Linear
-    from clconv.params import BORDER_CODES, Geometry
+    from clconv.params import BORDER_CODES, Geometry, Planes
 
     h, w = PROBE_SHAPE
     image = ((np.arange(h * w).reshape(h, w) * 7) % 13 - 6).astype(np.float32)

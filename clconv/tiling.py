@@ -7,7 +7,8 @@ next (intermediates stay float32 on the host). For a band of output rows, the ho
 gathers every input row the band's windows read, each mapped by the border rule as
 the device would map it (wrap and far reflections included), so the band is
 filtered with a window that never leaves its tile along y: results equal the
-untiled ones exactly, whatever the border, stride, dilation or padding.
+untiled ones exactly, whatever the border, stride, dilation or padding. The engine runs
+each band (``run_window``: engine.execute_window); this module only cuts and gathers.
 """
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from dataclasses import replace
 import numpy as np
 
 from clconv.algorithms import fft, im2col, separable
-from clconv.kernels import Linear, Magnitude
-from clconv.params import Window, map_index
+from clconv.constants import FLOAT_BYTES
+from clconv.kernels import Magnitude
+from clconv.params import Mapping, Window, band_rows, map_index
 
-FLOAT = 4
 HEADROOM = 4  # a band's input uses at most max_alloc / HEADROOM: alpha weighting holds several planes
 # A run plans to hold at most this share of the device's global memory: the rest is for what the
 # estimate does not see (the driver's and other processes' allocations, a display, buffers Python
@@ -67,7 +68,7 @@ def _peak(plan, shapes: list, channels: int, in_bytes: int, in_place: bool) -> i
     The general path holds float32 planes [C][H][W] of each step's input and output; the
     in-place path (engine._execute_in_place) reads the caller's input and writes the output
     buffer directly, so only a chain's intermediates (interleaved float32) are extra."""
-    areas = [h * w * FLOAT for h, w in shapes]
+    areas = [h * w * FLOAT_BYTES for h, w in shapes]
     out_bytes = _out_bytes(plan, shapes, channels)
     filtered = channels - 1 if plan.keep_alpha else channels
     last = len(plan.kernels) - 1
@@ -91,7 +92,7 @@ def _largest_buffer(pixels: np.ndarray, plan, shapes: list, in_place: bool = Fal
     """The largest single buffer: the input, the output, and float32 planes (in place: only a
     chain's intermediates)."""
     channels = pixels.shape[2]
-    floats = [channels * a * b * FLOAT for a, b in (shapes[1:-1] if in_place else shapes)]
+    floats = [channels * a * b * FLOAT_BYTES for a, b in (shapes[1:-1] if in_place else shapes)]
     return max([pixels.nbytes, _out_bytes(plan, shapes, channels), *floats])
 
 
@@ -110,24 +111,24 @@ def needs_tiles(rt, pixels: np.ndarray, plan, in_place: bool = False) -> bool:
             or _peak(plan, shapes, channels, pixels.nbytes, in_place) > global_budget(rt))
 
 
-def execute_tiled(rt, pixels: np.ndarray, plan, out: np.ndarray) -> np.ndarray:
-    from clconv.engine import Mapping
-
+def execute_tiled(rt, pixels: np.ndarray, plan, out: np.ndarray, run_window) -> np.ndarray:
+    """``plan`` over ``pixels`` in bands, one kernel at a time, into ``out``; ``run_window(rt,
+    tile, stage, window)`` filters one band (engine.execute_window)."""
     image = pixels
     for index, kernel in enumerate(plan.kernels):
         last = index == len(plan.kernels) - 1
         stage = replace(plan, kernels=(kernel,), mapping=plan.mapping if last else Mapping(),
                         out_dtype=plan.out_dtype if last else np.dtype(np.float32))
-        image = _stage(rt, image, stage, out if last else None)
+        image = _stage(rt, image, stage, out if last else None, run_window)
     return image
 
 
-def band_rows(rt, stage, width: int, channels: int, window: Window) -> int:
+def rows_per_band(rt, stage, width: int, channels: int, window: Window) -> int:
     """Output rows per band of the one-kernel ``stage``: the band's input within
     max_alloc / HEADROOM, and the band's estimated peak (on the general path, which bands take)
     within the share of global memory. At least one row."""
     span = (stage.kernels[0].shape[0] - 1) * window.dilation + 1
-    row_bytes = width * channels * FLOAT  # a band's input row at most (float32 where the border converts)
+    row_bytes = width * channels * FLOAT_BYTES  # a band's input row at most (float32 where the border converts)
 
     def rows_in(rows: int) -> int:
         return (rows - 1) * window.stride + span
@@ -136,7 +137,7 @@ def band_rows(rt, stage, width: int, channels: int, window: Window) -> int:
         shapes = [(rows_in(rows), width), (rows, width)]
         return _peak(stage, shapes, channels, rows_in(rows) * row_bytes, False) <= global_budget(rt)
 
-    rows = max(1, (rt.max_alloc // (HEADROOM * row_bytes) - span) // window.stride + 1)
+    rows = band_rows(rt.max_alloc // HEADROOM, row_bytes, span=span, stride=window.stride)
     if fits_memory(rows):
         return rows
     fits, over = 0, rows  # the peak grows with the rows: the most that fit, by bisection
@@ -146,9 +147,7 @@ def band_rows(rt, stage, width: int, channels: int, window: Window) -> int:
     return max(1, fits)
 
 
-def _stage(rt, image: np.ndarray, stage, out: np.ndarray | None) -> np.ndarray:
-    from clconv.engine import execute_window
-
+def _stage(rt, image: np.ndarray, stage, out: np.ndarray | None, run_window) -> np.ndarray:
     h, w, channels = image.shape
     kernel = stage.kernels[0]
     window = stage.geometry.window((h, w), kernel.shape, stage.flip)
@@ -156,7 +155,7 @@ def _stage(rt, image: np.ndarray, stage, out: np.ndarray | None) -> np.ndarray:
     result = out if out is not None else np.empty((out_h, out_w, channels), stage.out_dtype)
     s, d, kh = window.stride, window.dilation, kernel.shape[0]
     off, sample_off = window.off[0], window.sample_off[0]
-    rows = band_rows(rt, stage, max(w, out_w), channels, window)
+    rows = rows_per_band(rt, stage, max(w, out_w), channels, window)
     for r0 in range(0, out_h, rows):
         r1 = min(out_h, r0 + rows)
         lo = min(r0 * s - off, r0 * s - sample_off)  # first input row a tap or the anchor reads
@@ -169,5 +168,5 @@ def _stage(rt, image: np.ndarray, stage, out: np.ndarray | None) -> np.ndarray:
         shift = lo - r0 * s  # tile row 0 is input row lo
         local = Window((r1 - r0, out_w), (off + shift, window.off[1]), (sample_off + shift, window.sample_off[1]),
                        s, d)
-        result[r0:r1] = execute_window(rt, np.ascontiguousarray(tile), stage, local)
+        result[r0:r1] = run_window(rt, np.ascontiguousarray(tile), stage, local)
     return result

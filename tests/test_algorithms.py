@@ -13,6 +13,7 @@ from clconv import algorithms
 from clconv.algorithms import REGISTRY, choose_model, im2col
 from clconv.errors import OptionError
 from clconv.kernels import parse_spec
+from clconv.params import band_rows
 
 from test_low_rank import gaussian_1d, log_kernel
 
@@ -199,13 +200,10 @@ def test_sobel_magnitude_runs_gx_gy_as_a_bank_through_gemm():
 
 
 def test_im2col_bands_are_bounded_and_give_the_same_result(monkeypatch):
-    assert im2col.band_rows(taps=49, out_w=4096, out_h=4096) * 49 * 4096 * 4 <= im2col.BAND_BYTES
-    assert im2col.band_rows(taps=1025 * 1025, out_w=4096, out_h=4096) == 1  # at least one row
     image = RNG.random((67, 45, 2), dtype=np.float32)
     whole = clconv.convolve_bank(image, ["sobel-x", "box:size=5", RANK2], algorithm="gemm")
     monkeypatch.setattr(im2col, "BAND_BYTES", 9 * 45 * 4 * 3 + 5)  # about 3 rows of 9 taps per band
-    monkeypatch.setattr(im2col.band_rows, "__defaults__", (im2col.BAND_BYTES,))
-    assert im2col.band_rows(9, 45, 67) == 3
+    assert band_rows(im2col.BAND_BYTES, 9 * 45 * 4, most=67) == 3  # as correlate_bank asks for 3x3 kernels
     banded = clconv.convolve_bank(image, ["sobel-x", "box:size=5", RANK2], algorithm="gemm")
     for a, b in zip(whole, banded):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -274,10 +272,9 @@ def test_separable_bands_give_the_same_result(monkeypatch, border):
         for j, kernel in enumerate(kernels):
             for k, extra in enumerate(options):
                 whole[i, j, k] = clconv.convolve(image, kernel, border, algorithm="separable", border_value=2.5, **extra)
-    monkeypatch.setattr(separable, "BAND_BYTES", 1)  # the smallest band: SEP_ROWS output rows
-    monkeypatch.setattr(separable.band_rows, "__defaults__", (1, separable.SEP_ROWS))
+    # the smallest band: SEP_ROWS output rows (band_bytes is correlate's default)
     monkeypatch.setattr(separable.correlate, "__defaults__", (None, 1, separable.SEP_ROWS))
-    assert separable.band_rows(7, 2, 4 * 37 * 3, 53) == separable.SEP_ROWS
+    assert band_rows(1, 4 * 37 * 3, span=13, unit=separable.SEP_ROWS, most=53) == separable.SEP_ROWS
     for i, image in enumerate(images):
         for j, kernel in enumerate(kernels):
             for k, extra in enumerate(options):

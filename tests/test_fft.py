@@ -157,17 +157,18 @@ def test_both_shapes_of_the_program(runtime, monkeypatch, request, form, image_s
 def test_the_spectrum_is_cached_per_weights_and_layout():
     lay = fft.Layout(1, (40, 50), (5, 5), 1, 1, 2304)
     weights = dense(5, 5, seed=30)
-    first = fft.kernel_spectrum(weights, 1, lay)
-    assert fft.kernel_spectrum(weights.copy(), 1, lay) is first
-    assert fft.kernel_spectrum(weights * 2, 1, lay) is not first
+    caches = fft.Caches()
+    first = caches.spectrum(weights, 1, lay)
+    assert caches.spectrum(weights.copy(), 1, lay) is first
+    assert caches.spectrum(weights * 2, 1, lay) is not first
     for seed in range(fft.SPECTRUM_CACHE + 1):
-        fft.kernel_spectrum(dense(5, 5, seed=100 + seed), 1, lay)
-    assert len(fft._spectra) <= fft.SPECTRUM_CACHE
+        caches.spectrum(dense(5, 5, seed=100 + seed), 1, lay)
+    assert len(caches.host_spectra) == fft.SPECTRUM_CACHE
     # the stored spectrum is conj(FFT2(kernel)) / N, in fft_rows' [ky/16][kx][16] order
     g = np.zeros((lay.mh, lay.mw))
     g[:5, :5] = weights
     expected = np.conj(np.fft.fft2(g)) / g.size
-    got = fft.kernel_spectrum(weights, 1, lay)
+    got = caches.spectrum(weights, 1, lay)
     re = got[0].transpose(0, 2, 1).reshape(lay.ph, lay.mw)[: lay.mh]
     np.testing.assert_allclose(re, expected.real, atol=1e-7)
 
@@ -211,3 +212,13 @@ def test_dilated_spans_beyond_a_pass_take_the_transposing_path(border):
 def test_fft_runs_every_kernel():
     assert fft.refuses(Linear("k", np.ones((1025, 3)))) is None
     assert fft.SUMMARY
+
+
+def test_the_caches_live_on_the_runtime(runtime):
+    """Twiddles and spectra are kept per device, by the Runtime (one object per runtime)."""
+    image = oracle.make_image((40, 50), np.float32, seed=50)
+    clconv.convolve(image, dense(9, 9, seed=51), device=runtime, algorithm="fft")
+    caches = runtime.cache("fft", fft.Caches)
+    assert caches is fft._caches(runtime)
+    assert caches.twiddles and 1 <= len(caches.device_spectra) <= fft.DEVICE_SPECTRA
+    assert 1 <= len(caches.host_spectra) <= fft.SPECTRUM_CACHE

@@ -101,6 +101,23 @@ def test_repeated_calls_reuse_context_and_programs(runtime):
     assert get_runtime(runtime.info.index) is runtime
 
 
+def test_only_the_runtime_touches_opencl():
+    """Contexts, queues, programs and buffers are made in clconv/runtime.py only: no other module
+    imports pyopencl or reaches for a Runtime's pyopencl module (``rt.cl``)."""
+    import ast
+    from pathlib import Path
+
+    package = Path(clconv.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "runtime.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            imported = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(name.split(".")[0] == "pyopencl" for name in imported), f"{path} imports pyopencl"
+            assert not (isinstance(node, ast.Attribute) and node.attr == "cl"), f"{path}:{node.lineno} uses rt.cl"
+
+
 def test_import_is_light():
     import subprocess
     import sys

@@ -82,8 +82,8 @@ def test_property_tiled_equals_untiled(runtime, h, w, kh, kw, border, stride, ro
 def stages(monkeypatch):
     """The tiled stages that ran: (band rows, stage) of each."""
     ran = []
-    original = tiling.band_rows
-    monkeypatch.setattr(tiling, "band_rows", lambda rt, stage, *a: ran.append((original(rt, stage, *a), stage))
+    original = tiling.rows_per_band
+    monkeypatch.setattr(tiling, "rows_per_band", lambda rt, stage, *a: ran.append((original(rt, stage, *a), stage))
                         or ran[-1][0])
     return ran
 
@@ -154,8 +154,8 @@ def test_bands_stay_within_both_limits(runtime, monkeypatch):
         for max_alloc, global_mem in ((2**40, 2**23), (2**20, 2**40), (2**21, 2**24)):
             monkeypatch.setattr(runtime, "max_alloc", max_alloc)
             monkeypatch.setattr(runtime, "global_mem", global_mem)
-            rows = tiling.band_rows(runtime, plan, 300, 4, window)
-            row_bytes = 300 * 4 * tiling.FLOAT
+            rows = tiling.rows_per_band(runtime, plan, 300, 4, window)
+            row_bytes = 300 * 4 * 4  # float32
 
             def peak(r):
                 return tiling._peak(plan, [((r - 1) * window.stride + span, 300), (r, 300)], 4,
@@ -167,3 +167,22 @@ def test_bands_stay_within_both_limits(runtime, monkeypatch):
             # the most that fit: one more row breaks a limit
             assert (peak(rows + 1) > tiling.global_budget(runtime)
                     or (rows * window.stride + span) * row_bytes > max_alloc // tiling.HEADROOM)
+
+
+@settings(max_examples=200, deadline=None)
+@given(budget=st.integers(0, 20000), row_bytes=st.integers(1, 3000), span=st.integers(1, 40),
+       stride=st.integers(1, 4), unit=st.integers(1, 8), most=st.one_of(st.none(), st.integers(1, 300)))
+def test_band_rows_is_the_most_rows_that_fit(budget, row_bytes, span, stride, unit, most):
+    """params.band_rows, the rows of every banded pass (tiling, separable's row passes, im2col),
+    against a count by hand: the most rows (a multiple of unit) whose input fits, within
+    [unit, most]."""
+    from clconv.params import band_rows
+
+    def fits(rows):
+        return ((rows - 1) * stride + span) * row_bytes <= budget
+
+    fitting = [rows for rows in range(unit, budget // row_bytes + 2, unit) if fits(rows)]
+    expected = max(fitting, default=unit)
+    if most is not None:
+        expected = max(unit, min(most, expected))
+    assert band_rows(budget, row_bytes, span=span, stride=stride, unit=unit, most=most) == expected

@@ -3,17 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from clconv.constants import MAX_VALUE, PROGRAM_DEFINES, TYPE_CODES
 from clconv.resources import variant
 
 SUMMARY = "sliding window over every tap; any kernel, border and geometry"
 CL_FILE = "direct.cl"
-VEC_ROWS = 2  # output rows per work-item of correlate_vec by default (cl/direct.cl VEC_ROWS)
+VEC_ROWS = PROGRAM_DEFINES[CL_FILE]["VEC_ROWS"]  # output rows per work-item of correlate_vec by default
 ROW_CHOICES = (2, 4)  # what `clconv tune` measures
-VEC_W = {"float32": 16, "uint8": 32, "uint16": 32}  # values per work-item, by input sample type
-MAX = {"float32": 1.0, "uint8": 255.0, "uint16": 65535.0}
-
-
-TYPE_CODES = {"float32": "f32", "uint8": "u8", "uint16": "u16"}
+# values per work-item, by input sample type (cl/direct.cl VEC_W_float, VEC_W_uchar, VEC_W_ushort)
+VEC_W = {"float32": 16, "uint8": 32, "uint16": 32}
 
 
 def vec_kernel_name(src_dtype: str, dst_dtype: str) -> str:
@@ -35,8 +33,8 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
     i32 = np.int32
     typed = mapping is not None or src.dtype != "float32" or dst.dtype != "float32"
     if window.stride == 1:  # vectorised interior tiles, and a scalar frame around them
-        use_abs, scale, bias, maxval = (mapping.use_abs, mapping.scale, mapping.bias, MAX[dst.dtype]) if mapping \
-            else (False, 1.0, 0.0, MAX[dst.dtype])
+        use_abs, scale, bias, maxval = (mapping.use_abs, mapping.scale, mapping.bias, MAX_VALUE[dst.dtype]) \
+            if mapping else (False, 1.0, 0.0, MAX_VALUE[dst.dtype])
         suffix = vec_kernel_name(src.dtype, dst.dtype)[len("correlate_vec"):]
         common = (src.buffer, np.int64(src.offset), dst.buffer, np.int64(dst.offset), w_buf, i32(kh), i32(kw),
                   i32(h), i32(w), i32(out_h), i32(out_w), i32(cs), i32(window.dilation),
@@ -97,7 +95,8 @@ def frame_of(interior, rows: int, out_len: int):
 
 
 BANK_CL_FILE = "bank.cl"
-BANK, BANK_W = 8, 16  # kernels per pass and outputs along a row per work-item (as in cl/bank.cl)
+BANK = PROGRAM_DEFINES[BANK_CL_FILE]["BANK"]  # kernels per pass
+BANK_W = 16  # outputs along a row per work-item (cl/bank.cl BANK_W: one float16)
 
 
 def correlate_bank_fused(rt, src_buf, dst_buf, kernels, window, shape, out_shape, cs: int,

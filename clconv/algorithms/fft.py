@@ -26,10 +26,10 @@ from __future__ import annotations
 import collections
 import functools
 import threading
-import weakref
 
 import numpy as np
 
+from clconv.constants import FLOAT_BYTES, PROGRAM_DEFINES
 from clconv.resources import variant
 
 SUMMARY = "FFT of the border-extended input times the kernel's spectrum (overlap-save tiles); large dense kernels"
@@ -38,23 +38,20 @@ SUB_RADICES = (9, 8, 6, 5, 4, 3, 2)  # the DFTs cl/fft.cl has for sub-passes in 
 # The two shapes of cl/fft.cl (see there): "columns" (FFT_COLUMNS: 16 columns per work-item, a whole
 # column per pass in private memory: PoCL's CPU device) and "passes" (one column per work-item in
 # work-groups of adjacent columns, one radix <= 9 per pass: every other device).
-VW = {"columns": 16, "passes": 1}  # columns per work-item (cl/fft.cl FFT_VW)
-MAX_RADIX = {"columns": 2304, "passes": 9}  # values per pass in private memory (cl/fft.cl FFT_RMAX)
-PITCH = 16  # rows are padded to a multiple of 16 floats (the transposes' blocks)
+VW = {"columns": 16, "passes": 1}  # columns per work-item (cl/fft.cl FFT_VW; fft_rows: rows per work-item)
+# values per pass in private memory: the build define FFT_RMAX, or the largest DFT of the passes shape
+MAX_RADIX = {"columns": PROGRAM_DEFINES[CL_FILE]["FFT_RMAX"], "passes": max(SUB_RADICES)}
+PITCH = 16  # rows are padded to a multiple of the transposes' 16x16 blocks (cl/fft.cl FFT_TILE)
 MAX_TILES = 16  # tiles per axis and plane the planner tries
 BATCH_BYTES = 256 << 20  # the two work buffers of one batch of complex planes
-SPECTRUM_CACHE = 4  # kernel spectra kept on the host (float32, 8 bytes per frequency)
-DEVICE_SPECTRA = 2  # of those, kept on each device
+SPECTRUM_CACHE = 4  # kernel spectra kept on the host, per device (float32, 8 bytes per frequency)
+DEVICE_SPECTRA = 2  # of those, kept on the device
 # Fixed local sizes (PoCL compiles one work-group function per kernel and local size): one
 # work-item per group for the columns shape (each already holds 16 columns), groups of adjacent
 # columns for the passes shape; its transpose takes one 16x16 tile per group.
 LOCAL = {"columns": (1, 1, 1), "passes": (64, 1, 1)}
 TRANSPOSE_LOCAL = (16, 16, 1)
 PLAIN, EXTEND, MULTIPLY, GATHER = "fft_pass", "fft_pass_extend", "fft_pass_multiply", "fft_pass_gather"
-
-_lock = threading.Lock()
-_spectra: collections.OrderedDict = collections.OrderedDict()
-_per_runtime: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def refuses(kernel) -> str | None:
@@ -161,7 +158,7 @@ class Layout:
 
     def batch(self, max_alloc: int) -> int:
         """Complex planes per batch: all of them if the two work buffers fit BATCH_BYTES."""
-        per_pair = 2 * self.plane * 4  # bytes of one complex plane in each work buffer
+        per_pair = 2 * self.plane * FLOAT_BYTES  # bytes of one complex plane in each work buffer
         return max(1, min(self.pairs, min(BATCH_BYTES // 2, max_alloc) // per_pair))
 
 
@@ -205,75 +202,88 @@ def twiddles(n: int, max_radix: int) -> tuple[np.ndarray, list[tuple[int, int, i
 def kernel_spectrum(weights: np.ndarray, dilation: int, lay: Layout) -> np.ndarray:
     """conj(FFT2(dilated kernel at the origin)) / (mh*mw) as float32, arranged for the device:
     for fft_rows [re|im][ky/16][kx][16 lanes] (ph rows), else layout B [re|im][kx][ky] (pitch ph,
-    pw rows). Cached per weights and layout (filters are reused)."""
+    pw rows)."""
     w = np.asarray(weights, dtype=np.float64)
-    key = (w.tobytes(), w.shape, dilation, lay.mh, lay.mw, lay.ph, lay.pw, lay.rows_fused)
-    with _lock:
-        found = _spectra.get(key)
-        if found is not None:
-            _spectra.move_to_end(key)
-            return found
     g = np.zeros((lay.mh, lay.mw))
     g[: lay.span_h : dilation, : lay.span_w : dilation] = w
     spectrum = np.conj(np.fft.fft2(g)) / (lay.mh * lay.mw)
     if lay.rows_fused:
+        lanes = VW["columns"]
         out = np.zeros((2, lay.ph, lay.mw), np.float32)
         out[:, : lay.mh] = spectrum.real, spectrum.imag
-        out = out.reshape(2, lay.ph // 16, 16, lay.mw).transpose(0, 1, 3, 2)
+        out = out.reshape(2, lay.ph // lanes, lanes, lay.mw).transpose(0, 1, 3, 2)
     else:
         out = np.zeros((2, lay.pw, lay.ph), np.float32)
         out[:, : lay.mw, : lay.mh] = spectrum.real.T, spectrum.imag.T
-    out = np.ascontiguousarray(out)
-    with _lock:
-        _spectra[key] = out
-        while len(_spectra) > SPECTRUM_CACHE:
-            _spectra.popitem(last=False)
-    return out
+    return np.ascontiguousarray(out)
 
 
-def _state(rt) -> dict:
-    state = _per_runtime.get(rt)
-    if state is None:
-        state = {"twiddles": {}, "spectra": collections.OrderedDict()}
-        _per_runtime[rt] = state
-    return state
+class Caches:
+    """What the FFT keeps per device (``Runtime.cache``): twiddle tables on the device, and kernel
+    spectra on the host (SPECTRUM_CACHE, by weights and layout: filters are reused) and on the
+    device (DEVICE_SPECTRA of them)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.twiddles: dict = {}  # (n, max radix) -> (device table, passes)
+        self.host_spectra: collections.OrderedDict = collections.OrderedDict()
+        self.device_spectra: collections.OrderedDict = collections.OrderedDict()  # id(host) -> (host, buffer)
+
+    def spectrum(self, weights, dilation: int, lay: Layout) -> np.ndarray:
+        """kernel_spectrum, remembered."""
+        w = np.asarray(weights, dtype=np.float64)
+        key = (w.tobytes(), w.shape, dilation, lay.mh, lay.mw, lay.ph, lay.pw, lay.rows_fused)
+        with self.lock:
+            found = self.host_spectra.get(key)
+            if found is not None:
+                self.host_spectra.move_to_end(key)
+                return found
+        out = kernel_spectrum(w, dilation, lay)
+        with self.lock:
+            self.host_spectra[key] = out
+            while len(self.host_spectra) > SPECTRUM_CACHE:
+                self.host_spectra.popitem(last=False)
+        return out
+
+
+def _caches(rt) -> Caches:
+    return rt.cache("fft", Caches)
 
 
 def _device_twiddles(rt, n: int, max_radix: int):
-    with _lock:
-        cache = _state(rt)["twiddles"]
+    caches = _caches(rt)
+    with caches.lock:
         key = (n, max_radix)
-        if key not in cache:
+        if key not in caches.twiddles:
             table, passes = twiddles(n, max_radix)
-            cache[key] = (rt.upload(table), passes)
-        return cache[key]
+            caches.twiddles[key] = (rt.upload(table), passes)
+        return caches.twiddles[key]
 
 
 def _device_spectrum(rt, weights, dilation, lay: Layout):
-    host = kernel_spectrum(weights, dilation, lay)
-    with _lock:
-        cache = _state(rt)["spectra"]
-        held = cache.get(id(host))
-        if held is None or held[0] is not host:  # (the cache holds ``host``, so its id stays unique)
+    caches = _caches(rt)
+    host = caches.spectrum(weights, dilation, lay)
+    with caches.lock:
+        held = caches.device_spectra.get(id(host))
+        if held is None or held[0] is not host:  # (the entry holds ``host``, so its id stays unique)
             held = (host, rt.upload(host))
-            cache[id(host)] = held
-            while len(cache) > DEVICE_SPECTRA:
-                cache.popitem(last=False)
-        cache.move_to_end(id(host))
+            caches.device_spectra[id(host)] = held
+            while len(caches.device_spectra) > DEVICE_SPECTRA:
+                caches.device_spectra.popitem(last=False)
+        caches.device_spectra.move_to_end(id(host))
         return held[1]
 
 
 class _WorkBuffers:
-    """The two ping-pong work buffers, each allocated (as the runtime's reused scratch where it
-    has one) only once a pass touches it: with one pass per axis only one is ever needed."""
+    """The two ping-pong work buffers (the runtime's reused scratch), each taken only once a pass
+    touches it: with one pass per axis only one is ever needed."""
 
     def __init__(self, rt, nbytes: int):
         self.rt, self.nbytes, self.held = rt, nbytes, {}
 
     def __getitem__(self, index: int):
         if index not in self.held:
-            name, scratch = f"fft.{'ab'[index]}", getattr(self.rt, "scratch", None)
-            self.held[index] = scratch(name, self.nbytes) if scratch else self.rt.alloc(self.nbytes)
+            self.held[index] = self.rt.scratch(f"fft.{'ab'[index]}", self.nbytes)
         return self.held[index]
 
 
@@ -324,12 +334,12 @@ def _transpose(rt, src, dst, src_rows: int, src_pitch: int, dst_pitch: int, plan
     """src [rows][src_pitch] -> dst [src_pitch][dst_pitch] for every complex plane of the batch."""
     form, name, i32 = shape(rt), "fft_transpose", np.int32
     args = (src, dst, i32(src_rows), i32(src_pitch), i32(dst_pitch), i32(plane))
-    if form == "columns":  # a 16x16 block per work-item
-        rt.launch(program(rt), name, (src_pitch // 16, dst_pitch // 16, pairs), *args, local=LOCAL[form])
+    blocks_x, blocks_y = src_pitch // PITCH, dst_pitch // PITCH
+    if form == "columns":  # a block per work-item
+        rt.launch(program(rt), name, (blocks_x, blocks_y, pairs), *args, local=LOCAL[form])
         return
-    local = rt.fitted_local(program(rt), name, TRANSPOSE_LOCAL)  # one tile per group, whatever its size
-    rt.launch(program(rt), name, (src_pitch // 16 * local[0], dst_pitch // 16 * local[1], pairs), *args,
-              local=local)
+    local = rt.fitted_local(program(rt), name, TRANSPOSE_LOCAL)  # one block per group, whatever its size
+    rt.launch(program(rt), name, (blocks_x * local[0], blocks_y * local[1], pairs), *args, local=local)
 
 
 def correlate(rt, src, dst, kernel, window, border_code: int, cval: float) -> None:
@@ -340,8 +350,8 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float) -> No
                  form == "columns")
     i32 = np.int32
     spectrum = _device_spectrum(rt, kernel.weights, window.dilation, lay)
-    batch = lay.batch(getattr(rt, "max_alloc", rt.info.max_alloc))
-    nbytes = batch * 2 * lay.plane * 4
+    batch = lay.batch(rt.max_alloc)
+    nbytes = batch * 2 * lay.plane * FLOAT_BYTES
     bufs = _WorkBuffers(rt, nbytes)
     for first_pair in range(0, lay.pairs, batch):
         pairs = min(batch, lay.pairs - first_pair)
@@ -354,8 +364,8 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float) -> No
         cur = _passes(rt, bufs, 0, lay.mh, lay.pw, lay.plane, pairs, first=extend)  # along y (layout A)
         if lay.rows_fused:  # along x, times the spectrum, along x again: in place
             tw, ((_, _, _, sub_off, subs),) = _device_twiddles(rt, lay.mw, lay.mw)
-            rt.launch(program(rt), "fft_rows", (lay.ph // 16, 1, pairs), bufs[cur], tw, i32(sub_off), i32(subs),
-                      i32(lay.mw), i32(lay.mh), i32(lay.pw), i32(lay.plane), spectrum, i32(lay.ph * lay.mw),
+            rt.launch(program(rt), "fft_rows", (lay.ph // VW[form], 1, pairs), bufs[cur], tw, i32(sub_off),
+                      i32(subs), i32(lay.mw), i32(lay.mh), i32(lay.pw), i32(lay.plane), spectrum, i32(lay.ph * lay.mw),
                       local=LOCAL[form])
         else:  # transpose (layout B), along x with the product, along x again, transpose back
             _transpose(rt, bufs[cur], bufs[1 - cur], lay.mh, lay.pw, lay.ph, lay.plane, pairs)

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from clconv.constants import FLOAT_BYTES
+from clconv.gemm import PANEL, gemm_device, panel_count
+from clconv.params import band_rows
+
 SUMMARY = "im2col unfold in row bands, then one tiled SGEMM for all kernels of a bank"
 CL_FILE = "im2col.cl"
 BAND_BYTES = 64 << 20  # bound on the patch matrix of one band (plus one row of padding columns)
-FLOAT = 4
-
-
-def band_rows(taps: int, out_w: int, out_h: int, band_bytes: int = BAND_BYTES) -> int:
-    """Output rows per band so that taps x (rows * out_w) floats fit in ``band_bytes`` (at least 1)."""
-    return max(1, min(out_h, band_bytes // (taps * out_w * FLOAT)))
 
 
 def correlate(rt, src, dst, kernel, window, border_code: int, cval: float) -> None:
@@ -25,17 +23,15 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float) -> No
 
 def correlate_bank(rt, src, dsts, kernels, window, border_code: int, cval: float) -> None:
     """Every kernel (all of one shape) over every plane of ``src``: one unfold and one GEMM per band."""
-    from clconv.gemm import PANEL, gemm_device, panel_count
-
     kh, kw = kernels[0].shape
     taps, count = kh * kw, len(kernels)
     weights = np.ascontiguousarray(np.stack([k.weights.ravel() for k in kernels]), dtype=np.float32)
     a_buf = rt.upload(weights)
     (h, w), (out_h, out_w) = src.shape, dsts[0].shape
-    rows = band_rows(taps, out_w, out_h)
+    rows = band_rows(BAND_BYTES, taps * out_w * FLOAT_BYTES, most=out_h)  # taps x (rows * out_w) floats
     most = rows * out_w
-    cols = rt.scratch("im2col.cols", panel_count(most) * PANEL * taps * FLOAT)
-    band_out = rt.scratch("im2col.out", count * most * FLOAT) if count > 1 else None
+    cols = rt.scratch("im2col.cols", panel_count(most) * PANEL * taps * FLOAT_BYTES)
+    band_out = rt.scratch("im2col.out", count * most * FLOAT_BYTES) if count > 1 else None
     i32 = np.int32
     for plane in range(src.count):
         for row0 in range(0, out_h, rows):
@@ -51,4 +47,5 @@ def correlate_bank(rt, src, dsts, kernels, window, border_code: int, cval: float
                 continue
             gemm_device(rt, a_buf, cols, band_out, count, n, taps)
             for f, dst in enumerate(dsts):
-                rt.copy(dst.buffer, band_out, n * FLOAT, dst_offset=(dst.offset + at) * FLOAT, src_offset=f * n * FLOAT)
+                rt.copy(dst.buffer, band_out, n * FLOAT_BYTES, dst_offset=(dst.offset + at) * FLOAT_BYTES,
+                        src_offset=f * n * FLOAT_BYTES)

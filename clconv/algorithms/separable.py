@@ -10,22 +10,20 @@ from __future__ import annotations
 import numpy as np
 
 from clconv.algorithms import direct
+from clconv.constants import FLOAT_BYTES, MAX_VALUE, PROGRAM_DEFINES, TYPE_CODES
 from clconv.kernels import MAX_TERMS
-from clconv.params import BORDER_CODES
+from clconv.params import BORDER_CODES, band_rows
 from clconv.resources import variant
 
 SUMMARY = ("row passes then one column pass; kernels of rank r <= 4 (r * (kh + kw) taps per pixel "
            "instead of kh * kw)")
 CL_FILE = "separable.cl"
-# Values along a row per work-item of the vector passes, and output rows per work-item of the
-# column pass by default (cl/separable.cl SEP_W, COL_ROWS): 4 rows won 42 of 56 tuned cases here.
-SEP_W, SEP_ROWS = 32, 4
+SEP_W = 32  # values along a row per work-item of the vector passes (cl/separable.cl SEP_W: two float16)
+SEP_ROWS = PROGRAM_DEFINES[CL_FILE]["COL_ROWS"]  # output rows per work-item of the column pass by default
 BAND_BYTES = 16 << 20  # the row pass's output for one band stays under this: measured at 4096², 1 MiB 33 ms, 4 MiB 19, 16 MiB 17, 64 MiB 15
 BAND_CHOICES = (4 << 20, 16 << 20, 64 << 20)  # what `clconv tune` measures (cache sizes differ by CPU)
-COLUMN_ROWS = (2, 4)  # output rows per work-item of the column pass (cl/separable.cl COL_ROWS) tune measures
-CODES = {"float32": "f32", "uint8": "u8", "uint16": "u16"}
+COLUMN_ROWS = (2, 4)  # output rows per work-item of the column pass (COL_ROWS) tune measures
 CONSTANT = BORDER_CODES["constant"]
-MAX = {"float32": 1.0, "uint8": 255.0, "uint16": 65535.0}
 
 
 def refuses(kernel) -> str | None:
@@ -57,7 +55,7 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
         return
     assert cs == 1 and mapping is None and src.dtype == dst.dtype == "float32", "strided passes take float planes"
     term_floats = planes * h * out_w
-    tmp = rt.scratch("separable.tmp", len(rows) * term_floats * 4)
+    tmp = rt.scratch("separable.tmp", len(rows) * term_floats * FLOAT_BYTES)
     for t, row in enumerate(rows):
         rt.launch(CL_FILE, "row_pass", (out_w, h, planes),
                   src.buffer, np.int64(src.offset), tmp, rt.upload(row), i32(row.size),
@@ -68,15 +66,6 @@ def correlate(rt, src, dst, kernel, window, border_code: int, cval: float, mappi
               tmp, dst.buffer, np.int64(dst.offset), rt.upload(columns), i32(k),
               i32(h), i32(out_w), i32(out_h), i32(window.stride), i32(window.dilation), i32(window.off[0]),
               i32(border_code), rt.upload(column_cvals), i32(len(rows)), np.int64(term_floats))
-
-
-def band_rows(taps: int, dilation: int, row_bytes: int, out_h: int, band_bytes: int = BAND_BYTES,
-              unit: int = SEP_ROWS) -> int:
-    """Output rows per band (a multiple of ``unit``, the column pass's rows per work-item, and at
-    least one unit): the rows the band reads (rows + (taps - 1) * dilation) fit in band_bytes."""
-    span = (taps - 1) * dilation
-    fits = band_bytes // max(row_bytes, 1) - span
-    return max(unit, min(out_h, fits - fits % unit if fits > unit else unit))
 
 
 def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, column_cvals, mapping,
@@ -92,14 +81,16 @@ def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, 
     use_abs, scale, bias = (mapping.use_abs, mapping.scale, mapping.bias) if mapping else (False, 1.0, 0.0)
     span = (k - 1) * window.dilation
     out_len = out_w * cs
-    band_max = band_rows(k, window.dilation, terms * planes * out_len * 4, out_h, band_bytes, col_rows)
+    # bands of whole tiles of the column pass (col_rows rows) whose rows, every term's, fit band_bytes
+    band_max = band_rows(band_bytes, terms * planes * out_len * FLOAT_BYTES, span=span + 1, unit=col_rows,
+                         most=out_h)
     term_floats = planes * (band_max + span) * out_len
-    tmp = rt.scratch("separable.band", terms * term_floats * 4)
+    tmp = rt.scratch("separable.band", terms * term_floats * FLOAT_BYTES)
     row_buf, column_buf = rt.upload(np.concatenate(rows)), rt.upload(columns)  # every term's filters
     # the values of a row whose taps all lie inside the image row
     inside_x = direct.split_interior((1, w * cs), (1, out_len), (1, (kw - 1) * cs + 1), window.dilation,
                                      (0, window.off[1] * cs), tile=(1, SEP_W))
-    row_kernel = f"row_pass_vec_{CODES[src.dtype]}"
+    row_kernel = f"row_pass_vec_{TYPE_CODES[src.dtype]}"
     column_program = CL_FILE if col_rows == SEP_ROWS else variant(CL_FILE, COL_ROWS=col_rows)
     for band0 in range(0, out_h, band_max):
         band = min(band_max, out_h - band0)
@@ -127,9 +118,9 @@ def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, 
             for t in range(terms):
                 rt.launch(CL_FILE, row_kernel + "_edge", (frame, 1, planes), *args(t), f32(cval),
                           f32(column_cvals[t]), np.int64(frame))
-        rt.launch(column_program, f"column_pass_vec_{CODES[dst.dtype]}",
+        rt.launch(column_program, f"column_pass_vec_{TYPE_CODES[dst.dtype]}",
                   (-(-out_len // SEP_W), -(-band // col_rows), planes),
                   tmp, dst.buffer, np.int64(dst.offset + band0 * out_len), column_buf, i32(k),
                   i32(made), i32(out_w), i32(band), i32(cs), i32(window.dilation),
-                  i32(use_abs), f32(scale), f32(bias), f32(MAX[dst.dtype]), i32(out_h),
+                  i32(use_abs), f32(scale), f32(bias), f32(MAX_VALUE[dst.dtype]), i32(out_h),
                   i32(terms), np.int64(term_floats))
