@@ -220,10 +220,10 @@ def test_opaque_image_is_filtered_plainly():
         np.testing.assert_allclose(got, plain, rtol=0, atol=1e-5 * np.abs(WRITTEN[name]).sum())
 
 
-# ------------------------------------------------------------------------------------ (3) console script
+# ------------------------------------------------------------------------------------ (3) command line
 
 
-def test_console_script_sharpen_ignores_hidden_colour(run_clconv, tmp_path):
+def test_command_line_sharpen_ignores_hidden_colour(run_cli, tmp_path):
     yy, xx = np.mgrid[:20, :24]
     img = np.zeros((20, 24, 4), np.uint8)
     disc = (yy - 9.5) ** 2 + (xx - 11.5) ** 2 < 49
@@ -236,7 +236,7 @@ def test_console_script_sharpen_ignores_hidden_colour(run_clconv, tmp_path):
         src, out = tmp_path / f"in{hidden[0]}.png", tmp_path / f"out{hidden[0]}.png"
         img[~disc, :3] = hidden
         Image.fromarray(img, "RGBA").save(src)
-        result = run_clconv("apply", "-k", "sharpen", src, out)
+        result = run_cli("apply", "-k", "sharpen", src, out)
         assert result.returncode == 0, result.stderr
         with Image.open(out) as image:
             outs.append(np.asarray(image))

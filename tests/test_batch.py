@@ -1,5 +1,6 @@
-"""`clconv batch`, run as a user runs it (the installed script): trees, patterns, formats, resuming,
-bad files, interruption, and the report. Every good output is checked against the float64 oracle."""
+"""`clconv batch`: trees, patterns, formats, resuming, bad files, interruption, and the report. The
+command line runs in this process (run_cli); the installed script where the test is about a process
+of its own (signals) or a hang. Every good output is checked against the float64 oracle."""
 from __future__ import annotations
 
 import io
@@ -63,10 +64,10 @@ def tree(tmp_path) -> Path:
     return root
 
 
-def test_recursive_tree_is_mirrored_exactly_and_matches_the_oracle(run_clconv, tree, tmp_path):
+def test_recursive_tree_is_mirrored_exactly_and_matches_the_oracle(run_cli, tree, tmp_path):
     out = tmp_path / "out"
     before = {p: p.read_bytes() for p in tree.rglob("*") if p.is_file()}
-    result = run_clconv("batch", "-r", "-k", KERNEL, tree, out)
+    result = run_cli("batch", "-r", "-k", KERNEL, tree, out)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     images = ["a.png", "gray.png", "sub/b.png", "sub/deeper/c.png"]
@@ -78,41 +79,41 @@ def test_recursive_tree_is_mirrored_exactly_and_matches_the_oracle(run_clconv, t
     assert result.stdout.count("\n") == 1 and "4 written, 0 failed, 0 skipped" in result.stdout
 
 
-def test_without_recursive_only_the_top_folder(run_clconv, tree, tmp_path):
+def test_without_recursive_only_the_top_folder(run_cli, tree, tmp_path):
     out = tmp_path / "out"
-    result = run_clconv("batch", "-k", KERNEL, tree, out)
+    result = run_cli("batch", "-k", KERNEL, tree, out)
     assert result.returncode == 0, result.stderr
     assert all_files(out) == ["a.png", "gray.png"]
 
 
-def test_patterns_select_by_name_case_insensitively(run_clconv, tree, tmp_path):
+def test_patterns_select_by_name_case_insensitively(run_cli, tree, tmp_path):
     write_png(tree / "sub" / "UPPER.PNG", seed=5)
     out = tmp_path / "out"
-    result = run_clconv("batch", "-r", "--pattern", "*.png", "--pattern", "c.*", "-k", KERNEL, tree, out)
+    result = run_cli("batch", "-r", "--pattern", "*.png", "--pattern", "c.*", "-k", KERNEL, tree, out)
     assert result.returncode == 0, result.stderr
     assert all_files(out) == ["a.png", "gray.png", "sub/UPPER.PNG", "sub/b.png", "sub/deeper/c.png"]
     out2 = tmp_path / "out2"
-    result = run_clconv("batch", "-r", "--pattern", "[ab].png", "-k", KERNEL, tree, out2)
+    result = run_cli("batch", "-r", "--pattern", "[ab].png", "-k", KERNEL, tree, out2)
     assert result.returncode == 0, result.stderr
     assert all_files(out2) == ["a.png", "sub/b.png"]
 
 
-def test_a_pattern_that_names_non_images_makes_them_fail(run_clconv, tree, tmp_path):
+def test_a_pattern_that_names_non_images_makes_them_fail(run_cli, tree, tmp_path):
     out = tmp_path / "out"
-    result = run_clconv("batch", "-r", "--pattern", "*.txt", "--pattern", "a.png", "-k", KERNEL, tree, out)
+    result = run_cli("batch", "-r", "--pattern", "*.txt", "--pattern", "a.png", "-k", KERNEL, tree, out)
     assert result.returncode == 1
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith("clconv: error: ") and "readme.txt" in errors[0]
     assert all_files(out) == ["a.png"]
 
 
-def test_format_converts_every_output(run_clconv, tmp_path):
+def test_format_converts_every_output(run_cli, tmp_path):
     root = tmp_path / "in"
     write_png(root / "a.png", seed=1)
     write_png(root / "b.tif", seed=2)
     write_png(root / "photo.jpg", seed=3)
     out = tmp_path / "out"
-    result = run_clconv("batch", "--format", "bmp", "-k", KERNEL, root, out)
+    result = run_cli("batch", "--format", "bmp", "-k", KERNEL, root, out)
     assert result.returncode == 0, result.stderr
     assert all_files(out) == ["a.bmp", "b.bmp", "photo.bmp"]
     for name in ("a.png", "b.tif", "photo.jpg"):
@@ -121,37 +122,37 @@ def test_format_converts_every_output(run_clconv, tmp_path):
         assert_filtered(root / name, out / (Path(name).stem + ".bmp"))
 
 
-def test_two_inputs_with_one_output_name_fail_the_second(run_clconv, tmp_path):
+def test_two_inputs_with_one_output_name_fail_the_second(run_cli, tmp_path):
     root = tmp_path / "in"
     write_png(root / "a.png", seed=1)
     write_png(root / "a.tif", seed=2)
     out = tmp_path / "out"
-    result = run_clconv("batch", "--format", "png", "-k", KERNEL, root, out)
+    result = run_cli("batch", "--format", "png", "-k", KERNEL, root, out)
     assert result.returncode == 1
     assert "a.tif" in result.stderr and "same output" in result.stderr
     assert_filtered(root / "a.png", out / "a.png")
 
 
-def test_existing_outputs_skip_fail_or_are_forced(run_clconv, tree, tmp_path):
+def test_existing_outputs_skip_fail_or_are_forced(run_cli, tree, tmp_path):
     out = tmp_path / "out"
-    assert run_clconv("batch", "-r", "-k", KERNEL, tree, out).returncode == 0
+    assert run_cli("batch", "-r", "-k", KERNEL, tree, out).returncode == 0
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
     time.sleep(0.01)
 
-    skipped = run_clconv("batch", "-r", "--skip-existing", "-k", KERNEL, tree, out, "--report", tmp_path / "r.json")
+    skipped = run_cli("batch", "-r", "--skip-existing", "-k", KERNEL, tree, out, "--report", tmp_path / "r.json")
     assert skipped.returncode == 0, skipped.stderr
     assert "0 written, 0 failed, 4 skipped" in skipped.stdout
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamps
     report = json.loads((tmp_path / "r.json").read_text())
     assert [f["status"] for f in report["files"]] == ["skipped"] * 4
 
-    refused = run_clconv("batch", "-r", "-k", KERNEL, tree, out)
+    refused = run_cli("batch", "-r", "-k", KERNEL, tree, out)
     assert refused.returncode == 1
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 4 and all("exists" in line for line in lines)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamps
 
-    forced = run_clconv("batch", "-r", "--force", "-k", "box:size=3", tree, out)
+    forced = run_cli("batch", "-r", "--force", "-k", "box:size=3", tree, out)
     assert forced.returncode == 0, forced.stderr
     assert_filtered(tree / "sub" / "deeper" / "c.png", out / "sub" / "deeper" / "c.png", kernel="box:size=3")
 
@@ -169,13 +170,13 @@ def write_bad_files(root: Path, good: Path) -> dict[str, str]:
     return {"truncated.png": "", "empty.png": "empty", "text.png": "", "crc.png": "", "dangling.png": ""}
 
 
-def test_bad_files_are_listed_and_the_good_ones_written(run_clconv, tmp_path):
+def test_bad_files_are_listed_and_the_good_ones_written(run_cli, tmp_path):
     root = tmp_path / "in"
     for i in range(5):
         write_png(root / f"good{i}.png", seed=10 + i)
     bad = write_bad_files(root, root / "good0.png")
     out = tmp_path / "out"
-    result = run_clconv("batch", "-k", KERNEL, "--report", tmp_path / "r.json", root, out)
+    result = run_cli("batch", "-k", KERNEL, "--report", tmp_path / "r.json", root, out)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == len(bad), result.stderr
@@ -193,9 +194,9 @@ def test_bad_files_are_listed_and_the_good_ones_written(run_clconv, tmp_path):
     assert temporaries(tmp_path) == []
 
 
-def test_report_holds_settings_and_relative_paths(run_clconv, tree, tmp_path):
+def test_report_holds_settings_and_relative_paths(run_cli, tree, tmp_path):
     out = tmp_path / "out"
-    result = run_clconv("batch", "-r", "-k", "sharpen", "--border", "wrap", "--format", "png",
+    result = run_cli("batch", "-r", "-k", "sharpen", "--border", "wrap", "--format", "png",
                         "--report", tmp_path / "run.json", tree, out)
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "run.json").read_text())
@@ -214,26 +215,27 @@ def test_report_holds_settings_and_relative_paths(run_clconv, tree, tmp_path):
     assert_filtered(tree / "a.png", out / "a.png", kernel="sharpen", border="wrap")
 
 
-def test_out_dir_inside_in_dir_is_never_read(run_clconv, tree):
+def test_out_dir_inside_in_dir_is_never_read(run_cli, tree):
     out = tree / "filtered"
-    first = run_clconv("batch", "-r", "-k", KERNEL, tree, out)
+    first = run_cli("batch", "-r", "-k", KERNEL, tree, out)
     assert first.returncode == 0, first.stderr
     assert "4 written" in first.stdout
-    again = run_clconv("batch", "-r", "--skip-existing", "-k", KERNEL, tree, out, "--report", tree / "r.json")
+    again = run_cli("batch", "-r", "--skip-existing", "-k", KERNEL, tree, out, "--report", tree / "r.json")
     assert again.returncode == 0, again.stderr
     report = json.loads((tree / "r.json").read_text())
     assert not any(f["input"].startswith("filtered") for f in report["files"])
     assert not (out / "filtered").exists()
 
 
-def test_out_dir_equal_to_or_holding_in_dir_is_refused(run_clconv, tree):
+def test_out_dir_equal_to_or_holding_in_dir_is_refused(run_cli, tree):
     for out in (tree, tree.parent):
-        result = run_clconv("batch", "-k", KERNEL, tree, out)
+        result = run_cli("batch", "-k", KERNEL, tree, out)
         assert result.returncode == 2
         assert len(result.stderr.strip().splitlines()) == 1 and "IN_DIR" in result.stderr
 
 
 def test_symlinks_files_followed_folders_not_and_loops_do_not_hang(run_clconv, tree, tmp_path):
+    # The installed script: a loop that hung would fail on the timeout instead of stopping the suite.
     elsewhere = tmp_path / "elsewhere"
     write_png(elsewhere / "linked.png", seed=9)
     (tree / "linked.png").symlink_to(elsewhere / "linked.png")
@@ -247,14 +249,14 @@ def test_symlinks_files_followed_folders_not_and_loops_do_not_hang(run_clconv, t
     assert_filtered(elsewhere / "linked.png", out / "linked.png")
 
 
-def test_undecodable_file_names_are_escaped_not_a_crash(run_clconv, tmp_path):
+def test_undecodable_file_names_are_escaped_not_a_crash(run_cli, tmp_path):
     root = tmp_path / "in"
     write_png(root / "plain.png", seed=1)
     odd = os.fsencode(root) + b"/caf\xe9.png"
     with open(odd, "wb") as f:
         f.write((root / "plain.png").read_bytes())
     out = tmp_path / "out"
-    result = run_clconv("batch", "-k", KERNEL, "--report", tmp_path / "r.json", root, out)
+    result = run_cli("batch", "-k", KERNEL, "--report", tmp_path / "r.json", root, out)
     assert result.returncode == 0, result.stderr
     assert os.path.exists(os.fsencode(out) + b"/caf\xe9.png")
     report = json.loads((tmp_path / "r.json").read_text())
@@ -268,44 +270,51 @@ def test_undecodable_file_names_are_escaped_not_a_crash(run_clconv, tmp_path):
     (["-k", KERNEL, "--skip-existing", "--force"], "--skip-existing"),
     (["-k", KERNEL, "--device", "no-such-device"], "no-such-device"),
 ])
-def test_bad_usage_is_exit_2_before_any_file_is_touched(run_clconv, tree, tmp_path, args, fragment):
+def test_bad_usage_is_exit_2_before_any_file_is_touched(run_cli, tree, tmp_path, args, fragment):
     out = tmp_path / "out"
-    result = run_clconv("batch", *args, tree, out)
+    result = run_cli("batch", *args, tree, out)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("clconv: error: ") and fragment in lines[0], result.stderr
     assert not out.exists()
 
 
-def test_missing_or_empty_in_dir_is_exit_2(run_clconv, tmp_path):
+def test_missing_or_empty_in_dir_is_exit_2(run_cli, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("x")
     for folder in (tmp_path / "missing", tmp_path / "empty"):
-        result = run_clconv("batch", "-k", KERNEL, folder, tmp_path / "out")
+        result = run_cli("batch", "-k", KERNEL, folder, tmp_path / "out")
         assert result.returncode == 2
         assert len(result.stderr.strip().splitlines()) == 1 and str(folder) in result.stderr
 
 
-def test_quiet_prints_only_failures(run_clconv, tree, tmp_path):
+def test_quiet_prints_only_failures(run_cli, tree, tmp_path):
     (tree / "bad.png").write_text("nope")
-    result = run_clconv("batch", "-q", "-k", KERNEL, tree, tmp_path / "out")
+    result = run_cli("batch", "-q", "-k", KERNEL, tree, tmp_path / "out")
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "bad.png" in result.stderr
 
 
-def big_tree(root: Path, count: int, shape=(384, 512, 3)) -> None:
-    base = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
-    for i in range(count):
+BIG_TREE_COUNT = 120
+
+
+@pytest.fixture(scope="module")
+def big_tree(tmp_path_factory) -> Path:
+    """120 PNGs in three folders, read only (both signals' runs share it): enough that a run is
+    still going when its fifth output appears (about 2 s of work left at 60 images/s on 2 cores)."""
+    root = tmp_path_factory.mktemp("big") / "in"
+    base = np.random.default_rng(0).integers(0, 256, size=(192, 256, 3), dtype=np.uint8)
+    for i in range(BIG_TREE_COUNT):
         folder = root / f"d{i % 3}"
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.roll(base, i, axis=1)).save(folder / f"img{i:03d}.png")
+    return root
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupted_run_leaves_no_partial_file_and_a_rerun_finishes(clconv_script, tmp_path, sig, code):
-    root, out = tmp_path / "in", tmp_path / "out"
-    big_tree(root, 120)
+def test_interrupted_run_leaves_no_partial_file_and_a_rerun_finishes(clconv_script, big_tree, tmp_path, sig, code):
+    root, out = big_tree, tmp_path / "out"
     scratch = tmp_path / "tmp"  # where the run keeps pixels in transit: must be left empty
     scratch.mkdir()
     env = dict(os.environ, TMPDIR=str(scratch))
@@ -326,9 +335,9 @@ def test_interrupted_run_leaves_no_partial_file_and_a_rerun_finishes(clconv_scri
     assert proc.returncode == code, stderr
     assert stopped_in < 3.0, f"took {stopped_in:.1f} s to stop"
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("clconv: error: ")
-    assert temporaries(tmp_path) == [] and list(scratch.iterdir()) == []
+    assert temporaries(tmp_path) == [] and temporaries(root) == [] and list(scratch.iterdir()) == []
     written = sorted(out.rglob("*.png"))
-    assert 5 <= len(written) < 120
+    assert 5 <= len(written) < BIG_TREE_COUNT
     for path in written:  # every file there is complete and right
         assert_filtered(root / path.relative_to(out), path, kernel="gaussian:sigma=2")
     report = json.loads((tmp_path / "r.json").read_text())
@@ -337,8 +346,8 @@ def test_interrupted_run_leaves_no_partial_file_and_a_rerun_finishes(clconv_scri
     rerun = subprocess.run([*map(str, cmd[:-2]), "--skip-existing", str(root), str(out)], capture_output=True,
                            text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{120 - len(written)} written, 0 failed, {len(written)} skipped" in rerun.stdout
-    assert len(list(out.rglob("*.png"))) == 120
+    assert f"{BIG_TREE_COUNT - len(written)} written, 0 failed, {len(written)} skipped" in rerun.stdout
+    assert len(list(out.rglob("*.png"))) == BIG_TREE_COUNT
     for path in sorted(out.rglob("*.png"))[::17]:
         assert_filtered(root / path.relative_to(out), path, kernel="gaussian:sigma=2")
 

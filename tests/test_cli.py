@@ -1,4 +1,5 @@
-"""The installed `clconv` script, run as a user runs it: exit codes, one-line errors, nothing lost."""
+"""clconv's command line: exit codes, one-line errors, nothing lost. Run in this process (run_cli);
+tests/test_script_smoke.py runs the installed script itself."""
 from __future__ import annotations
 
 import hashlib
@@ -51,10 +52,10 @@ def oracle_u8(pixels: np.ndarray, weights: np.ndarray, use_abs=False, mode="refl
     return np.clip(np.rint(np.abs(out) if use_abs else out), 0, 255)
 
 
-def test_apply_sobel_x_matches_oracle(run_clconv, rgb_png, tmp_path):
+def test_apply_sobel_x_matches_oracle(run_cli, rgb_png, tmp_path):
     before = sha(rgb_png)
     out = tmp_path / "edges.png"
-    result = run_clconv("apply", "--kernel", "sobel-x", rgb_png, out)
+    result = run_cli("apply", "--kernel", "sobel-x", rgb_png, out)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     got = pixels_of(out)
@@ -65,9 +66,9 @@ def test_apply_sobel_x_matches_oracle(run_clconv, rgb_png, tmp_path):
     assert leftovers(tmp_path, {"in.png", "edges.png"}) == []
 
 
-def test_apply_chain_and_options(run_clconv, rgb_png, tmp_path):
+def test_apply_chain_and_options(run_cli, rgb_png, tmp_path):
     out = tmp_path / "chain.png"
-    result = run_clconv("apply", "-k", "box", "-k", "1 0 -1; 2 0 -2; 1 0 -1", "--border", "replicate",
+    result = run_cli("apply", "-k", "box", "-k", "1 0 -1; 2 0 -2; 1 0 -1", "--border", "replicate",
                         "--scale", "0.5", "--bias", "100", rgb_png, out)
     assert result.returncode == 0, result.stderr
     pixels = pixels_of(rgb_png).astype(np.float64)
@@ -78,9 +79,9 @@ def test_apply_chain_and_options(run_clconv, rgb_png, tmp_path):
     assert np.abs(pixels_of(out).astype(int) - ref).max() <= 1
 
 
-def test_apply_float_npy_output_holds_raw_signed_values(run_clconv, rgb_png, tmp_path):
+def test_apply_float_npy_output_holds_raw_signed_values(run_cli, rgb_png, tmp_path):
     out = tmp_path / "raw.npy"
-    result = run_clconv("apply", "-k", "sobel-x", "--gray", rgb_png, out)
+    result = run_cli("apply", "-k", "sobel-x", "--gray", rgb_png, out)
     assert result.returncode == 0, result.stderr
     got = np.load(out)
     gray = np.asarray(Image.fromarray(pixels_of(rgb_png)).convert("L")).astype(np.float64)
@@ -90,19 +91,19 @@ def test_apply_float_npy_output_holds_raw_signed_values(run_clconv, rgb_png, tmp
     np.testing.assert_allclose(got, ref, atol=1e-4 * 255 * 8)
 
 
-def test_force_overwrites_and_without_force_refuses(run_clconv, rgb_png, tmp_path):
+def test_force_overwrites_and_without_force_refuses(run_cli, rgb_png, tmp_path):
     out = tmp_path / "out.png"
     out.write_bytes(b"precious")
-    result = run_clconv("apply", "-k", "box", rgb_png, out)
+    result = run_cli("apply", "-k", "box", rgb_png, out)
     assert_one_error_line(result, 2, str(out), "--force")
     assert out.read_bytes() == b"precious"
-    result = run_clconv("apply", "-k", "box", "--force", rgb_png, out)
+    result = run_cli("apply", "-k", "box", "--force", rgb_png, out)
     assert result.returncode == 0, result.stderr
     assert pixels_of(out).shape == (61, 83, 3)
 
 
 @pytest.mark.parametrize("alias", ["same", "dot", "symlink", "hardlink"])
-def test_output_equal_to_input_is_refused_even_with_force(run_clconv, rgb_png, tmp_path, alias):
+def test_output_equal_to_input_is_refused_even_with_force(run_cli, rgb_png, tmp_path, alias):
     before = sha(rgb_png)
     if alias == "same":
         target = str(rgb_png)
@@ -114,7 +115,7 @@ def test_output_equal_to_input_is_refused_even_with_force(run_clconv, rgb_png, t
     else:
         target = tmp_path / "hard.png"
         os.link(rgb_png, target)
-    result = run_clconv("apply", "-k", "box", "--force", rgb_png, target)
+    result = run_cli("apply", "-k", "box", "--force", rgb_png, target)
     assert_one_error_line(result, 2, "input")
     assert sha(rgb_png) == before
 
@@ -134,11 +135,11 @@ def write_bad_inputs(folder: Path, good: Path) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("case", ["missing", "truncated", "text", "empty"])
-def test_bad_image_is_one_line_exit_2_and_no_output(run_clconv, rgb_png, tmp_path, case):
+def test_bad_image_is_one_line_exit_2_and_no_output(run_cli, rgb_png, tmp_path, case):
     bad = write_bad_inputs(tmp_path, rgb_png)[case]
     out = tmp_path / "out.png"
     existing = set(p.name for p in tmp_path.iterdir())
-    result = run_clconv("apply", "-k", "sobel-x", bad, out)
+    result = run_cli("apply", "-k", "sobel-x", bad, out)
     assert_one_error_line(result, 2, bad.name)
     assert not out.exists()
     assert leftovers(tmp_path, existing) == []
@@ -154,18 +155,18 @@ def test_bad_image_is_one_line_exit_2_and_no_output(run_clconv, rgb_png, tmp_pat
         ("nonexistent-kernel.npy", "nonexistent-kernel.npy"),
     ],
 )
-def test_bad_kernel_spec_is_exit_2_before_reading_the_image(run_clconv, rgb_png, tmp_path, spec, fragment):
+def test_bad_kernel_spec_is_exit_2_before_reading_the_image(run_cli, rgb_png, tmp_path, spec, fragment):
     out = tmp_path / "out.png"
-    result = run_clconv("apply", "-k", spec, tmp_path / "missing-too.png", out)
+    result = run_cli("apply", "-k", spec, tmp_path / "missing-too.png", out)
     assert_one_error_line(result, 2, fragment)
     assert "missing-too.png" not in result.stderr  # the spec is checked first
     assert not out.exists()
 
 
-def test_nan_weights_in_a_kernel_file(run_clconv, rgb_png, tmp_path):
+def test_nan_weights_in_a_kernel_file(run_cli, rgb_png, tmp_path):
     kernel = tmp_path / "k.npy"
     np.save(kernel, np.array([[1.0, np.nan], [0.0, 1.0]]))
-    result = run_clconv("apply", "-k", kernel, rgb_png, tmp_path / "out.png")
+    result = run_cli("apply", "-k", kernel, rgb_png, tmp_path / "out.png")
     assert_one_error_line(result, 2, "k.npy", "finite")
 
 
@@ -179,49 +180,49 @@ def test_nan_weights_in_a_kernel_file(run_clconv, rgb_png, tmp_path):
         (["--dtype", "float32"], "out.png"),  # float output needs .tif/.npy
     ],
 )
-def test_bad_options_exit_2(run_clconv, rgb_png, tmp_path, args, fragment):
+def test_bad_options_exit_2(run_cli, rgb_png, tmp_path, args, fragment):
     out = tmp_path / "out.png"
-    result = run_clconv("apply", "-k", "box", *args, rgb_png, out)
+    result = run_cli("apply", "-k", "box", *args, rgb_png, out)
     assert_one_error_line(result, 2, fragment)
     assert not out.exists()
 
 
-def test_usage_errors_are_one_line(run_clconv, rgb_png):
-    assert_one_error_line(run_clconv("apply", rgb_png), 2, "Missing")
-    assert_one_error_line(run_clconv("apply", "-k", "box", "--no-such-option", rgb_png, "x.png"), 2, "--no-such-option")
-    assert_one_error_line(run_clconv("frobnicate"), 2, "frobnicate")
+def test_usage_errors_are_one_line(run_cli, rgb_png):
+    assert_one_error_line(run_cli("apply", rgb_png), 2, "Missing")
+    assert_one_error_line(run_cli("apply", "-k", "box", "--no-such-option", rgb_png, "x.png"), 2, "--no-such-option")
+    assert_one_error_line(run_cli("frobnicate"), 2, "frobnicate")
 
 
-def test_output_folder_missing_is_exit_2(run_clconv, rgb_png, tmp_path):
+def test_output_folder_missing_is_exit_2(run_cli, rgb_png, tmp_path):
     out = tmp_path / "no" / "such" / "folder" / "out.png"
-    assert_one_error_line(run_clconv("apply", "-k", "box", rgb_png, out), 2, "out.png")
+    assert_one_error_line(run_cli("apply", "-k", "box", rgb_png, out), 2, "out.png")
 
 
-def test_debug_shows_traceback(run_clconv, rgb_png, tmp_path):
-    result = run_clconv("apply", "--debug", "-k", "sobelx", rgb_png, tmp_path / "o.png")
+def test_debug_shows_traceback(run_cli, rgb_png, tmp_path):
+    result = run_cli("apply", "--debug", "-k", "sobelx", rgb_png, tmp_path / "o.png")
     assert result.returncode == 2
     assert "Traceback" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("clconv: error: ")
 
 
-def test_kernels_and_devices_commands(run_clconv):
-    listing = run_clconv("kernels")
+def test_kernels_and_devices_commands(run_cli):
+    listing = run_cli("kernels")
     assert listing.returncode == 0 and "sobel-x" in listing.stdout and "gaussian" in listing.stdout
-    one = run_clconv("kernels", "emboss")
+    one = run_cli("kernels", "emboss")
     assert one.returncode == 0 and "-2" in one.stdout
-    assert run_clconv("kernels", "nope").returncode == 2
-    devices = run_clconv("devices")
+    assert run_cli("kernels", "nope").returncode == 2
+    devices = run_cli("devices")
     assert devices.returncode == 0, devices.stderr
     assert "*" in devices.stdout
-    assert run_clconv("--version").stdout.startswith("clconv")
+    assert run_cli("--version").stdout.startswith("clconv")
 
 
-def test_rgba_blur_keeps_alpha_and_has_no_dark_fringe(run_clconv, tmp_path):
+def test_rgba_blur_keeps_alpha_and_has_no_dark_fringe(run_cli, tmp_path):
     pixels = np.zeros((40, 40, 4), np.uint8)  # transparent black around an opaque orange square
     pixels[10:30, 10:30] = (255, 160, 20, 255)
     src, out = tmp_path / "shape.png", tmp_path / "blurred.png"
     Image.fromarray(pixels, "RGBA").save(src)
-    result = run_clconv("apply", "-k", "gaussian:sigma=3", src, out)
+    result = run_cli("apply", "-k", "gaussian:sigma=3", src, out)
     assert result.returncode == 0, result.stderr
     got = pixels_of(out)
     assert got.shape == (40, 40, 4)
@@ -230,11 +231,11 @@ def test_rgba_blur_keeps_alpha_and_has_no_dark_fringe(run_clconv, tmp_path):
     assert np.all(np.abs(got[visible][:, :3].astype(int) - [255, 160, 20]) <= 1)  # no dark fringe
 
 
-def test_sixteen_bit_stays_sixteen_bit(run_clconv, tmp_path):
+def test_sixteen_bit_stays_sixteen_bit(run_cli, tmp_path):
     ramp = (np.arange(50 * 70).reshape(50, 70) * 17 % 65536).astype(np.uint16)
     src, out = tmp_path / "g16.png", tmp_path / "o16.png"
     Image.fromarray(ramp).save(src)
-    result = run_clconv("apply", "-k", "box:size=5", src, out)
+    result = run_cli("apply", "-k", "box:size=5", src, out)
     assert result.returncode == 0, result.stderr
     got = pixels_of(out).astype(np.int64)
     ref = np.rint(ndi.correlate(ramp.astype(np.float64), np.full((5, 5), 1 / 25), mode="reflect"))
@@ -243,11 +244,11 @@ def test_sixteen_bit_stays_sixteen_bit(run_clconv, tmp_path):
     assert np.abs(got - ref).max() <= 1
 
 
-def test_dtype_change_converts_between_ranges(run_clconv, tmp_path):
+def test_dtype_change_converts_between_ranges(run_cli, tmp_path):
     ramp = (np.arange(40 * 30).reshape(30, 40) * 50).astype(np.uint16)
     src, out = tmp_path / "g16.png", tmp_path / "g8.png"
     Image.fromarray(ramp).save(src)
-    result = run_clconv("apply", "-k", "identity", "--dtype", "uint8", src, out)
+    result = run_cli("apply", "-k", "identity", "--dtype", "uint8", src, out)
     assert result.returncode == 0, result.stderr
     got = pixels_of(out)
     assert got.dtype == np.uint8

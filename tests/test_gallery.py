@@ -109,13 +109,13 @@ def test_tiny_gallery_tiles_equal_convolve_and_the_oracle(tiny_gallery):
         assert_matches(tile, reference(thumb, name), name)
 
 
-def test_tiny_gallery_tiles_equal_clconv_apply(tiny_gallery, run_clconv):
+def test_tiny_gallery_tiles_equal_clconv_apply(tiny_gallery, run_cli):
     folder, thumb, tiles = tiny_gallery
     Image.fromarray(thumb).save(folder / "thumb.png")
     device = ["--device", chosen_device()] if chosen_device() else []
     for name, tile in tiles.items():
         out = folder / f"apply-{name}.png"
-        result = run_clconv("apply", "-k", name, *device, "--force", folder / "thumb.png", out)
+        result = run_cli("apply", "-k", name, *device, "--force", folder / "thumb.png", out)
         assert result.returncode == 0, result.stderr
         assert np.array_equal(tile, pixels_of(out)), name
 

@@ -1,6 +1,6 @@
 """Trust with people's files: metadata carried (EXIF, XMP, comments), --strip, quality and TIFF
-compression kept or chosen, `clconv formats`, gray .pgm. Through the installed script where the
-CLI is what is promised."""
+compression kept or chosen, `clconv formats`, gray .pgm. Through the command line (run_cli, in this
+process) where the CLI is what is promised."""
 from __future__ import annotations
 
 import os
@@ -82,9 +82,9 @@ def check_camera_exif(path, width, height):
 
 
 @pytest.mark.parametrize("ext", [".jpg", ".png", ".tif"])
-def test_exif_xmp_comment_carried_with_orientation_reset(run_clconv, camera_jpeg, tmp_path, ext):
+def test_exif_xmp_comment_carried_with_orientation_reset(run_cli, camera_jpeg, tmp_path, ext):
     out = tmp_path / f"out{ext}"
-    r = run_clconv("apply", "-k", "identity", camera_jpeg, out)
+    r = run_cli("apply", "-k", "identity", camera_jpeg, out)
     assert r.returncode == 0, r.stderr
     check_camera_exif(out, 16, 32)
     with PILImage.open(out) as im:
@@ -102,9 +102,9 @@ def test_exif_xmp_comment_carried_with_orientation_reset(run_clconv, camera_jpeg
 
 
 @pytest.mark.parametrize("ext", [".jpg", ".png", ".tif", ".webp"])
-def test_strip_drops_exif_xmp_comment_keeps_icc(run_clconv, camera_jpeg, tmp_path, ext):
+def test_strip_drops_exif_xmp_comment_keeps_icc(run_cli, camera_jpeg, tmp_path, ext):
     out = tmp_path / f"out{ext}"
-    r = run_clconv("apply", "--strip", "-k", "identity", camera_jpeg, out)
+    r = run_cli("apply", "--strip", "-k", "identity", camera_jpeg, out)
     assert r.returncode == 0, r.stderr
     ex = exif_of(out)
     assert 0x010F not in ex and 0x0110 not in ex and 0x8825 not in ex and 0x0112 not in ex
@@ -115,30 +115,30 @@ def test_strip_drops_exif_xmp_comment_keeps_icc(run_clconv, camera_jpeg, tmp_pat
         assert im.size == (16, 32)  # still oriented
 
 
-def test_webp_keeps_exif(run_clconv, camera_jpeg, tmp_path):
+def test_webp_keeps_exif(run_cli, camera_jpeg, tmp_path):
     out = tmp_path / "out.webp"
-    assert run_clconv("apply", "-k", "identity", camera_jpeg, out).returncode == 0
+    assert run_cli("apply", "-k", "identity", camera_jpeg, out).returncode == 0
     check_camera_exif(out, 16, 32)
 
 
-def test_output_size_written_into_exif(run_clconv, camera_jpeg, tmp_path):
+def test_output_size_written_into_exif(run_cli, camera_jpeg, tmp_path):
     out = tmp_path / "out.jpg"
-    assert run_clconv("apply", "-k", "identity", "--stride", "2", camera_jpeg, out).returncode == 0
+    assert run_cli("apply", "-k", "identity", "--stride", "2", camera_jpeg, out).returncode == 0
     check_camera_exif(out, 8, 16)
 
 
-def test_tiff_input_exif_carried(tmp_path, run_clconv):
+def test_tiff_input_exif_carried(tmp_path, run_cli):
     src = tmp_path / "in.tif"
     PILImage.fromarray(halves()).save(src, exif=camera_exif(1).tobytes())  # sub-IFDs: only uncompressed, from bytes
     assert exif_of(src).get_ifd(0x8825).get(1) == "N"
     out = tmp_path / "out.jpg"
-    assert run_clconv("apply", "-k", "identity", src, out).returncode == 0
+    assert run_cli("apply", "-k", "identity", src, out).returncode == 0
     ex = exif_of(out)
     assert ex.get(0x010F) == MAKE and ex.get_ifd(0x8825).get(1) == "N"
     assert 256 not in ex and 273 not in ex  # the TIFF's layout is not EXIF
 
 
-def test_png_text_carried_to_png(tmp_path, run_clconv):
+def test_png_text_carried_to_png(tmp_path, run_cli):
     from PIL import PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
@@ -148,13 +148,13 @@ def test_png_text_carried_to_png(tmp_path, run_clconv):
     src = tmp_path / "in.png"
     PILImage.fromarray(halves()).save(src, pnginfo=info)
     out = tmp_path / "out.png"
-    assert run_clconv("apply", "-k", "identity", src, out).returncode == 0
+    assert run_cli("apply", "-k", "identity", src, out).returncode == 0
     with PILImage.open(out) as im:
         im.load()
         assert {k: im.text[k] for k in ("Author", "Title", "Comment")} == {"Author": "Ada", "Title": "Été",
                                                                          "Comment": "scan 12"}
     out_jpg = tmp_path / "out.jpg"
-    assert run_clconv("apply", "-k", "identity", src, out_jpg).returncode == 0
+    assert run_cli("apply", "-k", "identity", src, out_jpg).returncode == 0
     with PILImage.open(out_jpg) as im:
         assert im.info.get("comment") == b"scan 12"
 
@@ -206,12 +206,12 @@ def test_jpeg_quality_estimated_for_every_quality(tmp_path):
     assert imageio.load(gray).meta["jpeg_quality"] == 77
 
 
-def test_jpeg_quality_and_size_kept(run_clconv, tmp_path):
+def test_jpeg_quality_and_size_kept(run_cli, tmp_path):
     src = tmp_path / "in.jpg"
     smooth_photo().save(src, quality=90, optimize=True)
     assert imageio.load(src).meta["jpeg_quality"] == 90
     out = tmp_path / "out.jpg"
-    r = run_clconv("apply", "-k", "identity", src, out)
+    r = run_cli("apply", "-k", "identity", src, out)
     assert r.returncode == 0, r.stderr
     with PILImage.open(src) as a, PILImage.open(out) as b:
         assert b.quantization == a.quantization
@@ -226,20 +226,20 @@ def test_jpeg_quality_and_size_kept(run_clconv, tmp_path):
     assert abs(size_out / os.path.getsize(magick) - 1) <= 0.05, (size_out, os.path.getsize(magick))
 
 
-def test_quality_option_and_defaults(run_clconv, tmp_path):
+def test_quality_option_and_defaults(run_cli, tmp_path):
     src = tmp_path / "in.jpg"
     smooth_photo(64, 96).save(src, quality=80)
     out = tmp_path / "q50.jpg"
-    assert run_clconv("apply", "--quality", "50", "-k", "identity", src, out).returncode == 0
+    assert run_cli("apply", "--quality", "50", "-k", "identity", src, out).returncode == 0
     assert imageio.load(out).meta["jpeg_quality"] == 50
     png = tmp_path / "in.png"
     smooth_photo(64, 96).save(png)
     out = tmp_path / "from-png.jpg"
-    assert run_clconv("apply", "-k", "identity", png, out).returncode == 0
+    assert run_cli("apply", "-k", "identity", png, out).returncode == 0
     meta = imageio.load(out).meta
     assert meta["jpeg_quality"] == imageio.DEFAULT_QUALITY["JPEG"] == 92
     assert meta["jpeg_subsampling"] == 0  # 4:4:4 from quality 90, as ImageMagick
-    r = run_clconv("apply", "--quality", "0", "-k", "identity", src, tmp_path / "bad.jpg")
+    r = run_cli("apply", "--quality", "0", "-k", "identity", src, tmp_path / "bad.jpg")
     assert r.returncode == 2 and "--quality" in r.stderr and not (tmp_path / "bad.jpg").exists()
 
 
@@ -254,16 +254,16 @@ def test_quality_changes_webp(tmp_path):
 # ---------------------------------------------------------------- TIFF compression
 
 
-def test_lzw_tiff_in_lzw_tiff_out(run_clconv, tmp_path):
+def test_lzw_tiff_in_lzw_tiff_out(run_cli, tmp_path):
     src = tmp_path / "in.tif"
     PILImage.fromarray(halves()).save(src, compression="tiff_lzw")
     out = tmp_path / "out.tif"
-    assert run_clconv("apply", "-k", "identity", src, out).returncode == 0
+    assert run_cli("apply", "-k", "identity", src, out).returncode == 0
     with PILImage.open(out) as im:
         assert im.info["compression"] == "tiff_lzw"
     for name, pillow in (("deflate", "tiff_adobe_deflate"), ("none", "raw"), ("packbits", "packbits")):
         other = tmp_path / f"{name}.tif"
-        assert run_clconv("apply", "--compression", name, "-k", "identity", src, other).returncode == 0
+        assert run_cli("apply", "--compression", name, "-k", "identity", src, other).returncode == 0
         with PILImage.open(other) as im:
             assert im.info["compression"] == pillow
             np.testing.assert_array_equal(np.asarray(im), halves())
@@ -285,8 +285,8 @@ def test_16bit_colour_tiff_deflate(tmp_path, capfd):
 # ---------------------------------------------------------------- formats, .pgm, batch
 
 
-def test_formats_command(run_clconv):
-    r = run_clconv("formats")
+def test_formats_command(run_cli):
+    r = run_cli("formats")
     assert r.returncode == 0, r.stderr
     lines = {line.split()[0]: line for line in r.stdout.splitlines() if line.strip()}
     assert "8-bit, 16-bit" in lines["PNG"]
@@ -295,30 +295,30 @@ def test_formats_command(run_clconv):
     assert "Read only" in r.stdout and "PSD" in r.stdout
 
 
-def test_pgm_from_colour_is_gray_with_warning(run_clconv, tmp_path):
+def test_pgm_from_colour_is_gray_with_warning(run_cli, tmp_path):
     rgb = np.random.default_rng(3).integers(0, 256, (9, 11, 3), dtype=np.uint8)
     src = tmp_path / "c.png"
     PILImage.fromarray(rgb).save(src)
     out = tmp_path / "g.pgm"
-    r = run_clconv("apply", "-k", "identity", src, out)
+    r = run_cli("apply", "-k", "identity", src, out)
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip() == f"clconv: warning: {out}: PGM holds gray only; RGB converted to luminance (ITU-R 601-2)"
     with PILImage.open(out) as im:
         assert im.mode == "L"
         np.testing.assert_array_equal(np.asarray(im), np.asarray(PILImage.fromarray(rgb).convert("L")))
-    r = run_clconv("apply", "-k", "identity", src, tmp_path / "c.ppm")
+    r = run_cli("apply", "-k", "identity", src, tmp_path / "c.ppm")
     assert r.returncode == 0 and r.stderr == ""
 
 
-def test_batch_carries_and_strips(run_clconv, camera_jpeg, tmp_path):
+def test_batch_carries_and_strips(run_cli, camera_jpeg, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy(camera_jpeg, src / "a.jpg")
     kept, stripped = tmp_path / "kept", tmp_path / "stripped"
-    r = run_clconv("batch", "-q", "-j", "1", "-k", "identity", "--format", "png", src, kept)
+    r = run_cli("batch", "-q", "-j", "1", "-k", "identity", "--format", "png", src, kept)
     assert r.returncode == 0, r.stderr
     check_camera_exif(kept / "a.png", 16, 32)
-    r = run_clconv("batch", "-q", "-j", "1", "--strip", "--quality", "70", "-k", "identity", src, stripped,
+    r = run_cli("batch", "-q", "-j", "1", "--strip", "--quality", "70", "-k", "identity", src, stripped,
                    "--report", tmp_path / "r.json")
     assert r.returncode == 0, r.stderr
     assert 0x010F not in exif_of(stripped / "a.jpg")

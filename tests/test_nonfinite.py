@@ -122,13 +122,13 @@ def test_finite_and_integer_images_take_the_ordinary_path(monkeypatch):
     assert not nonfinite.has_nonfinite(finite) and nonfinite.has_nonfinite(np.array([[np.inf, -np.inf]]))
 
 
-def test_the_command_line_keeps_holes_in_a_float_tiff(tmp_path, run_clconv):
+def test_the_command_line_keeps_holes_in_a_float_tiff(tmp_path, run_cli):
     from PIL import Image
 
     image = np.random.default_rng(5).random((20, 30), dtype=np.float32)
     image[10, 10] = np.nan
     Image.fromarray(image, mode="F").save(tmp_path / "in.tif")
-    result = run_clconv("apply", "-k", "sharpen", tmp_path / "in.tif", tmp_path / "out.tif")
+    result = run_cli("apply", "-k", "sharpen", tmp_path / "in.tif", tmp_path / "out.tif")
     assert result.returncode == 0, result.stderr
     out = np.asarray(Image.open(tmp_path / "out.tif"))
     cross = np.zeros(out.shape, bool)  # sharpen's non-zero taps: the pixel and its 4 neighbours
