@@ -1,6 +1,7 @@
 """The Python API: ``clconv.convolve``, numpy in and numpy out."""
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -10,6 +11,24 @@ from clconv.errors import OptionError
 
 SUPPORTED_DTYPES = tuple(np.dtype(name) for name in SAMPLE_TYPES)
 ALPHA_MODES = (None, "keep", "filter")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """The filter options ``build_plan`` validates (as given: names, aliases and numbers).
+    ``convolve`` and ``convolve_bank`` take them as keyword arguments."""
+
+    border: str = "reflect"
+    border_value: float = 0.0
+    flip: bool = False
+    padding: object = None  # None ("same"), an int, or "valid"
+    stride: int = 1
+    dilation: int = 1
+    alpha: str | None = None  # None, "keep" or "filter"
+    abs: bool | None = None
+    scale: float | None = None
+    bias: float | None = None
+    algorithm: str = "auto"
 
 
 def parse_kernels(kernel) -> tuple:
@@ -47,27 +66,28 @@ def resolve_mapping(last_kernel, out_dtype, in_dtype=None, abs=None, scale=None,
     return Mapping(bool(abs), float(scale), float(bias))
 
 
-def build_plan(kernels: Sequence, *, in_dtype, out_dtype=None, channels: int = 1, border="reflect",
-               border_value=0.0, flip=False, padding=None, stride=1, dilation=1, alpha=None,
-               abs=None, scale=None, bias=None, algorithm="auto", device_kind="cpu"):
-    """Validate every option and return the Plan (what to compute); nothing is allocated."""
+def build_plan(kernels: Sequence, options: PlanOptions = PlanOptions(), *, in_dtype, out_dtype=None,
+               channels: int = 1, device_kind="cpu", **overrides):
+    """Validate every option and return the Plan (what to compute); nothing is allocated.
+    ``overrides``: PlanOptions fields by name, replacing those of ``options``."""
     from clconv import algorithms
     from clconv.engine import Plan
     from clconv.params import Geometry, checked_border_value, normalize_border
 
+    chosen = replace(options, **overrides)
     parsed = parse_kernels(list(kernels))
-    if flip:
+    if chosen.flip:
         parsed = tuple(k.flipped() for k in parsed)
-    if alpha not in ALPHA_MODES:
-        raise OptionError("--alpha", f"unknown alpha mode {alpha!r} (choose keep or filter)")
-    keep_alpha = alpha == "keep"
+    if chosen.alpha not in ALPHA_MODES:
+        raise OptionError("--alpha", f"unknown alpha mode {chosen.alpha!r} (choose keep or filter)")
+    keep_alpha = chosen.alpha == "keep"
     if keep_alpha and channels < 2:
         raise OptionError("--alpha", "keeping alpha needs at least two channels (colour and alpha)")
-    cval = checked_border_value(border_value, border)
+    cval = checked_border_value(chosen.border_value, chosen.border)
     out_dtype = np.dtype(in_dtype if out_dtype is None else out_dtype)
     if out_dtype not in SUPPORTED_DTYPES:
         raise OptionError("--dtype", f"unsupported output dtype {out_dtype} (use uint8, uint16 or float32)")
-    name = algorithms.check_name(algorithm)
+    name = algorithms.check_name(chosen.algorithm)
     if name != "auto":  # an explicit algorithm must be able to run every kernel: say so before any work
         for kernel in parsed:
             for part in kernel.parts:
@@ -75,12 +95,12 @@ def build_plan(kernels: Sequence, *, in_dtype, out_dtype=None, channels: int = 1
     return Plan(
         kernels=parsed,
         algorithm=name,
-        border=normalize_border(border),
+        border=normalize_border(chosen.border),
         cval=cval,
-        flip=bool(flip),
-        geometry=Geometry.parse(padding, stride, dilation),
+        flip=bool(chosen.flip),
+        geometry=Geometry.parse(chosen.padding, chosen.stride, chosen.dilation),
         keep_alpha=keep_alpha,
-        mapping=resolve_mapping(parsed[-1], out_dtype, in_dtype, abs, scale, bias),
+        mapping=resolve_mapping(parsed[-1], out_dtype, in_dtype, chosen.abs, chosen.scale, chosen.bias),
         out_dtype=out_dtype,
         alpha_max=max_value(in_dtype),
     )
@@ -99,9 +119,8 @@ def as_pixels(image) -> tuple[np.ndarray, bool]:
     return (pixels[:, :, None] if flat else pixels), flat
 
 
-def convolve(image, kernel, border="reflect", device=None, algorithm="auto", *, border_value=0.0,
-             flip=False, padding=None, stride=1, dilation=1, alpha=None, abs=None, scale=None,
-             bias=None, dtype=None, out=None) -> np.ndarray:
+def convolve(image, kernel, border="reflect", device=None, algorithm="auto", *, dtype=None, out=None,
+             **options) -> np.ndarray:
     """Filter ``image`` with ``kernel`` on an OpenCL device.
 
     Parameters
@@ -114,6 +133,13 @@ def convolve(image, kernel, border="reflect", device=None, algorithm="auto", *, 
     device : 'cpu', 'gpu', 'P:D', a device-name substring, or None (CLCONV_DEVICE, PYOPENCL_CTX, else a
         GPU if present, else the PoCL CPU device).
     algorithm : 'auto' or a name of ``clconv.algorithms.REGISTRY``.
+    dtype : output dtype (default: the input's). An integer dtype other than the input's converts
+        between ranges (uint16 65535 -> uint8 255; float 1.0 -> uint8 255); float32 output keeps
+        the input's units.
+    out : optional preallocated output array of the right shape and dtype, reused.
+
+    Keyword options (the fields of ``PlanOptions``, also ``border_value``):
+
     flip : apply the mathematical convolution (scipy.ndimage.convolve) instead of correlation.
     padding, stride, dilation : geometry; padding None keeps the input size, an int (or 'valid' = 0)
         gives PyTorch's conv2d geometry.
@@ -122,10 +148,6 @@ def convolve(image, kernel, border="reflect", device=None, algorithm="auto", *, 
     abs, scale, bias : output mapping ``scale * (|v| if abs else v) + bias``. Integer outputs are then
         rounded half to even and clipped, and take the last kernel's defaults (abs for edge detectors,
         bias for emboss) where these are None; float outputs are raw unless these are given.
-    dtype : output dtype (default: the input's). An integer dtype other than the input's converts
-        between ranges (uint16 65535 -> uint8 255; float 1.0 -> uint8 255); float32 output keeps
-        the input's units.
-    out : optional preallocated output array of the right shape and dtype, reused.
 
     Returns
     -------
@@ -136,11 +158,10 @@ def convolve(image, kernel, border="reflect", device=None, algorithm="auto", *, 
 
     pixels, flat = as_pixels(image)
     kernels = kernel if isinstance(kernel, (list, tuple)) else [kernel]
+    settings = PlanOptions(border=border, algorithm=algorithm, **options)
     rt = get_runtime(device)
-    plan = build_plan(kernels, in_dtype=pixels.dtype, out_dtype=dtype, channels=pixels.shape[2],
-                      border=border, border_value=border_value, flip=flip, padding=padding,
-                      stride=stride, dilation=dilation, alpha=alpha, abs=abs, scale=scale, bias=bias,
-                      algorithm=algorithm, device_kind=rt.info.kind)
+    plan = build_plan(kernels, settings, in_dtype=pixels.dtype, out_dtype=dtype, channels=pixels.shape[2],
+                      device_kind=rt.info.kind)
     target = None
     if out is not None:
         out_h, out_w = plan.output_shape(pixels.shape[:2])
@@ -154,9 +175,8 @@ def convolve(image, kernel, border="reflect", device=None, algorithm="auto", *, 
     return result[:, :, 0] if flat else result
 
 
-def convolve_bank(image, kernels, border="reflect", device=None, algorithm="auto", *, border_value=0.0,
-                  flip=False, padding=None, stride=1, dilation=1, alpha=None, abs=None, scale=None,
-                  bias=None, dtype=None) -> list:
+def convolve_bank(image, kernels, border="reflect", device=None, algorithm="auto", *, dtype=None,
+                  **options) -> list:
     """Filter ``image`` with each kernel of ``kernels`` separately (a filter bank, not a chain).
 
     Returns one array per kernel, in order, each as ``convolve(image, kernel, ...)`` would return
@@ -170,12 +190,12 @@ def convolve_bank(image, kernels, border="reflect", device=None, algorithm="auto
     pixels, flat = as_pixels(image)
     if isinstance(kernels, (str, np.ndarray)) or not kernels:
         raise OptionError("kernels", "expected a non-empty list of kernels")
+    settings = PlanOptions(border=border, algorithm=algorithm, **options)
     rt = get_runtime(device)
-    plan = build_plan(list(kernels), in_dtype=pixels.dtype, out_dtype=dtype, channels=pixels.shape[2],
-                      border=border, border_value=border_value, flip=flip, padding=padding,
-                      stride=stride, dilation=dilation, alpha=alpha, abs=abs, scale=scale, bias=bias,
-                      algorithm=algorithm, device_kind=rt.info.kind)
-    mappings = [resolve_mapping(k, plan.out_dtype, pixels.dtype, abs, scale, bias) for k in plan.kernels]
+    plan = build_plan(list(kernels), settings, in_dtype=pixels.dtype, out_dtype=dtype, channels=pixels.shape[2],
+                      device_kind=rt.info.kind)
+    mappings = [resolve_mapping(k, plan.out_dtype, pixels.dtype, settings.abs, settings.scale, settings.bias)
+                for k in plan.kernels]
     results = execute_bank(rt, pixels, plan, mappings)
     return [r[:, :, 0] if flat else r for r in results]
 

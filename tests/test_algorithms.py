@@ -190,6 +190,26 @@ def test_fused_bank_matches_the_oracle(h, w, channels, kh, kw, count, border, fl
         assert_matches(out, reference(image, weights, **options), f"kernel {index} of {count}")
 
 
+def test_plan_options_are_given_once():
+    """build_plan takes its filter options as one PlanOptions (or by name, replacing its fields);
+    convolve and convolve_bank pass theirs on, and refuse a name that is not an option."""
+    from dataclasses import replace
+
+    from clconv.api import PlanOptions, build_plan
+
+    options = PlanOptions(border="wrap", border_value=0.0, flip=True, padding=1, stride=2, dilation=2,
+                          alpha="keep", abs=True, scale=0.5, bias=3.0, algorithm="direct")
+    by_object = build_plan(["sobel-x"], options, in_dtype=np.uint8, channels=2)
+    by_name = build_plan(["sobel-x"], in_dtype=np.uint8, channels=2, **vars(options))
+    assert replace(by_object, kernels=()) == replace(by_name, kernels=())  # kernels compare by identity
+    assert by_object.border == "wrap" and by_object.geometry.stride == 2 and by_object.mapping.scale == 0.5
+    assert build_plan(["box"], options, in_dtype=np.uint8, channels=2, stride=1).geometry.stride == 1
+    image = RNG.random((9, 11), dtype=np.float32)
+    for call in (clconv.convolve, clconv.convolve_bank):
+        with pytest.raises(TypeError, match="strides"):
+            call(image, ["box"], strides=2)
+
+
 def test_sobel_magnitude_runs_gx_gy_as_a_bank_through_gemm():
     image = RNG.random((45, 38), dtype=np.float32) * 255
     gx = ndi.correlate(image.astype(np.float64), parse_spec("sobel-x").weights, mode="reflect")
