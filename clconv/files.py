@@ -14,40 +14,28 @@ import numpy as np
 from clconv import imageio
 from clconv.errors import OptionError, OutputError, warn
 
+from clconv.api import PlanOptions
 from clconv.params import DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
-class FilterOptions:
-    """Everything the filter options of ``apply``/``batch`` say, validated by ``plan_for``."""
+class FilterOptions(PlanOptions):
+    """Everything the filter options of ``apply``/``batch`` say: the plan's options (with alpha
+    kept by default: the CLI's rule for images with alpha) and what only files need. Validated by
+    :meth:`validate`."""
 
     kernels: tuple = ()
-    border: str = "reflect"
-    border_value: float = 0.0
-    flip: bool = False
+    alpha: str | None = "keep"
     gray: bool = False
-    alpha: str = "keep"
-    abs: bool | None = None
-    scale: float | None = None
-    bias: float | None = None
-    padding: object = None
-    stride: int = 1
-    dilation: int = 1
     dtype: str | None = None
-    algorithm: str = "auto"
     device: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
 
     def plan_for(self, in_dtype, channels: int, has_alpha: bool, out_dtype=None, device_kind="cpu"):
         from clconv.api import build_plan
 
-        return build_plan(
-            list(self.kernels), in_dtype=in_dtype, out_dtype=out_dtype, channels=channels,
-            border=self.border, border_value=self.border_value, flip=self.flip,
-            padding=self.padding, stride=self.stride, dilation=self.dilation,
-            alpha=self.alpha if has_alpha else None, abs=self.abs, scale=self.scale,
-            bias=self.bias, algorithm=self.algorithm, device_kind=device_kind,
-        )
+        return build_plan(list(self.kernels), self, in_dtype=in_dtype, out_dtype=out_dtype, channels=channels,
+                          device_kind=device_kind, alpha=self.alpha if has_alpha else None)
 
     def describe(self) -> str:
         """The options that decide the pixels, as ``clconv apply`` takes them, in a fixed order and
