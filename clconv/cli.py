@@ -319,8 +319,9 @@ def batch(in_dir, out_dir, recursive, patterns, format, skip_existing, force, jo
 @click.option("--border-value", default=0.0, type=float, help="Constant for --border constant (0 keeps it linear).")
 @click.option("--flip", is_flag=True, help="Mathematical convolution instead of correlation.")
 @click.option("--padding", default=None, metavar="N|valid", help="CNN geometry (as for apply).")
-@click.option("--stride", default=1, type=int, show_default=True)
-@click.option("--dilation", default=1, type=int, show_default=True)
+@click.option("--stride", default=1, type=int, show_default=True, help="Output every S-th pixel (as for apply).")
+@click.option("--dilation", default=1, type=int, show_default=True,
+              help="Spread kernel taps D pixels apart (as for apply).")
 @click.option("-o", "--output", default=None, metavar="FILE.npz", help="Save the sparse matrix instead of printing it.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --output.")
 @debug_option
@@ -360,7 +361,8 @@ def matrix(kernel, shape, border, border_value, flip, padding, stride, dilation,
 @click.option("--algorithm", default="all", show_default=True, metavar="all|auto|NAME",
               help="Which algorithms to measure.")
 @click.option("--device", "devices", multiple=True, metavar="SPEC|all", help="Device (repeatable, or all).")
-@click.option("--border", default="reflect", show_default=True, metavar="MODE")
+@click.option("--border", default="reflect", show_default=True, metavar="MODE",
+              help="Border mode of every measured run (as for apply).")
 @click.option("--repeat", type=int, default=None, help="Rounds per measurement (median and min over them).")
 @click.option("--quick", is_flag=True, help="Small sizes and kernels: under a minute on 2 cores.")
 @click.option("--preset", type=click.Choice(["targets"]), default=None,
