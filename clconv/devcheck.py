@@ -24,6 +24,7 @@ def _self_test(rt, algorithm: str) -> str | None:
     import scipy.ndimage as ndi
 
     import clconv
+    from clconv.constants import max_value
 
     rng = np.random.default_rng(7)
     x = np.arange(7) - 3.0
@@ -38,7 +39,7 @@ def _self_test(rt, algorithm: str) -> str | None:
         return f"float32 differs from the oracle by {err:.3g}"
     out8 = clconv.convolve(rgb, weights, device=rt, algorithm=algorithm)
     ref8 = np.clip(np.rint(ndi.correlate(rgb.astype(np.float64), weights[:, :, None].astype(np.float64),
-                                         mode="reflect")), 0, 255)
+                                         mode="reflect")), 0, max_value(np.uint8))
     err8 = int(np.abs(out8.astype(np.int64) - ref8).max())
     return None if err8 <= 1 else f"8-bit differs from the oracle by {err8}"
 

@@ -139,7 +139,7 @@ def test_max_value_takes_any_form_of_a_dtype():
 
 # ---------------------------------------------------------------- one home
 # Modules still holding copies, whose owners are rewriting them (they are to import clconv.constants).
-NOT_YET = {"imageio.py", "bench", "devcheck.py"}
+NOT_YET = {"imageio.py", "imageio"}
 
 
 def library_modules():

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from clconv.bench.settings import MAX_VALUE
+from clconv.constants import max_value
 
 
 def make_image(size: tuple[int, int], channels: int, dtype: str, seed: int = 0) -> np.ndarray:
@@ -15,7 +15,7 @@ def make_image(size: tuple[int, int], channels: int, dtype: str, seed: int = 0) 
     shape = tuple(size) if channels == 1 else (*size, channels)
     if dtype == "float32":
         return rng.random(shape, dtype=np.float32)
-    return rng.integers(0, int(MAX_VALUE[dtype]) + 1, size=shape, dtype=np.dtype(dtype))
+    return rng.integers(0, int(max_value(dtype)) + 1, size=shape, dtype=np.dtype(dtype))
 
 
 def weights_for(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -25,7 +25,7 @@ def weights_for(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def integer_mapping(kernel, dtype: str) -> tuple[bool, float]:
     """(abs, bias in output units): the kernel's default mapping for an integer output."""
-    return bool(kernel.abs), float(kernel.bias) * (MAX_VALUE[dtype] + 1)
+    return bool(kernel.abs), float(kernel.bias) * (max_value(dtype) + 1)
 
 
 def oracle(image: np.ndarray, kernel, border: str) -> np.ndarray:
@@ -35,18 +35,18 @@ def oracle(image: np.ndarray, kernel, border: str) -> np.ndarray:
 
     ref = ndi.correlate(image.astype(np.float64), weights_for(image, kernel.weights), mode=border, cval=0.0)
     dtype = image.dtype.name
-    if dtype in MAX_VALUE:
+    if np.dtype(dtype).kind == "u":
         use_abs, bias = integer_mapping(kernel, dtype)
         if use_abs:
             np.abs(ref, out=ref)
         ref += bias
-        np.clip(np.rint(ref, out=ref), 0.0, MAX_VALUE[dtype], out=ref)
+        np.clip(np.rint(ref, out=ref), 0.0, max_value(dtype), out=ref)
     return ref
 
 
 def tolerance(image: np.ndarray, weights: np.ndarray) -> float:
     """1 for integer outputs; 1e-4 * value range * max(1, sum |w|) for float outputs."""
-    if image.dtype.name in MAX_VALUE:
+    if image.dtype.kind == "u":
         return 1.0
     span = float(image.max()) - float(image.min()) if image.size else 0.0
     return 1e-4 * (span or 1.0) * max(1.0, float(np.abs(weights).sum()))

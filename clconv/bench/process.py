@@ -29,6 +29,7 @@ import numpy as np
 from clconv.bench.checks import max_error, oracle
 from clconv.bench.harness import interleaved, median_ratio
 from clconv.bench.references import NO_OPENCV, opencv
+from clconv.constants import max_value
 
 KERNEL = "sobel-x"
 TIMEOUT_S = 600
@@ -36,6 +37,8 @@ FAILURES = (RuntimeError, subprocess.TimeoutExpired, OSError)
 NO_CV2 = NO_OPENCV + ": the Pillow + cv2 script is skipped"
 # What the one-liner and the Pool script compute from the image ``a`` and the kernel ``k``.
 EDGE_FILTER = "np.clip(np.abs(cv2.filter2D(a,cv2.CV_32F,k,borderType=cv2.BORDER_REFLECT)),0,255).astype(np.uint8)"
+
+U8_MAX = int(max_value(np.uint8))  # the synthetic photographs are 8-bit
 
 
 # --------------------------------------------------------------------------- images
@@ -51,9 +54,9 @@ def photo_like(height: int, width: int, seed: int) -> np.ndarray:
     for _ in range(12):  # discs of flat-ish colour with soft edges
         cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(20, 160)
         mask = np.clip((r - np.hypot(y - cy, x - cx)) / 4, 0, 1)[..., None]
-        img = img * (1 - mask) + rng.uniform(0, 255, 3) * mask
+        img = img * (1 - mask) + rng.uniform(0, U8_MAX, 3) * mask
     img += rng.normal(0, 3, img.shape)  # sensor noise
-    return np.clip(img, 0, 255).astype(np.uint8)
+    return np.clip(img, 0, U8_MAX).astype(np.uint8)
 
 
 def make_folder(folder: Path, count: int, height: int, width: int) -> None:
@@ -75,8 +78,8 @@ def gradient_png(path: str, size=(1024, 1024)) -> None:
     h, w = size
     y, x = np.mgrid[0:h, 0:w]
     noise = np.random.default_rng(5).integers(0, 32, (h, w, 3))
-    rgb = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], axis=-1) + noise
-    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(path)
+    rgb = np.stack([x * U8_MAX // w, y * U8_MAX // h, (x + y) * U8_MAX // (w + h)], axis=-1) + noise
+    Image.fromarray(np.clip(rgb, 0, U8_MAX).astype(np.uint8)).save(path)
 
 
 # --------------------------------------------------------------------------- commands

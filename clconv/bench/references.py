@@ -11,7 +11,7 @@ import numpy as np
 
 from clconv.bench.checks import integer_mapping, weights_for
 from clconv.bench.harness import Candidate
-from clconv.bench.settings import MAX_VALUE
+from clconv.constants import max_value
 
 CV2_BORDERS = {"reflect": "BORDER_REFLECT", "mirror": "BORDER_REFLECT_101",
                "nearest": "BORDER_REPLICATE", "constant": "BORDER_CONSTANT"}  # cv2 has no wrap
@@ -63,7 +63,7 @@ def scipy_reference(image: np.ndarray, kernel, border: str) -> Reference:
     weights = weights_for(image, kernel.weights)
     out = np.empty_like(image)
     dtype = image.dtype.name
-    if dtype not in MAX_VALUE:
+    if np.dtype(dtype).kind != "u":
         call = lambda: ndi.correlate(image, weights, output=out, mode=border, cval=0.0)  # noqa: E731
         return Reference("scipy.ndimage.correlate", host_description("scipy"), call)
     use_abs, bias = integer_mapping(kernel, dtype)
@@ -75,7 +75,7 @@ def scipy_reference(image: np.ndarray, kernel, border: str) -> Reference:
             np.abs(tmp, out=tmp)
         if bias:
             np.add(tmp, np.float32(bias), out=tmp)
-        np.clip(np.rint(tmp, out=tmp), 0.0, MAX_VALUE[dtype], out=tmp)
+        np.clip(np.rint(tmp, out=tmp), 0.0, max_value(dtype), out=tmp)
         np.copyto(out, tmp, casting="unsafe")
         return out
 
@@ -101,7 +101,7 @@ def cv2_references(image: np.ndarray, kernel, border: str) -> list[Reference]:
         return []  # cv2 reflects only once: kernels larger than the image are not comparable
     border_type = getattr(cv2, CV2_BORDERS[border])
     dtype = image.dtype.name
-    use_abs, bias = integer_mapping(kernel, dtype) if dtype in MAX_VALUE else (False, 0.0)
+    use_abs, bias = integer_mapping(kernel, dtype) if np.dtype(dtype).kind == "u" else (False, 0.0)
     if use_abs and (bias or dtype != "uint8"):
         return []
     k32 = np.ascontiguousarray(kernel.weights, dtype=np.float32)

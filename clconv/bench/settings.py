@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clconv.constants import SAMPLE_TYPES
 from clconv.errors import OptionError
 
-DTYPES = ("uint8", "uint16", "float32")
-MAX_VALUE = {"uint8": 255.0, "uint16": 65535.0}
+DTYPES = SAMPLE_TYPES
 PRESETS = ("targets",)
 
 # What `clconv bench` measures when an option is not given; --quick: under a minute on 2 cores.
