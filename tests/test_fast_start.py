@@ -316,7 +316,7 @@ def test_flat_graphics_still_go_through_pillow(monkeypatch, tmp_path):
     a[100:150, :, 1] = np.arange(256, dtype=np.uint8) // 8 * 8
     assert not imageio._png_rle_pays(a.reshape(256, -1), 4)
     called = []
-    monkeypatch.setattr(imageio, "_write_png8", lambda *args: called.append(1))
+    monkeypatch.setattr(imageio.png, "_write_png8", lambda *args: called.append(1))
     imageio.save(tmp_path / "o.png", a, has_alpha=True, color="RGB", meta={})
     assert not called
     with Image.open(tmp_path / "o.png") as im:
@@ -340,12 +340,12 @@ def test_a_failed_fast_png_write_leaves_nothing(monkeypatch, tmp_path, exc):
         fo.write(b"\x89PNG partial")
         raise exc
 
-    monkeypatch.setattr(imageio, "_write_png", fail_midway)
+    monkeypatch.setattr(imageio.png, "_write_png", fail_midway)
     out = tmp_path / "o.png"
     with pytest.raises(OutputError if isinstance(exc, OSError) else KeyboardInterrupt):
         imageio.save(out, photo(200, 200, 3), has_alpha=False, color="RGB", meta={})
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr(imageio, "_write_png", real)
+    monkeypatch.setattr(imageio.png, "_write_png", real)
 
 
 def test_concurrent_first_runs_leave_one_whole_cache_file(env, png, tmp_path):
@@ -371,7 +371,7 @@ def png_chunks(data: bytes):
 
 @pytest.mark.parametrize("h, w, c", [(1024, 1024, 3), (700, 1200, 4), (3, 300000, 3), (2000, 600, 2)])
 def test_bands_deflated_in_parallel_make_one_valid_zlib_stream(h, w, c, monkeypatch):
-    monkeypatch.setattr(imageio, "_png_workers", lambda nbytes: 3)
+    monkeypatch.setattr(imageio.png, "_png_workers", lambda nbytes: 3)
     a = photo(h, w, c, seed=h)
     out = io.BytesIO()
     imageio._write_png8(out, a.reshape(h, -1), c, None, None)

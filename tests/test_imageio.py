@@ -971,7 +971,7 @@ def test_failed_save_keeps_previous_output(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(imageio, "_write_tiff", boom)
+    monkeypatch.setattr(imageio.tiff, "_write_tiff", boom)
     with pytest.raises(KeyboardInterrupt):
         imageio.save(p, rand((5, 5, 3), np.uint16), has_alpha=False, color="RGB", meta={})
     assert p.read_bytes() == b"previous"
@@ -1029,7 +1029,7 @@ def test_temp_file_is_in_the_output_folder(tmp_path, monkeypatch):
         seen.append(os.readlink(f"/proc/self/fd/{fo.fileno()}") if os.path.exists("/proc/self/fd") else None)
         return real(fo, *args)
 
-    monkeypatch.setattr(imageio, "_write_png16", spy)
+    monkeypatch.setattr(imageio.png, "_write_png16", spy)
     imageio.save(tmp_path / "o.png", rand((5, 5, 3), np.uint16), has_alpha=False, color="RGB", meta={})
     if seen[0] is not None:
         assert os.path.dirname(seen[0]) == str(tmp_path)
