@@ -1,4 +1,5 @@
-"""Reading and writing images: Pillow for the formats, numpy for the pixels.
+"""Reading and writing images: Pillow for the formats, numpy for the pixels, tifffile for the
+TIFFs Pillow cannot read or write.
 
 ``load`` returns an :class:`Image` whose ``pixels`` are always ``HxWxC``
 (C-contiguous) in one of three dtypes: ``uint8``, ``uint16`` or ``float32``.
@@ -19,14 +20,14 @@ Decisions (see the README):
 * 16-bit RGB/RGBA/gray+alpha PNGs and TIFFs keep 16 bits: Pillow decodes them
   to 8 bits, so the low bytes are decoded a second time with the byte-swapped
   raw mode and merged.  TIFFs Pillow cannot open at all (float RGB, 16-bit
-  gray+alpha, as this package writes them) are read by a small strip reader.
+  gray+alpha, float64, ...) are read by tifffile (first page).
 * ``.npy`` input (no pickle): 2D, or 3D with 1..4 channels, read like
   ``numpy.asarray(PIL image)``: 1 = L, 2 = L+alpha, 3 = RGB, 4 = RGBA.
   uint8/uint16/float32 kept, other float types -> float32, anything else
   refused.
-* Output: 16-bit colour goes to PNG and TIFF with 16 bits (own writers, as
-  Pillow cannot write them); float32 goes to ``.tif``/``.tiff`` (one channel
-  through Pillow, several through the own writer) or ``.npy``.  Formats that
+* Output: 16-bit colour goes to PNG (own writer: Pillow cannot write it) and
+  TIFF (tifffile) with 16 bits; float32 goes to ``.tif``/``.tiff`` (one
+  channel through Pillow, several through tifffile) or ``.npy``.  Formats that
   cannot hold alpha (JPEG, BMP, GIF, PPM) get it composited over white;
   formats without 16 bits get ``rint(v/257)``; CMYK becomes RGB except for
   JPEG, TIFF and JPEG 2000.  Each of these conversions warns.
@@ -46,7 +47,7 @@ Decisions (see the README):
 The modules, one job each: ``load`` (files to :class:`Image`), ``pixels``
 (Pillow images to arrays), ``image`` (the :class:`Image` and colour
 conversions), ``meta`` (metadata carried, provenance), ``jpeg`` (quality),
-``png`` (own PNG writers), ``tiff`` (own TIFF reader and writer, TIFF tags), ``formats`` (what
+``png`` (own PNG writers), ``tiff`` (tifffile, TIFF tags), ``formats`` (what
 each output format holds), ``save`` (conversions and encoders), ``common``.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Loading images: ``.npy`` (no pickle) by numpy, every other format by Pillow, and the TIFFs
-Pillow cannot open by a small strip reader (:mod:`clconv.imageio.tiff`). The declared size is checked
+Pillow cannot open by tifffile (:mod:`clconv.imageio.tiff`). The declared size is checked
 against ``max_pixels`` before anything is decoded, damaged data is refused, EXIF orientation is
 applied to the pixels."""
 from __future__ import annotations
@@ -33,6 +33,8 @@ _MAGICS = [
     (b"GIF89a", "GIF"),
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),  # BigTIFF: tifffile reads it
+    (b"MM\x00+", "TIFF"),
     (b"BM", "BMP"),
 ]
 

@@ -40,6 +40,16 @@ def _exif_body(raw) -> bytes | None:
     return raw if raw[:4] in _TIFF_MAGICS else None
 
 
+def _tiff_ifd0(f) -> PILImage.Exif:
+    """The first IFD of the TIFF file ``f`` (read from its start), as Pillow's Exif: its tags,
+    and the EXIF and GPS sub-IFDs read on demand. Any TIFF, also one whose pixels Pillow
+    cannot decode."""
+    f.seek(0)
+    ex = PILImage.Exif()
+    ex.load_from_fp(f)
+    return ex
+
+
 def _exif_of_tiff(ex: PILImage.Exif) -> bytes | None:
     """A TIFF input's EXIF from its first IFD ``ex`` (which loses its layout tags): the IFD
     without them, with the EXIF and GPS sub-IFDs."""
@@ -179,14 +189,16 @@ def read_provenance(path) -> str | None:
 
 def _provenance_places(spath: str) -> list:
     """What the file holds where clconv writes its record: JPEG comments, PNG "Software" text,
-    the TIFF Software tag."""
-    with PILImage.open(spath) as im:
-        if im.format == "JPEG":
-            return [data for kind, data in im.applist if kind == "COM" and _is_provenance(data)]
-        if im.format == "PNG":
-            return [im.info.get("Software")]
-        if im.format == "TIFF":
-            return [im.tag_v2.get(305)]
+    the TIFF Software tag (of any TIFF, also one whose pixels Pillow cannot decode)."""
+    with open(spath, "rb") as f:
+        if f.read(4) in _TIFF_MAGICS:
+            return [_tiff_ifd0(f).get(305)]
+        f.seek(0)
+        with PILImage.open(f) as im:
+            if im.format == "JPEG":
+                return [data for kind, data in im.applist if kind == "COM" and _is_provenance(data)]
+            if im.format == "PNG":
+                return [im.info.get("Software")]
     return []
 
 

@@ -1,6 +1,6 @@
 """Writing images: :func:`writer` checks the pixels, converts what the output's format cannot
-hold (a ``clconv: warning:`` line each), picks the encoder (clconv's own PNG writers and TIFF
-writer for 16-bit and float32 TIFFs of several channels, Pillow for the rest) and what metadata goes
+hold (a ``clconv: warning:`` line each), picks the encoder (clconv's own PNG writers, tifffile
+for 16-bit and float32 TIFFs of several channels, Pillow for the rest) and what metadata goes
 with the pixels; :func:`save` is that plus an atomic write."""
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict 
             return own
     compression = tiff._output_compression(meta, options.compression) if fmt_name == "TIFF" else None
     if fmt_name == "TIFF" and a.shape[2] > 1 and a.dtype != np.uint8:  # Pillow writes neither
-        encode = tiff._own_tiff_writer(spath, a, color, has_alpha, icc, dpi, compression, note)
+        encode = tiff._tifffile_writer(spath, a, color, has_alpha, icc, dpi, compression, note)
         return tiff._tagged(encode, extras.exif, extras.xmp, extras.comment, extras.record, note)
 
     rgbx = _rgbx_in_place(a) if reuse and fmt_name == "JPEG" and a is pixels else None
