@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -197,10 +198,21 @@ def _pocl_cache_env(tmp_path) -> dict:
     return env
 
 
+# `clconv tune --quick` on a smaller grid: the command, its measurements and its atomic write as
+# they are, in a fresh process, on one image size and the two sides around gaussian:sigma=2's 17
+# (what the explain below asks for). The full quick grid takes 12 s for two processes on 2 cores;
+# what is checked here (the write, the cache read back) does not depend on the grid's size.
+_SMALL_TUNE = ("import sys\n"
+               "from clconv import cli, tuning\n"
+               "assert hasattr(tuning, 'QUICK_SIZES') and hasattr(tuning, 'SIDES'), 'the grid was renamed'\n"
+               "tuning.QUICK_SIZES, tuning.SIDES = ((128, 128),), (15, 21)\n"
+               "sys.exit(cli.main(['tune', '--quick', '--repeat', '1']))\n")
+
+
 @pytest.mark.slow
 def test_two_processes_tuning_at_once_leave_a_valid_cache_and_explain_uses_it(clconv_script, tmp_path):
     env = _pocl_cache_env(tmp_path)
-    procs = [subprocess.Popen([clconv_script, "tune", "--quick", "--repeat", "1"], env=env, text=True,
+    procs = [subprocess.Popen([sys.executable, "-c", _SMALL_TUNE], env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
              for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
@@ -210,6 +222,9 @@ def test_two_processes_tuning_at_once_leave_a_valid_cache_and_explain_uses_it(cl
     assert len(files) == 1 and files[0].endswith(".json"), files  # no temporaries left
     doc = json.loads((folder / files[0]).read_text())
     assert tuning._valid(doc, doc["device"]) is None
+    assert {tuple(r["size"]) for r in doc["measurements"]} == {(128, 128)}
+    assert {r["side"] for r in doc["measurements"]} == {15, 21}
+
     from PIL import Image
 
     src = tmp_path / "in.png"
