@@ -120,28 +120,12 @@ def convolution_matrix(kernel, shape, border="reflect", *, flip=False, padding=N
     ``scipy.sparse.csr_array`` of float64, shape ``(Ho*Wo, H*W)``, rows and columns row-major,
     canonical (sorted indices, no duplicates, no explicit zeros); or ``(M, offset)``.
     """
-    import scipy.sparse as sp
-
-    from clconv.kernels import Linear, parse_spec
     from clconv.params import Geometry, normalize_border
 
-    parsed = parse_spec(kernel)
-    if not isinstance(parsed, Linear):
-        raise KernelSpecError(parsed.spec, "is not linear (a gradient magnitude, sqrt(gx^2 + gy^2)), "
-                                           "so it has no convolution matrix; use its linear parts "
-                                           "(e.g. sobel-x and sobel-y)")
+    weights = _linear_weights(kernel, flip)
     h, w = _checked_shape(shape)
     mode = normalize_border(border)
-    cval = checked_border_value(border_value, border)
-    if mode != "constant":
-        cval = 0.0
-    if cval != 0.0 and not return_offset:
-        raise OptionError("--border-value", f"with --border constant and --border-value {cval:g} the filter "
-                                            "is affine (M @ x + c), not linear; use --border-value 0 "
-                                            "(or return_offset=True for the constant term c)")
-    if flip:
-        parsed = parsed.flipped()
-    weights = parsed.weights
+    cval = _constant_term(border_value, border, mode, return_offset)
     kh, kw = weights.shape
     window = Geometry.parse(padding, stride, dilation).window((h, w), (kh, kw), bool(flip))
     (ho, wo), (off_y, off_x) = window.out_shape, window.off
@@ -149,7 +133,49 @@ def convolution_matrix(kernel, shape, border="reflect", *, flip=False, padding=N
 
     iy, _, fy, vy = _axis(ho, h, kh, s, d, off_y, mode)
     ix, _, fx, vx = _axis(wo, w, kw, s, d, off_x, mode)
+    m = _folded_matrix(weights, (h, w), (iy, fy), (ix, fx), max_nnz)
+    if not return_offset:
+        return m
+    offset = np.zeros(ho * wo, dtype=np.float64)
+    if cval != 0.0:
+        # weight of the taps outside, per output pixel: outside in y, plus inside in y and outside in x
+        # (no cancellation: exactly 0 where every tap reads a pixel)
+        outside = ((1.0 - vy) @ weights.sum(axis=1))[:, None] + vy @ weights @ (1.0 - vx).T
+        offset = (cval * outside).ravel()
+    return m, offset
 
+
+def _linear_weights(kernel, flip: bool) -> np.ndarray:
+    """The weights of a linear kernel (flipped for ``flip``); a magnitude has no matrix."""
+    from clconv.kernels import Linear, parse_spec
+
+    parsed = parse_spec(kernel)
+    if not isinstance(parsed, Linear):
+        raise KernelSpecError(parsed.spec, "is not linear (a gradient magnitude, sqrt(gx^2 + gy^2)), "
+                                           "so it has no convolution matrix; use its linear parts "
+                                           "(e.g. sobel-x and sobel-y)")
+    return (parsed.flipped() if flip else parsed).weights
+
+
+def _constant_term(border_value, border, mode: str, return_offset: bool) -> float:
+    """The outside's value (0 but for constant); a non-zero one makes the filter affine."""
+    cval = checked_border_value(border_value, border) if mode == "constant" else 0.0
+    if mode == "constant" and cval != 0.0 and not return_offset:
+        raise OptionError("--border-value", f"with --border constant and --border-value {cval:g} the filter "
+                                            "is affine (M @ x + c), not linear; use --border-value 0 "
+                                            "(or return_offset=True for the constant term c)")
+    return cval
+
+
+def _folded_matrix(weights: np.ndarray, shape, y_axis, x_axis, max_nnz: int):
+    """The CSR matrix from the taps' rows and columns per output row/column (``_axis``) with the
+    weights folded where a border maps several taps onto one pixel."""
+    import scipy.sparse as sp
+
+    h, w = shape
+    kh, kw = weights.shape
+    (iy, fy), (ix, fx) = y_axis, x_axis
+    ho, wo = iy.shape[0], ix.shape[0]
     # Every output pixel gets kh*kw slots: its distinct rows x distinct columns first, in increasing
     # column order, then unused slots (weight 0), pruned at the end by eliminate_zeros.
     slots = kh * kw
@@ -179,15 +205,7 @@ def convolution_matrix(kernel, shape, border="reflect", *, flip=False, padding=N
     m = sp.csr_array((data, indices, indptr), shape=(ho * wo, h * w), copy=False)
     m.eliminate_zeros()  # unused slots, zero weights and taps that cancelled
     m.has_sorted_indices = True
-    if not return_offset:
-        return m
-    offset = np.zeros(ho * wo, dtype=np.float64)
-    if cval != 0.0:
-        # weight of the taps outside, per output pixel: outside in y, plus inside in y and outside in x
-        # (no cancellation: exactly 0 where every tap reads a pixel)
-        outside = ((1.0 - vy) @ weights.sum(axis=1))[:, None] + vy @ weights @ (1.0 - vx).T
-        offset = (cval * outside).ravel()
-    return m, offset
+    return m
 
 
 # --------------------------------------------------------------------------- #
