@@ -8,11 +8,6 @@ import pytest
 
 from clconv.cli import cli
 
-# Options without help today, each to be given one in clconv/cli.py. strict: once the help is
-# there the test passes, which fails the run until the name is taken off this list.
-KNOWN_WITHOUT_HELP: set[str] = set()  # options still without help (strict xfail): none now
-
-
 def commands(command: click.Command = cli, path: tuple[str, ...] = ()):
     """(path below `clconv`, command) for the group and every command under it, depth first."""
     yield path, command
@@ -43,7 +38,6 @@ def test_the_walk_finds_every_command_and_option():
     assert {"apply --kernel", "batch --recursive", "apply --help", "--version"} <= {option_id(*o) for o in OPTIONS}
     assert {"apply input", "apply output", "batch in_dir", "kernels name"} <= {
         " ".join((*path, a.name)) for path, _, a in ARGUMENTS}
-    assert KNOWN_WITHOUT_HELP <= {option_id(*o) for o in OPTIONS}
 
 
 def command_id(path) -> str:
@@ -58,16 +52,7 @@ def test_every_command_has_help_and_a_short_help(path, command):
         assert command.get_help(ctx).strip()
 
 
-def option_params() -> list:
-    params = []
-    for path, option in OPTIONS:
-        known = option_id(path, option) in KNOWN_WITHOUT_HELP
-        marks = [pytest.mark.xfail(strict=True, reason="no help yet (clconv/cli.py)")] if known else []
-        params.append(pytest.param(path, option, id=option_id(path, option), marks=marks))
-    return params
-
-
-@pytest.mark.parametrize("path, option", option_params())
+@pytest.mark.parametrize("path, option", OPTIONS, ids=[option_id(*o) for o in OPTIONS])
 def test_every_option_has_help(path, option):
     assert not option.hidden, option_id(path, option)  # a hidden option is still one a user can type
     assert option.help and option.help.strip(), option_id(path, option)
