@@ -26,14 +26,15 @@ def temporary_path(path: str) -> str:
 def write_temporary(tmp: str, path: str, write) -> None:
     """Create ``tmp`` (which must not exist) for output ``path``, fill it through ``write(fileobj)``
     and flush it to disk. On any failure, interruption included, ``tmp`` is removed."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    # read-write: a TIFF's tags are appended after its pixels by reading its first IFD back
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
         # Mode 0o666 so that the umask (and a default ACL) applies as to any new file.
         fd = os.open(tmp, flags, 0o666)
     except OSError as e:
         raise OutputError(path, f"cannot write: {e.strerror or e}") from e
     try:
-        with os.fdopen(fd, "wb") as fo:
+        with os.fdopen(fd, "w+b") as fo:
             write(fo)
             fo.flush()
             os.fsync(fo.fileno())

@@ -3,7 +3,7 @@
 float32 images of several channels (Pillow writes neither). Pillow reads and writes every other
 TIFF (its libtiff has LZW and PackBits, which tifffile writes only with the imagecodecs
 package). And, for every TIFF output, the tags tifffile cannot write: the EXIF and GPS
-sub-IFDs, with the XMP packet, the comment and the provenance (:func:`_tiff_add_tags`).
+sub-IFDs, with the XMP packet, the comment and the provenance (:func:`_append_tags`).
 
 tifffile is imported where it is used: it takes about 0.1 s to import, which ``apply`` on a
 PNG or JPEG does not need to pay."""
@@ -231,65 +231,73 @@ def _write_tiff(fo, a: np.ndarray, color: str, has_alpha: bool, icc, dpi, deflat
 
 def _tagged(encode, exif, xmp, comment, record, note):
     """``encode(fileobj)`` for a TIFF, then EXIF, XMP, the comment and ``record`` (the provenance)
-    added by :func:`_tiff_add_tags`; ``encode`` itself where there is none of them."""
+    added by :func:`_append_tags`; ``encode`` itself where there is none of them."""
     if not (exif or xmp or comment or record):
         return encode
 
     def write_tagged(fo) -> None:
-        buf = io.BytesIO()
-        encode(buf)
+        if not (fo.seekable() and fo.readable()):  # a stream: the file is made in memory first
+            buf = io.BytesIO()
+            write_tagged(buf)
+            fo.write(buf.getvalue())
+            return
+        start = fo.tell()
+        encode(fo)
         try:
-            data = _tiff_add_tags(buf.getvalue(), exif, xmp, comment, record)
+            _append_tags(fo, start, exif, xmp, comment, record)
+        except OSError:
+            raise
         except Exception as e:  # noqa: BLE001 - metadata never costs the image
             note(f"EXIF/XMP not written ({_exc_text(e)})")
-            data = buf.getvalue()
-        fo.write(data)
+        fo.seek(0, io.SEEK_END)
 
     return write_tagged
 
 
-def _tiff_add_tags(data: bytes, exif: bytes | None, xmp: bytes | None, comment: bytes | None,
-                   software: bytes | None = None) -> bytes:
-    """A TIFF file (classic, as Pillow and tifffile write it) with EXIF's first-IFD tags, its
-    EXIF and GPS sub-IFDs, the XMP packet (tag 700), the comment (ImageDescription) and
-    ``software`` (the Software tag: clconv's provenance) added to the first IFD: Pillow
-    serialises them at the end of the file, and a new first IFD, the old entries with the new
-    ones, follows them. Neither writer can do it: libtiff cannot write the sub-IFDs when it
-    compresses, tifffile never. Tags the file already has win."""
-    bo = "<" if data[:2] == b"II" else ">"
-    magic, ifd0 = struct.unpack_from(bo + "HI", data, 2)
-    if magic != 42:
-        return data  # BigTIFF: not extended
+def _append_tags(fo, start: int, exif: bytes | None, xmp: bytes | None, comment: bytes | None,
+                 software: bytes | None = None) -> None:
+    """Add to the TIFF (classic, as Pillow and tifffile write it) in ``fo`` from ``start`` EXIF's
+    first-IFD tags, its EXIF and GPS sub-IFDs, the XMP packet (tag 700), the comment
+    (ImageDescription) and ``software`` (the Software tag: clconv's provenance): Pillow
+    serialises them after the file's end, a new first IFD follows them (the old entries with
+    the new ones; tags the file already has win), and the header points at it. Only the header
+    and the first IFD are read back, so the pixels are never held in memory. Neither writer can
+    do it: libtiff cannot write the sub-IFDs when it compresses, tifffile never."""
+    fo.seek(start)
+    head = fo.read(8)
+    bo = "<" if head[:2] == b"II" else ">"
+    magic, ifd0 = struct.unpack_from(bo + "HI", head, 2)
     ex = _exif_with(exif, xmp, comment, software)
-    if not len(ex):
-        return data
+    if magic != 42 or not len(ex):
+        return  # BigTIFF: not extended
     ex.endian = bo
-    place = len(data) + (len(data) & 1)
+    length = fo.seek(0, io.SEEK_END) - start
+    place = length + (length & 1)
     blob = ex.tobytes(place)[len(_EXIF_PREFIX) + 8:]
+    fo.seek(start + ifd0)
+    (n_old,) = struct.unpack(bo + "H", fo.read(2))
+    old = fo.read(12 * n_old + 4)
     (n_new,) = struct.unpack_from(bo + "H", blob, 0)
-    (n_old,) = struct.unpack_from(bo + "H", data, ifd0)
     entries = {}
-    for i in range(n_new):
-        e = blob[2 + 12 * i: 14 + 12 * i]
-        entries[struct.unpack_from(bo + "H", e)[0]] = e
-    for i in range(n_old):
-        e = data[ifd0 + 2 + 12 * i: ifd0 + 14 + 12 * i]
-        entries[struct.unpack_from(bo + "H", e)[0]] = e
-    (following,) = struct.unpack_from(bo + "I", data, ifd0 + 2 + 12 * n_old)
+    for table, first, count in ((blob, 2, n_new), (old, 0, n_old)):
+        for i in range(count):
+            e = table[first + 12 * i: first + 12 * (i + 1)]
+            entries[struct.unpack_from(bo + "H", e)[0]] = e
+    (following,) = struct.unpack_from(bo + "I", old, 12 * n_old)
     end = place + len(blob)
     new_ifd0 = end + (end & 1)
     if new_ifd0 + 2 + 12 * len(entries) + 4 >= 2**32:
-        return data
-    out = bytearray(data)
-    out[4:8] = struct.pack(bo + "I", new_ifd0)
-    out += b"\x00" * (place - len(data)) + blob + b"\x00" * (new_ifd0 - end)
-    out += struct.pack(bo + "H", len(entries)) + b"".join(entries[t] for t in sorted(entries))
-    out += struct.pack(bo + "I", following)
-    return bytes(out)
+        return
+    fo.seek(start + length)
+    fo.write(b"\x00" * (place - length) + blob + b"\x00" * (new_ifd0 - end)
+             + struct.pack(bo + "H", len(entries)) + b"".join(entries[t] for t in sorted(entries))
+             + struct.pack(bo + "I", following))
+    fo.seek(start + 4)
+    fo.write(struct.pack(bo + "I", new_ifd0))
 
 
 def _exif_with(exif, xmp, comment, software) -> PILImage.Exif:
-    """The tags :func:`_tiff_add_tags` adds, as Pillow's Exif: EXIF's first-IFD tags (not the
+    """The tags :func:`_append_tags` adds, as Pillow's Exif: EXIF's first-IFD tags (not the
     layout ones) and its EXIF (without the interoperability pointer) and GPS sub-IFDs."""
     ex = PILImage.Exif()
     if exif:
