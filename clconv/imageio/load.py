@@ -94,15 +94,10 @@ def _open(path):
 
 
 def _load_npy(path: str, f, max_pixels: int) -> np.ndarray:
-    fmt = np.lib.format
+    from clconv.npyheader import read_npy_header
+
     try:
-        version = fmt.read_magic(f)
-        if version == (1, 0):
-            shape, _fortran, dtype = fmt.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, _fortran, dtype = fmt.read_array_header_2_0(f)
-        else:
-            raise ValueError(f"unsupported .npy version {version}")
+        shape, dtype = read_npy_header(f)
     except ValueError as e:
         raise ImageError(path, f"damaged .npy header ({_exc_text(e)})") from e
     if dtype.hasobject or dtype.kind not in "uif" or dtype.fields is not None:

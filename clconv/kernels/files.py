@@ -52,18 +52,13 @@ def _read_text_file(path: str) -> np.ndarray:
 
 def _read_npy(path: str) -> np.ndarray:
     """A numeric 0-2D .npy, header checked before the data is read; never unpickles."""
-    fmt = np.lib.format
+    from clconv.npyheader import read_npy_header
+
     try:
         with open(path, "rb") as f:
             try:
-                version = fmt.read_magic(f)
-                if version == (1, 0):
-                    shape, _fortran, dtype = fmt.read_array_header_1_0(f)
-                elif version == (2, 0):
-                    shape, _fortran, dtype = fmt.read_array_header_2_0(f)
-                else:
-                    raise ValueError(f"unsupported .npy version {version}")
-            except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+                shape, dtype = read_npy_header(f)
+            except ValueError as exc:
                 raise KernelSpecError(path, "not a valid .npy file") from exc
             if dtype.hasobject:
                 raise KernelSpecError(path, "object (pickled) .npy arrays are refused")
