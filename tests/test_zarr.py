@@ -15,6 +15,7 @@ pytest.importorskip("dask.array")
 import clconv  # noqa: E402
 from clconv.errors import ImageError, OptionError, OutputError  # noqa: E402
 from clconv.files import FilterOptions  # noqa: E402
+from clconv import zarrio  # noqa: E402
 from clconv.zarrio import apply_zarr, is_zarr  # noqa: E402
 
 from oracle import assert_matches, reference  # noqa: E402
@@ -61,7 +62,8 @@ def test_filtered_block_by_block_equals_the_whole_image_and_the_oracle(runtime, 
     assert leftovers(tmp_path) == []
 
 
-def test_geometry_dtype_and_a_2d_float_array(runtime, tmp_path):
+def test_geometry_dtype_and_a_2d_float_array_in_bands(runtime, tmp_path, monkeypatch):
+    monkeypatch.setattr(zarrio, "BAND_BYTES", 1)  # each chunk column a band of its own (memory: _store_in_bands)
     pixels = natural((50, 37), np.float32, 2)
     make_zarr(tmp_path / "in.zarr", pixels, (7, 9))
     options = FilterOptions(kernels=("sobel-x",), padding=2, stride=3, dilation=2, border="mirror", dtype="uint16",
