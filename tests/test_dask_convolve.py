@@ -208,3 +208,15 @@ def test_the_plain_install_does_not_import_dask():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_distributed_cluster_of_processes(runtime):
+    """Blocks filtered in another process (its own device): the graph pickles, every block equal."""
+    distributed = pytest.importorskip("distributed")
+    image = image_of(np.random.default_rng(9), (40, 50, 4), np.uint8)
+    chain = ["sharpen", "sobel"]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
+        lazy = clconv.dask.convolve(chunked(image, (16, 16)), chain, alpha="keep", stride=2, algorithm="direct")
+        out = client.compute(lazy).result()
+    np.testing.assert_array_equal(out, clconv.convolve(image, chain, alpha="keep", stride=2, algorithm="direct"))

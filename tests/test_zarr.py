@@ -151,3 +151,12 @@ def test_inputs_that_are_not_filterable_arrays(runtime, tmp_path):
 
 def test_zarr_paths_are_known_by_their_extension():
     assert is_zarr("a/b.zarr") and is_zarr("B.ZARR/") and not is_zarr("b.zarr.png") and not is_zarr("zarr")
+
+
+def test_explain_says_the_whole_arrays_schedule_and_the_blocks(runtime, tmp_path):
+    make_zarr(tmp_path / "in.zarr", natural((70, 90, 3), np.uint8), (32, 40, 3))
+    lines = []
+    apply_zarr(tmp_path / "in.zarr", tmp_path / "out.zarr", FilterOptions(kernels=("box:size=5", "sobel")),
+               explain=lines.append)
+    assert lines[0].startswith("schedule for 90x70 on ") and "blocks of 40x32 (the zarr chunks)" in lines[0]
+    assert [line.split(":")[0] for line in lines[1:]] == ["box", "sobel-x", "sobel-y"]
