@@ -18,7 +18,7 @@ import shutil
 import numpy as np
 
 from clconv.atomic import TEMP_PREFIX
-from clconv.errors import ImageError, OptionError, OutputError
+from clconv.errors import ImageError, OptionError, OutputError, warn
 
 EXTENSION = ".zarr"
 FLOAT_BYTES = 4  # blocks are filtered in float32
@@ -33,24 +33,38 @@ def is_zarr(path) -> bool:
     return os.fspath(path).rstrip("/\\").lower().endswith(EXTENSION)
 
 
-def apply_zarr(input, output, options, force: bool = False, explain=None) -> dict:
+def apply_zarr(input, output, options, force: bool = False, explain=None, save_options=None) -> dict:
     """Filter the zarr array ``input`` into the zarr array ``output`` with ``options``
-    (clconv.files.FilterOptions); ``explain`` receives the schedule's lines. Returns facts for
-    reports (pixels, outputs), as clconv.files.apply_file."""
+    (clconv.files.FilterOptions); ``explain`` receives the schedule's lines; ``save_options``
+    (imageio.SaveOptions): ``strip`` leaves out the input's attributes and the provenance record.
+    Returns facts for reports (pixels, outputs), as clconv.files.apply_file."""
     input, output = os.fspath(input).rstrip("/\\"), os.fspath(output).rstrip("/\\")
     options = options.validate()
     if options.gray:
         raise OptionError("--gray", "is not supported for .zarr inputs (convert the array to gray first)")
     if not is_zarr(output):
         raise OutputError(output, f"a {EXTENSION} input needs a {EXTENSION} output")
+    _require_extra(input)
+    for name in ("quality", "compression"):
+        if getattr(save_options, name, None) is not None:
+            warn(f"{output}: --{name} does not apply to zarr outputs (ignored)")
     source = _open_input(input, options.max_pixels)
     _check_output(input, output, force)
     result = _filtered(source, input, options, explain)
     out_h, out_w = result.shape[:2]
     if options.max_pixels and out_h * out_w > options.max_pixels:
         raise OutputError(output, f"output would be {out_w}x{out_h} pixels, over --max-pixels {options.max_pixels}")
-    _write_atomically(output, result, source, options, force)
+    strip = bool(getattr(save_options, "strip", False))
+    _write_atomically(output, result, source, options, force, strip)
     return {"pixels": int(out_h * out_w), "outputs": [output]}
+
+
+def _require_extra(path: str) -> None:
+    try:
+        import dask.array  # noqa: F401
+        import zarr  # noqa: F401
+    except ImportError as exc:
+        raise ImageError(path, f"zarr arrays need the extra clconv[dask]: pip install 'clconv[dask]' ({exc})") from None
 
 
 def _open_input(path: str, max_pixels: int):
@@ -148,12 +162,12 @@ def _explain(explain, pixels, options, kwargs) -> None:
         explain(f"{step.kernel.spec}: {step.algorithm.name}{shown} ({step.reason})")
 
 
-def _write_atomically(output: str, result, source, options, force: bool) -> None:
+def _write_atomically(output: str, result, source, options, force: bool, strip: bool) -> None:
     """``result`` into a new zarr array in a temporary folder beside ``output``, then renamed."""
     folder = os.path.dirname(os.path.abspath(output))
     tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(6)}{EXTENSION}")
     try:
-        target = _create(tmp, result, source, options)
+        target = _create(tmp, result, source, options, strip)
         _store_in_bands(result.rechunk(target.chunks), target)
         _replace(tmp, output, force)
     except OSError as exc:
@@ -182,9 +196,10 @@ def _store_in_bands(result, target) -> None:
                              num_workers=min(WORKERS, os.cpu_count() or 1))
 
 
-def _create(path: str, result, source, options):
+def _create(path: str, result, source, options, strip: bool):
     """An empty zarr array for ``result`` at ``path``: the input's zarr format and chunk shape
-    (at most the output's shape), the input's attributes and the provenance record."""
+    (at most the output's shape), the input's attributes and the provenance record (unless
+    ``strip``)."""
     import zarr
 
     from clconv.files import provenance
@@ -195,9 +210,8 @@ def _create(path: str, result, source, options):
     if int(zarr.__version__.split(".")[0]) >= 3:
         extra["zarr_format"] = fmt
     target = zarr.open_array(path, mode="w-", shape=result.shape, chunks=chunks, dtype=result.dtype, **extra)
-    attributes = dict(source.attrs)
-    attributes["clconv"] = provenance(options)
-    target.attrs.update(attributes)
+    if not strip:
+        target.attrs.update({**dict(source.attrs), "clconv": provenance(options)})
     return target
 
 

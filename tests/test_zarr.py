@@ -5,6 +5,7 @@ complete); the input never overwritten; unreadable inputs and bad outputs are on
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -160,3 +161,20 @@ def test_explain_says_the_whole_arrays_schedule_and_the_blocks(runtime, tmp_path
                explain=lines.append)
     assert lines[0].startswith("schedule for 90x70 on ") and "blocks of 40x32 (the zarr chunks)" in lines[0]
     assert [line.split(":")[0] for line in lines[1:]] == ["box", "sobel-x", "sobel-y"]
+
+
+def test_strip_leaves_out_attributes_and_quality_is_said_to_be_ignored(runtime, tmp_path, capsys):
+    from clconv.imageio import SaveOptions
+
+    make_zarr(tmp_path / "in.zarr", natural((9, 9), np.uint8), (4, 4), attrs={"units": "counts"})
+    apply_zarr(tmp_path / "in.zarr", tmp_path / "out.zarr", FilterOptions(kernels=("box",)),
+               save_options=SaveOptions(strip=True, quality=90))
+    assert dict(zarr.open_array(str(tmp_path / "out.zarr"), mode="r").attrs) == {}
+    assert capsys.readouterr().err == f"clconv: warning: {tmp_path / 'out.zarr'}: --quality does not apply to zarr " \
+                                      "outputs (ignored)\n"
+
+
+def test_without_the_extra_the_error_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "zarr", None)  # as if zarr were not installed: import fails
+    with pytest.raises(ImageError, match=r"pip install 'clconv\[dask\]'"):
+        apply_zarr(tmp_path / "in.zarr", tmp_path / "out.zarr", FilterOptions(kernels=("box",)))
