@@ -14,9 +14,13 @@ chain, dtype and chunking:
   samples of its value). So no block meets a border of its own, and every output pixel, alpha
   sample and NaN/Inf rule included, sees what it sees in the whole image.
 * Each block runs the algorithm (and parameters) that ``auto`` chooses for the whole image, not
-  for the block: direct, separable and gemm compute every pixel alike whatever the image's size,
-  so results are bit-equal. The FFT's round-off depends on the size it transforms: where the FFT
-  runs, results equal the whole image's within the FFT's tolerance (SPEC "Precision").
+  for the block. Direct and gemm compute every pixel alike whatever the image's size: results
+  are bit-equal. Separable is not position-free (images narrower than its tiles go direct; whole
+  rows of the constant border enter as one product, cval * sum(row)) and the FFT's round-off
+  depends on the size it transforms: where they run, results equal the whole image's within
+  float32 round-off, the oracle's tolerance (SPEC "Precision"), as the algorithms equal each
+  other. So do NaN/Inf images with an output mapping: a block holding them maps on the host
+  (clconv.nonfinite), one without on the device, the whole image all on the host (1 ulp).
 
 One device per process (clconv.runtime.get_runtime). The Runtime is not thread-safe (kernel
 arguments are set on shared kernel objects, scratch buffers are reused), so blocks filter one at
@@ -40,7 +44,8 @@ DEVICE_LOCK = threading.Lock()  # one block on the device at a time in a process
 
 def convolve(array, kernel, border="reflect", device=None, algorithm="auto", *, dtype=None, **options):
     """``clconv.convolve`` on a dask array (HxW or HxWxC), lazily: returns a dask array of the
-    output, equal to ``clconv.convolve(array.compute(), kernel, ...)``. Same arguments and
+    output, equal to ``clconv.convolve(array.compute(), kernel, ...)`` (bit-equal where direct
+    or gemm runs, to float32 round-off where separable or the FFT does). Same arguments and
     options (``border_value``, ``flip``, ``padding``, ``stride``, ``dilation``, ``alpha``, ``abs``,
     ``scale``, ``bias``); ``out`` is not taken. Options are checked now, pixels filtered when the
     result is computed. ``device``: a spec (not a Runtime) where the graph runs in other processes."""
