@@ -17,6 +17,10 @@ _LAZY = {
 
 
 def __getattr__(name):
+    if name == "dask":  # clconv.dask (the extra clconv[dask]) only when asked for
+        import importlib
+
+        return importlib.import_module("clconv.dask")
     if name in _LAZY:
         import importlib
 

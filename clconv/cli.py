@@ -121,8 +121,8 @@ def cli():
 @click.option("--explain", is_flag=True, help="Say on stderr which algorithm runs each kernel, and why.")
 @click.option("--format", "format", default=None, metavar="EXT",
               help="Output format (png, jpg, tif, ...): needed when OUTPUT is - (standard output).")
-@click.argument("input", type=click.Path(dir_okay=False, allow_dash=True))
-@click.argument("output", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("input", type=click.Path(allow_dash=True))  # a folder: a .zarr array
+@click.argument("output", type=click.Path(allow_dash=True))
 def apply(input, output, force, each, explain, format, **values):
     """Filter one image INPUT into OUTPUT (format from OUTPUT's extension, or --format).
     Either may be - for standard input / output.

@@ -186,6 +186,12 @@ def apply_file(input: str, output: str, options: FilterOptions, force: bool = Fa
     from clconv.runtime import get_runtime
 
     input, output = os.fspath(input), os.fspath(output)
+    from clconv import zarrio  # imports neither dask nor zarr until used
+
+    if zarrio.is_zarr(input) or zarrio.is_zarr(output):  # chunk by chunk, never loaded whole
+        if each:
+            raise OptionError("--each", "does not take .zarr arrays")
+        return zarrio.apply_zarr(input, output, options, force, explain=explain, save_options=save_options)
     options = options.validate()
     outputs = each_outputs(output, options.kernels) if each else [output]
     check_outputs(input, outputs, options, force)

@@ -178,3 +178,23 @@ def test_without_the_extra_the_error_says_what_to_install(tmp_path, monkeypatch)
     monkeypatch.setitem(sys.modules, "zarr", None)  # as if zarr were not installed: import fails
     with pytest.raises(ImageError, match=r"pip install 'clconv\[dask\]'"):
         apply_zarr(tmp_path / "in.zarr", tmp_path / "out.zarr", FilterOptions(kernels=("box",)))
+
+
+def test_clconv_apply_takes_zarr_folders(runtime, tmp_path, run_cli):
+    """Through the command line (the hook in files.apply_file): the same array as apply_zarr
+    gives, within the oracle; an existing output and a folder that is not zarr exit 2."""
+    import zarr
+
+    pixels = natural((70, 53), np.float32)
+    src = tmp_path / "in.zarr"
+    make_zarr(src, pixels, (32, 20))
+    r = run_cli("apply", "-k", "gaussian:sigma=1.5", "--border", "wrap", src, tmp_path / "out.zarr")
+    assert r.returncode == 0, r.stderr
+    out = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")
+    assert out.chunks == (32, 20)
+    assert_matches(np.asarray(out[:]), reference(pixels, "gaussian:sigma=1.5", "wrap"), "apply .zarr")
+    r = run_cli("apply", "-k", "blur", src, tmp_path / "out.zarr")
+    assert (r.returncode, r.stderr) == (2, f"clconv: error: {tmp_path / 'out.zarr'}: exists (use --force to overwrite)\n")
+    (tmp_path / "plain").mkdir()
+    r = run_cli("apply", "-k", "blur", tmp_path / "plain", tmp_path / "x.png")
+    assert r.returncode == 2 and r.stderr.startswith(f"clconv: error: {tmp_path / 'plain'}: ")
