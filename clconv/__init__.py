@@ -2,6 +2,7 @@
 
 Importing clconv is cheap: pyopencl is imported only when a device is needed.
 """
+
 from clconv.errors import ClconvError
 
 __version__ = "0.1.0"

@@ -1,8 +1,9 @@
 """The Python API: ``clconv.convolve``, numpy in and numpy out."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 
@@ -66,8 +67,16 @@ def resolve_mapping(last_kernel, out_dtype, in_dtype=None, abs=None, scale=None,
     return Mapping(bool(abs), float(scale), float(bias))
 
 
-def build_plan(kernels: Sequence, options: PlanOptions = PlanOptions(), *, in_dtype, out_dtype=None,
-               channels: int = 1, device_kind="cpu", **overrides):
+def build_plan(
+    kernels: Sequence,
+    options: PlanOptions = PlanOptions(),
+    *,
+    in_dtype,
+    out_dtype=None,
+    channels: int = 1,
+    device_kind="cpu",
+    **overrides,
+):
     """Validate every option and return the Plan (what to compute); nothing is allocated.
     ``overrides``: PlanOptions fields by name, replacing those of ``options``."""
     from clconv import algorithms
@@ -119,8 +128,9 @@ def as_pixels(image) -> tuple[np.ndarray, bool]:
     return (pixels[:, :, None] if flat else pixels), flat
 
 
-def convolve(image, kernel, border="reflect", device=None, algorithm="auto", *, dtype=None, out=None,
-             **options) -> np.ndarray:
+def convolve(
+    image, kernel, border="reflect", device=None, algorithm="auto", *, dtype=None, out=None, **options
+) -> np.ndarray:
     """Filter ``image`` with ``kernel`` on an OpenCL device.
 
     Parameters
@@ -160,8 +170,9 @@ def convolve(image, kernel, border="reflect", device=None, algorithm="auto", *, 
     kernels = kernel if isinstance(kernel, (list, tuple)) else [kernel]
     settings = PlanOptions(border=border, algorithm=algorithm, **options)
     rt = get_runtime(device)
-    plan = build_plan(kernels, settings, in_dtype=pixels.dtype, out_dtype=dtype, channels=pixels.shape[2],
-                      device_kind=rt.info.kind)
+    plan = build_plan(
+        kernels, settings, in_dtype=pixels.dtype, out_dtype=dtype, channels=pixels.shape[2], device_kind=rt.info.kind
+    )
     target = None
     if out is not None:
         out_h, out_w = plan.output_shape(pixels.shape[:2])
@@ -175,8 +186,7 @@ def convolve(image, kernel, border="reflect", device=None, algorithm="auto", *, 
     return result[:, :, 0] if flat else result
 
 
-def convolve_bank(image, kernels, border="reflect", device=None, algorithm="auto", *, dtype=None,
-                  **options) -> list:
+def convolve_bank(image, kernels, border="reflect", device=None, algorithm="auto", *, dtype=None, **options) -> list:
     """Filter ``image`` with each kernel of ``kernels`` separately (a filter bank, not a chain).
 
     Returns one array per kernel, in order, each as ``convolve(image, kernel, ...)`` would return
@@ -192,10 +202,17 @@ def convolve_bank(image, kernels, border="reflect", device=None, algorithm="auto
         raise OptionError("kernels", "expected a non-empty list of kernels")
     settings = PlanOptions(border=border, algorithm=algorithm, **options)
     rt = get_runtime(device)
-    plan = build_plan(list(kernels), settings, in_dtype=pixels.dtype, out_dtype=dtype, channels=pixels.shape[2],
-                      device_kind=rt.info.kind)
-    mappings = [resolve_mapping(k, plan.out_dtype, pixels.dtype, settings.abs, settings.scale, settings.bias)
-                for k in plan.kernels]
+    plan = build_plan(
+        list(kernels),
+        settings,
+        in_dtype=pixels.dtype,
+        out_dtype=dtype,
+        channels=pixels.shape[2],
+        device_kind=rt.info.kind,
+    )
+    mappings = [
+        resolve_mapping(k, plan.out_dtype, pixels.dtype, settings.abs, settings.scale, settings.bias)
+        for k in plan.kernels
+    ]
     results = execute_bank(rt, pixels, plan, mappings)
     return [r[:, :, 0] if flat else r for r in results]
-

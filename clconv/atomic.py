@@ -7,6 +7,7 @@ writes the temporary file whose name the main process chose (so the main
 process can remove it if the worker is stopped), and the main process renames
 it. Standard library only.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 With clconv/cli_options.py (the shared options) the only modules that import click, and
 the one place where errors become messages and exit codes (``ClconvGroup.main``).
 """
+
 from __future__ import annotations
 
 import os
@@ -13,14 +14,8 @@ import warnings
 import click
 
 from clconv import __version__
+from clconv.cli_options import debug_option, filter_options, make_options, make_save_options, output_options
 from clconv.errors import ClconvError, warn
-from clconv.cli_options import (
-    debug_option,
-    filter_options,
-    make_options,
-    make_save_options,
-    output_options,
-)
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -81,7 +76,7 @@ class ClconvGroup(click.Group):
         except Terminated:
             _error("terminated")
             code = EXIT_TERMINATED
-        except Exception as exc:  # a bug: still one line, unless --debug
+        except Exception as exc:  # noqa: BLE001 - a bug: still one line, unless --debug
             if debug:
                 _print_traceback()
             _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
@@ -115,12 +110,20 @@ def cli():
 @filter_options
 @output_options
 @click.option("--force", is_flag=True, help="Overwrite an existing output (never the input).")
-@click.option("--each", is_flag=True,
-              help="A filter bank: apply every -k to INPUT separately (not chained), one output per kernel; "
-                   "{kernel} in OUTPUT is replaced by each kernel's file-safe spec.")
+@click.option(
+    "--each",
+    is_flag=True,
+    help="A filter bank: apply every -k to INPUT separately (not chained), one output per kernel; "
+    "{kernel} in OUTPUT is replaced by each kernel's file-safe spec.",
+)
 @click.option("--explain", is_flag=True, help="Say on stderr which algorithm runs each kernel, and why.")
-@click.option("--format", "format", default=None, metavar="EXT",
-              help="Output format (png, jpg, tif, ...): needed when OUTPUT is - (standard output).")
+@click.option(
+    "--format",
+    "format",
+    default=None,
+    metavar="EXT",
+    help="Output format (png, jpg, tif, ...): needed when OUTPUT is - (standard output).",
+)
 @click.argument("input", type=click.Path(allow_dash=True))  # a folder: a .zarr array
 @click.argument("output", type=click.Path(allow_dash=True))
 def apply(input, output, force, each, explain, format, **values):
@@ -140,17 +143,21 @@ def apply(input, output, force, each, explain, format, **values):
     save = make_save_options(values)
     options = make_options(values)
     with standard_streams(input, output, format) as (source, target):
-        apply_file(source, target, options, force=force or target != output, each=each, explain=say,
-                   save_options=save)
+        apply_file(source, target, options, force=force or target != output, each=each, explain=say, save_options=save)
 
 
 @cli.command()
 @filter_options
 @output_options
 @click.option("-r", "--recursive", is_flag=True, help="Descend into subfolders (not into symbolic links to folders).")
-@click.option("--pattern", "patterns", multiple=True, metavar="GLOB",
-              help="Only files whose name matches (case-insensitive, repeatable; default: every extension "
-                   "Pillow reads). Files it names that are not images fail like any bad file.")
+@click.option(
+    "--pattern",
+    "patterns",
+    multiple=True,
+    metavar="GLOB",
+    help="Only files whose name matches (case-insensitive, repeatable; default: every extension "
+    "Pillow reads). Files it names that are not images fail like any bad file.",
+)
 @click.option("--format", "format", default=None, metavar="EXT", help="Write every output as EXT (png, jpg, tif, ...).")
 @click.option("--skip-existing", is_flag=True, help="Pass over files whose output exists (to finish a stopped run).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs (never an input).")
@@ -175,17 +182,31 @@ def batch(in_dir, out_dir, recursive, patterns, format, skip_existing, force, jo
 
     stream = sys.stdout if sys.stdout.isatty() and not quiet else None
     save = make_save_options(values)
-    result = library.run(in_dir, out_dir, make_options(values), recursive=recursive, patterns=patterns,
-                         format=format, skip_existing=skip_existing, force=force, jobs=jobs, report=report,
-                         progress_stream=stream, save_options=save, hints=not quiet)
+    result = library.run(
+        in_dir,
+        out_dir,
+        make_options(values),
+        recursive=recursive,
+        patterns=patterns,
+        format=format,
+        skip_existing=skip_existing,
+        force=force,
+        jobs=jobs,
+        report=report,
+        progress_stream=stream,
+        save_options=save,
+        hints=not quiet,
+    )
     for task in result.failures:
         _error(f"{library.shown(task.error_path or task.input)}: {task.error}")
     if not quiet:
         s = result.summary()
         processed = s["ok"] + s["failed"]
         rate = processed / result.seconds if result.seconds > 0 else 0.0
-        click.echo(f"clconv batch: {s['ok']} written, {s['failed']} failed, {s['skipped']} skipped "
-                   f"in {result.seconds:.1f} s ({rate:.1f} images/s)")
+        click.echo(
+            f"clconv batch: {s['ok']} written, {s['failed']} failed, {s['skipped']} skipped "
+            f"in {result.seconds:.1f} s ({rate:.1f} images/s)"
+        )
     return 1 if result.failures else 0
 
 
@@ -197,8 +218,9 @@ def batch(in_dir, out_dir, recursive, patterns, format, skip_existing, force, jo
 @click.option("--flip", is_flag=True, help="Mathematical convolution instead of correlation.")
 @click.option("--padding", default=None, metavar="N|valid", help="CNN geometry (as for apply).")
 @click.option("--stride", default=1, type=int, show_default=True, help="Output every S-th pixel (as for apply).")
-@click.option("--dilation", default=1, type=int, show_default=True,
-              help="Spread kernel taps D pixels apart (as for apply).")
+@click.option(
+    "--dilation", default=1, type=int, show_default=True, help="Spread kernel taps D pixels apart (as for apply)."
+)
 @click.option("-o", "--output", default=None, metavar="FILE.npz", help="Save the sparse matrix instead of printing it.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --output.")
 @debug_option
@@ -217,10 +239,13 @@ def matrix(kernel, shape, border, border_value, flip, padding, stride, dilation,
 
     size = parse_shape(shape)
     if output is None and size[0] * size[1] > MAX_PRINT:  # refuse before building a matrix nobody sees
-        raise OptionError("--shape", f"{size[0]}x{size[1]} is too large to print (at most {MAX_PRINT} input "
-                                     "pixels); use --output FILE.npz")
-    m = convolution_matrix(kernel, size, border, flip=flip, padding=padding, stride=stride,
-                           dilation=dilation, border_value=border_value)
+        raise OptionError(
+            "--shape",
+            f"{size[0]}x{size[1]} is too large to print (at most {MAX_PRINT} input pixels); use --output FILE.npz",
+        )
+    m = convolution_matrix(
+        kernel, size, border, flip=flip, padding=padding, stride=stride, dilation=dilation, border_value=border_value
+    )
     if output is None:
         click.echo(format_matrix(m, size))
         return
@@ -232,18 +257,33 @@ def matrix(kernel, shape, border, border_value, flip, padding, stride, dilation,
 @cli.command()
 @click.option("--size", "sizes", multiple=True, metavar="WxH", help="Image size (repeatable), e.g. 4096x4096.")
 @click.option("-k", "--kernel", "kernels", multiple=True, metavar="SPEC", help="Kernel (repeatable; each a workload).")
-@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(["uint8", "uint16", "float32"]),
-              help="Sample type (repeatable).")
+@click.option(
+    "--dtype",
+    "dtypes",
+    multiple=True,
+    type=click.Choice(["uint8", "uint16", "float32"]),
+    help="Sample type (repeatable).",
+)
 @click.option("--channels", "channels", multiple=True, type=int, help="Channels (repeatable).")
-@click.option("--algorithm", default="all", show_default=True, metavar="all|auto|NAME",
-              help="Which algorithms to measure.")
+@click.option(
+    "--algorithm", default="all", show_default=True, metavar="all|auto|NAME", help="Which algorithms to measure."
+)
 @click.option("--device", "devices", multiple=True, metavar="SPEC|all", help="Device (repeatable, or all).")
-@click.option("--border", default="reflect", show_default=True, metavar="MODE",
-              help="Border mode of every measured run (as for apply).")
+@click.option(
+    "--border",
+    default="reflect",
+    show_default=True,
+    metavar="MODE",
+    help="Border mode of every measured run (as for apply).",
+)
 @click.option("--repeat", type=int, default=None, help="Rounds per measurement (median and min over them).")
 @click.option("--quick", is_flag=True, help="Small sizes and kernels: under a minute on 2 cores.")
-@click.option("--preset", type=click.Choice(["targets"]), default=None,
-              help="targets: the workloads of the performance targets, with each goal checked.")
+@click.option(
+    "--preset",
+    type=click.Choice(["targets"]),
+    default=None,
+    help="targets: the workloads of the performance targets, with each goal checked.",
+)
 @click.option("--json", "json_path", default=None, metavar="FILE", help="Write the results as JSON.")
 @click.option("--plot", "plot_path", default=None, metavar="FILE.png", help="Plot throughput by kernel size.")
 @debug_option
@@ -258,8 +298,15 @@ def bench(sizes, kernels, dtypes, channels, algorithm, devices, border, repeat, 
     """
     from clconv import bench as library
 
-    options = {"algorithm": algorithm, "border": border, "repeat": repeat, "quick": quick, "preset": preset,
-               "json": json_path, "plot": plot_path}
+    options = {
+        "algorithm": algorithm,
+        "border": border,
+        "repeat": repeat,
+        "quick": quick,
+        "preset": preset,
+        "json": json_path,
+        "plot": plot_path,
+    }
     if sizes:
         options["sizes"] = [library.parse_size(s) for s in sizes]
     if kernels:
@@ -303,9 +350,16 @@ def formats():
         if not r["write"] and r["samples"]:
             table.append((r["name"], " ".join(r["extensions"]), "(not in this Pillow build)", "", "", ""))
         elif r["write"]:
-            table.append((r["name"], " ".join(r["extensions"]), ", ".join(r["samples"]),
-                          "yes" if r["alpha"] else "no", " ".join(r["options"]) or "-",
-                          ", ".join(r["metadata"]) or "-"))
+            table.append(
+                (
+                    r["name"],
+                    " ".join(r["extensions"]),
+                    ", ".join(r["samples"]),
+                    "yes" if r["alpha"] else "no",
+                    " ".join(r["options"]) or "-",
+                    ", ".join(r["metadata"]) or "-",
+                )
+            )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     click.echo("Written (read too):")
     for row in table:
@@ -340,16 +394,26 @@ def tune(device, quick, repeat, verbose):
 
     rt = get_runtime(device)
     click.echo(f"tuning {rt.info.describe()} ...", err=True)
-    path, doc = tuning.tune(rt, quick=quick, repeat=repeat,
-                            echo=(lambda line: click.echo(line, err=True)) if verbose else None)
+    path, doc = tuning.tune(
+        rt, quick=quick, repeat=repeat, echo=(lambda line: click.echo(line, err=True)) if verbose else None
+    )
     click.echo(f"{len(doc['measurements'])} measurements in {doc['seconds']:.0f} s, written to {path}")
 
 
 @cli.command()
-@click.option("--check", is_flag=True, help="Build every program on every device, self-test each algorithm "
-              "against scipy, and measure a 3x3 filter; exit 1 if the default device fails.")
-@click.option("--timeout", type=click.FloatRange(1), default=300, show_default=True,
-              help="Seconds each device's --check may take (a hanging driver fails its own line).")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Build every program on every device, self-test each algorithm "
+    "against scipy, and measure a 3x3 filter; exit 1 if the default device fails.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1),
+    default=300,
+    show_default=True,
+    help="Seconds each device's --check may take (a hanging driver fails its own line).",
+)
 @debug_option
 def devices(check, timeout):
     """List OpenCL platforms and devices; the one used by default is marked with *."""
@@ -363,8 +427,10 @@ def devices(check, timeout):
         click.echo(f"clconv: warning: no usable default device: {exc}", err=True)
     for d in found:
         mark = "*" if default is not None and d.index == default.index else " "
-        click.echo(f"{mark} {d.index}  {d.name}  [{d.kind}, {d.compute_units} compute units, "
-                   f"{d.global_mem / 2**30:.1f} GiB, max buffer {d.max_alloc / 2**30:.2f} GiB]  {d.platform}")
+        click.echo(
+            f"{mark} {d.index}  {d.name}  [{d.kind}, {d.compute_units} compute units, "
+            f"{d.global_mem / 2**30:.1f} GiB, max buffer {d.max_alloc / 2**30:.2f} GiB]  {d.platform}"
+        )
     if not check:
         return 0
     from clconv import devcheck
@@ -398,7 +464,7 @@ def open_device_early(args) -> bool:
         if a == "--device" and i + 1 < len(args):
             device = args[i + 1]
         elif a.startswith("--device="):
-            device = a[len("--device="):]
+            device = a[len("--device=") :]
     warnings_as_lines()  # before the device thread starts: it may warn too
     if device is None and "-" not in args:
         runtime.enable_device_cache()

@@ -5,6 +5,7 @@ anything else. Tile sizes that the code of a program fixes (vector widths: a flo
 values) stay ``#define``s in ``cl/*.cl``; ``tests/test_constants.py`` checks that the Python
 side uses the same numbers.
 """
+
 from __future__ import annotations
 
 # ---------------------------------------------------------------- sample types

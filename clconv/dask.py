@@ -27,6 +27,7 @@ arguments are set on shared kernel objects, scratch buffers are reused), so bloc
 a time per process under ``DEVICE_LOCK``; dask's threads still read, write and compress in
 parallel, and the device uses every core for each block anyway.
 """
+
 from __future__ import annotations
 
 import threading
@@ -55,14 +56,19 @@ def convolve(array, kernel, border="reflect", device=None, algorithm="auto", *, 
     kernels = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel]
     settings = PlanOptions(border=border, algorithm=algorithm, **options)
     rt = get_runtime(device)
-    plan = build_plan(kernels, settings, in_dtype=pixels.dtype, out_dtype=dtype, channels=pixels.shape[2],
-                      device_kind=rt.info.kind)
+    plan = build_plan(
+        kernels, settings, in_dtype=pixels.dtype, out_dtype=dtype, channels=pixels.shape[2], device_kind=rt.info.kind
+    )
     plan.output_shape(pixels.shape[:2])  # an empty output is an OptionError now, not at compute time
     image = pixels
     for index, step in enumerate(plan.kernels):
         last = index == len(plan.kernels) - 1
-        stage = replace(plan, kernels=(step,), mapping=plan.mapping if last else Mapping(),
-                        out_dtype=plan.out_dtype if last else np.dtype(np.float32))
+        stage = replace(
+            plan,
+            kernels=(step,),
+            mapping=plan.mapping if last else Mapping(),
+            out_dtype=plan.out_dtype if last else np.dtype(np.float32),
+        )
         image = _stage(rt, image, stage, device)
     return image[:, :, 0] if flat else image
 
@@ -148,8 +154,7 @@ def _stage(rt, image, stage, device):
     h, w, channels = image.shape
     kernel = stage.kernels[0]
     window = stage.geometry.window((h, w), kernel.shape, stage.flip)
-    axes = [_axis(image.chunks[i], window.out_shape[i], window.off[i], kernel.shape[i], stage.geometry)
-            for i in (0, 1)]
+    axes = [_axis(image.chunks[i], window.out_shape[i], window.off[i], kernel.shape[i], stage.geometry) for i in (0, 1)]
     # auto's choice for the whole image, for every block (README: how auto decides)
     choices = tuple((step.algorithm.name, dict(step.params)) for step in schedule_for(rt, stage, (h, w)))
     names = {name for name, _ in choices}
@@ -160,10 +165,20 @@ def _stage(rt, image, stage, device):
     extended = _extended(image, axes, stage)
     depth = {0: (axes[0].before, axes[0].after), 1: (axes[1].before, axes[1].after), 2: (0, 0)}
     return da.map_overlap(
-        _filter_block, extended, depth=depth, boundary="none", trim=False, allow_rechunk=False,
-        chunks=(axes[0].out_chunks, axes[1].out_chunks, (channels,)), dtype=stage.out_dtype,
-        meta=np.empty((0, 0, 0), stage.out_dtype), token="clconv-convolve",
-        stage=block_stage, choices=choices, device=device, axes=tuple(axes),
+        _filter_block,
+        extended,
+        depth=depth,
+        boundary="none",
+        trim=False,
+        allow_rechunk=False,
+        chunks=(axes[0].out_chunks, axes[1].out_chunks, (channels,)),
+        dtype=stage.out_dtype,
+        meta=np.empty((0, 0, 0), stage.out_dtype),
+        token="clconv-convolve",
+        stage=block_stage,
+        choices=choices,
+        device=device,
+        axes=tuple(axes),
     )
 
 
@@ -208,7 +223,7 @@ def _filter_block(block: np.ndarray, *, stage, choices: tuple, device, axes: tup
         rt = get_runtime(device)
         result = execute(rt, pixels, stage, sched=_block_schedule(stage, choices, pixels.shape[:2]))
     (y, x), (count_y, count_x) = (axis.skip for axis in axes), counts
-    return result[y:y + count_y, x:x + count_x]
+    return result[y : y + count_y, x : x + count_x]
 
 
 def _block_schedule(stage, choices: tuple, shape: tuple):
@@ -216,6 +231,8 @@ def _block_schedule(stage, choices: tuple, shape: tuple):
     from clconv.algorithms import REGISTRY, Schedule, Step
 
     parts = stage.kernels[0].parts
-    steps = tuple(Step(part, REGISTRY[name], "auto's choice for the whole image", dict(params))
-                  for part, (name, params) in zip(parts, choices))
+    steps = tuple(
+        Step(part, REGISTRY[name], "auto's choice for the whole image", dict(params))
+        for part, (name, params) in zip(parts, choices)
+    )
     return Schedule(steps, tuple((id(part), tuple(shape)) for part in parts))

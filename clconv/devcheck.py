@@ -5,6 +5,7 @@ Each device is checked in its own process (``python -m clconv.devcheck P:D``, on
 stdout), so a driver that crashes or hangs (a build that never finishes) fails its own line
 after a timeout and the other devices are still checked.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ def _self_test(rt, algorithm: str) -> str | None:
     rng = np.random.default_rng(7)
     x = np.arange(7) - 3.0
     g = np.exp(-x * x / 4)
-    weights = (np.outer(g, g) - 0.5 * np.outer(g ** 2, g)).astype(np.float32)  # rank 2, 7x7
+    weights = (np.outer(g, g) - 0.5 * np.outer(g**2, g)).astype(np.float32)  # rank 2, 7x7
     floats = rng.uniform(-1, 2, (37, 53)).astype(np.float32)
     rgb = rng.integers(0, 256, (29, 41, 3), dtype=np.uint8)
     out = clconv.convolve(floats, weights, device=rt, algorithm=algorithm)
@@ -38,8 +39,11 @@ def _self_test(rt, algorithm: str) -> str | None:
     if not err <= 1e-4 * 3 * float(np.abs(weights).sum()):
         return f"float32 differs from the oracle by {err:.3g}"
     out8 = clconv.convolve(rgb, weights, device=rt, algorithm=algorithm)
-    ref8 = np.clip(np.rint(ndi.correlate(rgb.astype(np.float64), weights[:, :, None].astype(np.float64),
-                                         mode="reflect")), 0, max_value(np.uint8))
+    ref8 = np.clip(
+        np.rint(ndi.correlate(rgb.astype(np.float64), weights[:, :, None].astype(np.float64), mode="reflect")),
+        0,
+        max_value(np.uint8),
+    )
     err8 = int(np.abs(out8.astype(np.int64) - ref8).max())
     return None if err8 <= 1 else f"8-bit differs from the oracle by {err8}"
 
@@ -105,8 +109,14 @@ def check_in_subprocess(index: str, timeout: float = TIMEOUT_S) -> dict:
     env = dict(os.environ)
     env.pop("CLCONV_DEVICE", None)  # the index names the device
     try:
-        proc = subprocess.run([sys.executable, "-m", "clconv.devcheck", index], capture_output=True, text=True,
-                              timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [sys.executable, "-m", "clconv.devcheck", index],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         return {"index": index, "ok": False, "error": f"no answer within {timeout:.0f} s (a build or launch hangs)"}
     lines = proc.stdout.strip().splitlines()
@@ -122,9 +132,11 @@ def describe(found: dict) -> str:
     head = f"{found.get('device') or found['index']}: {'pass' if found['ok'] else 'FAIL'}"
     if "error" in found:
         return f"{head}: {found['error']}"
-    tests = "  ".join(f"{name} {'ok' if result == 'ok' else 'FAILED (' + result + ')'}"
-                      for name, result in found.get("tests", {}).items())
-    speed = (f"  3x3 float32 {found['bench_size']}²: {found['mpix_s']:.0f} Mpix/s" if "mpix_s" in found else "")
+    tests = "  ".join(
+        f"{name} {'ok' if result == 'ok' else 'FAILED (' + result + ')'}"
+        for name, result in found.get("tests", {}).items()
+    )
+    speed = f"  3x3 float32 {found['bench_size']}²: {found['mpix_s']:.0f} Mpix/s" if "mpix_s" in found else ""
     return f"{head}  build {found.get('build_s', 0):.2f} s  {tests}{speed}"
 
 

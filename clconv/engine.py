@@ -4,6 +4,7 @@ Images are filtered as float32 planes [C][H][W] in the input's own units.
 Algorithms only ever correlate planes; this module adds what surrounds them:
 dtype conversion, alpha weighting, gradient magnitude and the output mapping.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -56,8 +57,9 @@ def new_planes(rt, count: int, shape: tuple[int, int]) -> Planes:
     return Planes(rt.alloc(count * shape[0] * shape[1] * FLOAT_BYTES), 0, count, shape)
 
 
-def execute(rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None, sched=None,
-            finite: bool = False) -> np.ndarray:
+def execute(
+    rt, pixels: np.ndarray, plan: Plan, out: np.ndarray | None = None, sched=None, finite: bool = False
+) -> np.ndarray:
     """Filter an HxWxC array (uint8, uint16 or float32) with ``plan`` on ``rt``'s device, by
     ``sched`` (clconv.algorithms.Schedule; default: the plan's schedule on this device).
     ``finite``: the caller has found no NaN/Inf in ``pixels`` (a bank: checked once)."""
@@ -117,8 +119,7 @@ def _execute_in_place(rt, pixels: np.ndarray, plan: Plan, sched, out: np.ndarray
             mapping = plan.mapping if last and plan.mapping != Mapping() else None
             if dst.dtype != "float32" and mapping is None:
                 mapping = Mapping()
-            sched.step(kernel, src.shape).correlate(rt, src, dst, window, BORDER_CODES[plan.border], plan.cval,
-                                                    mapping)
+            sched.step(kernel, src.shape).correlate(rt, src, dst, window, BORDER_CODES[plan.border], plan.cval, mapping)
         src = dst
     rt.read_back(out_buf, out)
     return out
@@ -127,19 +128,37 @@ def _execute_in_place(rt, pixels: np.ndarray, plan: Plan, sched, out: np.ndarray
 def _unpack(rt, pixels: np.ndarray) -> Planes:
     h, w, channels = pixels.shape
     planes = new_planes(rt, channels, (h, w))
-    rt.launch(PIXELS_CL, f"unpack_{TYPE_CODES[pixels.dtype.name]}", (w, h),
-              rt.upload(np.ascontiguousarray(pixels)), planes.buffer,
-              np.int32(h), np.int32(w), np.int32(channels))
+    rt.launch(
+        PIXELS_CL,
+        f"unpack_{TYPE_CODES[pixels.dtype.name]}",
+        (w, h),
+        rt.upload(np.ascontiguousarray(pixels)),
+        planes.buffer,
+        np.int32(h),
+        np.int32(w),
+        np.int32(channels),
+    )
     return planes
 
 
 def _pack(rt, planes: Planes, mapping: Mapping, mapped: int, out: np.ndarray) -> np.ndarray:
     out_h, out_w = planes.shape
     out_buf = rt.alloc(out.nbytes)
-    rt.launch(PIXELS_CL, f"pack_{TYPE_CODES[out.dtype.name]}", (out_w, out_h), planes.buffer, out_buf,
-              np.int32(out_h), np.int32(out_w), np.int32(planes.count), np.int32(mapped),
-              np.int32(mapping.use_abs), np.float32(mapping.scale), np.float32(mapping.bias),
-              np.float32(max_value(out.dtype)))
+    rt.launch(
+        PIXELS_CL,
+        f"pack_{TYPE_CODES[out.dtype.name]}",
+        (out_w, out_h),
+        planes.buffer,
+        out_buf,
+        np.int32(out_h),
+        np.int32(out_w),
+        np.int32(planes.count),
+        np.int32(mapped),
+        np.int32(mapping.use_abs),
+        np.float32(mapping.scale),
+        np.float32(mapping.bias),
+        np.float32(max_value(out.dtype)),
+    )
     return rt.download(out_buf, out)
 
 
@@ -169,8 +188,10 @@ def execute_bank(rt, pixels: np.ndarray, plan: Plan, mappings: list) -> list:
         window = plan.geometry.window((h, w), shapes.pop(), plan.flip)
         results = [new_planes(rt, channels, window.out_shape) for _ in plan.kernels]
         _correlate_bank(rt, planes, results, list(plan.kernels), window, plan, sched)
-    return [_pack(rt, result, mapping, mapped, np.empty((*result.shape, channels), plan.out_dtype))
-            for result, mapping in zip(results, mappings)]
+    return [
+        _pack(rt, result, mapping, mapped, np.empty((*result.shape, channels), plan.out_dtype))
+        for result, mapping in zip(results, mappings)
+    ]
 
 
 def _fusable(rt, pixels: np.ndarray, plan: Plan, singles: list, sched) -> bool:
@@ -196,8 +217,18 @@ def _execute_bank_fused(rt, pixels: np.ndarray, plan: Plan, algorithm) -> list:
     window = plan.geometry.window((h, w), plan.kernels[0].shape, plan.flip)
     out = np.empty((len(plan.kernels), *window.out_shape, channels), np.float32)
     in_buf, out_buf = rt.wrap(pixels), rt.wrap(out, writable=True)  # both held until read_back
-    algorithm.fused_bank(rt, in_buf, out_buf, list(plan.kernels), window, (h, w),
-                                window.out_shape, channels, BORDER_CODES[plan.border], plan.cval)
+    algorithm.fused_bank(
+        rt,
+        in_buf,
+        out_buf,
+        list(plan.kernels),
+        window,
+        (h, w),
+        window.out_shape,
+        channels,
+        BORDER_CODES[plan.border],
+        plan.cval,
+    )
     rt.read_back(out_buf, out)
     return list(out)
 
@@ -249,8 +280,9 @@ def _filter(rt, src: Planes, dst: Planes, kernel, window: Window, plan: Plan, sc
     if isinstance(kernel, Linear):
         _correlate(rt, src, dst, kernel, window, plan, sched)
         return
-    gx, gy = (Planes(rt.alloc(src.count * dst.size * FLOAT_BYTES), 0, src.count, dst.shape, src.interleave)
-              for _ in range(2))
+    gx, gy = (
+        Planes(rt.alloc(src.count * dst.size * FLOAT_BYTES), 0, src.count, dst.shape, src.interleave) for _ in range(2)
+    )
     _correlate_bank(rt, src, [gx, gy], list(kernel.parts), window, plan, sched)
     n = src.count * dst.size
     rt.launch(PIXELS_CL, "magnitude", (n,), gx.buffer, gy.buffer, dst.buffer, np.int64(dst.offset), np.int64(n))
@@ -284,8 +316,17 @@ def _filter_alpha_weighted(rt, colour: Planes, alpha: Planes, dst: Planes, kerne
     takes the rule on each of its parts.
     """
     premultiplied = new_planes(rt, colour.count, colour.shape)
-    rt.launch(PIXELS_CL, "premultiply", (colour.size, colour.count), colour.buffer, np.int64(colour.offset),
-              alpha.buffer, np.int64(alpha.offset), premultiplied.buffer, np.int64(colour.size))
+    rt.launch(
+        PIXELS_CL,
+        "premultiply",
+        (colour.size, colour.count),
+        colour.buffer,
+        np.int64(colour.offset),
+        alpha.buffer,
+        np.int64(alpha.offset),
+        premultiplied.buffer,
+        np.int64(colour.size),
+    )
     fallback = new_planes(rt, colour.count, dst.shape)
     _sample(rt, colour, fallback, window, plan)
     numerator = new_planes(rt, colour.count, dst.shape)
@@ -313,16 +354,36 @@ def _alpha_linear(rt, work, dst: Planes, kernel: Linear, window, plan, sched) ->
     exact = weights.algorithm.exact_zeros
     zero = 0.0 if exact else 1e-5 * float(np.abs(kernel.weights).sum()) * plan.alpha_max
     n = dst.size
-    rt.launch(PIXELS_CL, "unpremultiply", (n, dst.count), numerator.buffer, denominator.buffer,
-              fallback.buffer, dst.buffer, np.int64(dst.offset), np.int64(n), np.float32(zero))
+    rt.launch(
+        PIXELS_CL,
+        "unpremultiply",
+        (n, dst.count),
+        numerator.buffer,
+        denominator.buffer,
+        fallback.buffer,
+        dst.buffer,
+        np.int64(dst.offset),
+        np.int64(n),
+        np.float32(zero),
+    )
     if kernel.nonnegative:
         return
     # dst holds m; now sum(k*a*c) and sum(k*a) into the same buffers, and the signed rule
     step.correlate(rt, premultiplied, numerator, window, border, squared)
     step.correlate(rt, alpha, denominator, window, border, plan.cval)
     full = float(kernel.weights.sum()) * plan.alpha_max
-    rt.launch(PIXELS_CL, "fill_hidden", (n, dst.count), numerator.buffer, denominator.buffer,
-              dst.buffer, np.int64(dst.offset), np.int64(n), np.float32(full), np.float32(plan.alpha_max))
+    rt.launch(
+        PIXELS_CL,
+        "fill_hidden",
+        (n, dst.count),
+        numerator.buffer,
+        denominator.buffer,
+        dst.buffer,
+        np.int64(dst.offset),
+        np.int64(n),
+        np.float32(full),
+        np.float32(plan.alpha_max),
+    )
 
 
 _ABSOLUTE = weakref.WeakKeyDictionary()  # a signed Linear -> the Linear of its |weights|

@@ -3,6 +3,7 @@
 Every error a user can cause is a ClconvError: the CLI prints it as one line,
 ``clconv: error: <subject>: <cause>``, and exits with ``exit_code``.
 """
+
 from __future__ import annotations
 
 import sys

@@ -3,6 +3,7 @@
 Used by ``clconv apply`` (and by ``batch``). Every problem is a ClconvError
 naming the file at fault; the input is never written.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,9 +13,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from clconv import imageio
-from clconv.errors import OptionError, OutputError, warn
-
 from clconv.api import PlanOptions
+from clconv.errors import OptionError, OutputError, warn
 from clconv.params import DEFAULT_MAX_PIXELS
 
 
@@ -34,8 +34,15 @@ class FilterOptions(PlanOptions):
     def plan_for(self, in_dtype, channels: int, has_alpha: bool, out_dtype=None, device_kind="cpu"):
         from clconv.api import build_plan
 
-        return build_plan(list(self.kernels), self, in_dtype=in_dtype, out_dtype=out_dtype, channels=channels,
-                          device_kind=device_kind, alpha=self.alpha if has_alpha else None)
+        return build_plan(
+            list(self.kernels),
+            self,
+            in_dtype=in_dtype,
+            out_dtype=out_dtype,
+            channels=channels,
+            device_kind=device_kind,
+            alpha=self.alpha if has_alpha else None,
+        )
 
     def describe(self) -> str:
         """The options that decide the pixels, as ``clconv apply`` takes them, in a fixed order and
@@ -44,9 +51,17 @@ class FilterOptions(PlanOptions):
         change the result (beyond rounding ties)."""
         parts = [f"-k {shlex.quote(str(getattr(k, 'spec', k)))}" for k in self.kernels]
         default = FilterOptions()
-        for name, flag in (("border", "--border"), ("border_value", "--border-value"), ("alpha", "--alpha"),
-                           ("scale", "--scale"), ("bias", "--bias"), ("padding", "--padding"),
-                           ("stride", "--stride"), ("dilation", "--dilation"), ("dtype", "--dtype")):
+        for name, flag in (
+            ("border", "--border"),
+            ("border_value", "--border-value"),
+            ("alpha", "--alpha"),
+            ("scale", "--scale"),
+            ("bias", "--bias"),
+            ("padding", "--padding"),
+            ("stride", "--stride"),
+            ("dilation", "--dilation"),
+            ("dtype", "--dtype"),
+        ):
             value = getattr(self, name)
             if value != getattr(default, name):
                 parts.append(f"{flag} {shlex.quote(str(value))}")
@@ -55,7 +70,7 @@ class FilterOptions(PlanOptions):
             parts.append("--abs" if self.abs else "--no-abs")
         return " ".join(parts)
 
-    def validate(self) -> "FilterOptions":
+    def validate(self) -> FilterOptions:
         """Check kernels and options before any file is touched (bad usage is exit 2 up front).
         Returns these options with the kernels parsed, so specs and kernel files are read once."""
         from clconv.api import parse_kernels
@@ -147,8 +162,9 @@ def check_outputs(input: str, outputs, options: FilterOptions, force: bool) -> N
         imageio.check_output(target, float_output=float_output)
 
 
-def filter_image(rt, image, options: FilterOptions, output: str, plans: dict | None = None,
-                 reuse: bool = False) -> np.ndarray:
+def filter_image(
+    rt, image, options: FilterOptions, output: str, plans: dict | None = None, reuse: bool = False
+) -> np.ndarray:
     """``image`` filtered for ``output`` (whose extension decides the default dtype) on ``rt``.
     ``options`` must be validated; ``plans`` caches plans across images (batch); ``reuse``: the
     result will be saved with ``reuse`` (it is made by imageio.output_array)."""
@@ -175,19 +191,23 @@ def check_output_size(options: FilterOptions, output: str, shape) -> None:
         raise OutputError(output, f"output would be {out_w}x{out_h} pixels, over --max-pixels {options.max_pixels}")
 
 
-def apply_file(input: str, output: str, options: FilterOptions, force: bool = False, each: bool = False,
-               explain=None, save_options: imageio.SaveOptions | None = None) -> dict:
+def apply_file(
+    input: str,
+    output: str,
+    options: FilterOptions,
+    force: bool = False,
+    each: bool = False,
+    explain=None,
+    save_options: imageio.SaveOptions | None = None,
+) -> dict:
     """Filter ``input`` into ``output`` (or, with ``each``, into one output per kernel from one
     pass); ``explain`` receives a line per filter saying which algorithm runs it and why;
     ``save_options`` say how outputs are written (metadata, quality, compression).
     Returns facts for reports (pixels, outputs)."""
-    from clconv.api import resolve_mapping
-    from clconv.engine import execute_bank
+    from clconv import zarrio  # imports neither dask nor zarr until used
     from clconv.runtime import get_runtime
 
     input, output = os.fspath(input), os.fspath(output)
-    from clconv import zarrio  # imports neither dask nor zarr until used
-
     if zarrio.is_zarr(input) or zarrio.is_zarr(output):  # chunk by chunk, never loaded whole
         if each:
             raise OptionError("--each", "does not take .zarr arrays")
@@ -201,30 +221,13 @@ def apply_file(input: str, output: str, options: FilterOptions, force: bool = Fa
     save_options = with_provenance(save_options, options)
     image = imageio.load(input, gray=options.gray, max_pixels=options.max_pixels)
     rt = get_runtime(options.device)
-    shape = image.pixels.shape[:2]
     if explain:
-        plan = options.plan_for(image.pixels.dtype, image.pixels.shape[2], image.has_alpha,
-                                output_dtype(options, output, image.pixels.dtype), rt.info.kind)
-        from clconv.algorithms import params_text
-        from clconv.engine import schedule_for
-
-        sched = schedule_for(rt, plan, shape, bank=each)
-        explain(f"schedule for {shape[1]}x{shape[0]} on {rt.info.name} ({rt.memory}), from the {sched.note}")
-        for step in sched:
-            shown = f" [{params_text(step.params)}]" if step.params else ""
-            explain(f"{step.kernel.spec}: {step.algorithm.name}{shown} ({step.reason})")
-    if each:
-        for target in outputs:
-            if output_dtype(options, target, image.pixels.dtype) == np.float32:
-                imageio.check_output(target, float_output=True)
-        out_dtype = output_dtype(options, outputs[0], image.pixels.dtype)
-        plan = options.plan_for(image.pixels.dtype, image.pixels.shape[2], image.has_alpha, out_dtype, rt.info.kind)
-        check_output_size(options, output, plan.geometry.window(shape, plan.kernels[0].shape, plan.flip).out_shape)
-        mappings = [resolve_mapping(k, out_dtype, image.pixels.dtype, options.abs, options.scale, options.bias)
-                    for k in plan.kernels]
-        results = execute_bank(rt, image.pixels, plan, mappings)
-    else:
-        results = [filter_image(rt, image, options, output, reuse=True)]
+        _explain(rt, image, options, output, each, explain)
+    results = (
+        _filter_bank(rt, image, options, output, outputs)
+        if each
+        else [filter_image(rt, image, options, output, reuse=True)]
+    )
     # memory: the input's pixels go before any encoding, and each output once written
     has_alpha, color, meta = image.has_alpha, image.color, image.meta
     del image
@@ -234,3 +237,38 @@ def apply_file(input: str, output: str, options: FilterOptions, force: bool = Fa
         imageio.save(target, pixels, has_alpha=has_alpha, color=color, meta=meta, options=save_options, reuse=True)
         del pixels
     return {"pixels": count, "outputs": outputs}
+
+
+def _explain(rt, image, options: FilterOptions, output: str, each: bool, explain) -> None:
+    """``--explain``: the schedule's note, then each kernel's algorithm and why."""
+    from clconv.algorithms import params_text
+    from clconv.engine import schedule_for
+
+    pixels = image.pixels
+    out_dtype = output_dtype(options, output, pixels.dtype)
+    plan = options.plan_for(pixels.dtype, pixels.shape[2], image.has_alpha, out_dtype, rt.info.kind)
+    shape = pixels.shape[:2]
+    sched = schedule_for(rt, plan, shape, bank=each)
+    explain(f"schedule for {shape[1]}x{shape[0]} on {rt.info.name} ({rt.memory}), from the {sched.note}")
+    for step in sched:
+        shown = f" [{params_text(step.params)}]" if step.params else ""
+        explain(f"{step.kernel.spec}: {step.algorithm.name}{shown} ({step.reason})")
+
+
+def _filter_bank(rt, image, options: FilterOptions, output: str, outputs: list) -> list:
+    """``--each``: every kernel over one upload, each with its own default output mapping
+    (``output``: OUTPUT as given, with {kernel}; ``outputs``: one per kernel)."""
+    from clconv.api import resolve_mapping
+    from clconv.engine import execute_bank
+
+    pixels = image.pixels
+    for target in outputs:
+        if output_dtype(options, target, pixels.dtype) == np.float32:
+            imageio.check_output(target, float_output=True)
+    out_dtype = output_dtype(options, outputs[0], pixels.dtype)
+    plan = options.plan_for(pixels.dtype, pixels.shape[2], image.has_alpha, out_dtype, rt.info.kind)
+    window = plan.geometry.window(pixels.shape[:2], plan.kernels[0].shape, plan.flip)
+    check_output_size(options, output, window.out_shape)
+    mappings = [resolve_mapping(k, out_dtype, pixels.dtype, options.abs, options.scale, options.bias)
+                for k in plan.kernels]  # fmt: skip
+    return execute_bank(rt, pixels, plan, mappings)

@@ -15,6 +15,7 @@ Each work-item computes an 8 x 16 block of C from 8 rows of A and one panel, in
 registers. The launch uses one fixed local size (``LOCAL``): PoCL compiles one
 work-group function per local size, so a size chosen per shape would recompile.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,8 +69,16 @@ def gemm_device(rt, a_buf, bp_buf, c_buf, m: int, n: int, k: int, c_offset: int 
     if max(m, n, k) > _INT_MAX or items > _INT_MAX - LOCAL:
         raise OptionError("matmul", f"{m} x {k} x {n} is too large for one launch")
     rt.launch(
-        CL_FILE, KERNEL, (items,),
-        a_buf, bp_buf, c_buf, np.int64(c_offset), np.int32(m), np.int32(n), np.int32(k),
+        CL_FILE,
+        KERNEL,
+        (items,),
+        a_buf,
+        bp_buf,
+        c_buf,
+        np.int64(c_offset),
+        np.int32(m),
+        np.int32(n),
+        np.int32(k),
         local=(LOCAL,),
     )
 

@@ -30,6 +30,7 @@ The matrix is built with numpy index arithmetic, one block of output rows at a t
 into preallocated CSR arrays: no Python loop over pixels, no COO sort.  scipy is imported only
 inside the functions, so ``import clconv`` stays light.
 """
+
 from __future__ import annotations
 
 import os
@@ -99,8 +100,19 @@ def _checked_shape(shape) -> tuple[int, int]:
     return out[0], out[1]
 
 
-def convolution_matrix(kernel, shape, border="reflect", *, flip=False, padding=None, stride=1,
-                       dilation=1, border_value=0.0, return_offset=False, max_nnz=MAX_NNZ):
+def convolution_matrix(
+    kernel,
+    shape,
+    border="reflect",
+    *,
+    flip=False,
+    padding=None,
+    stride=1,
+    dilation=1,
+    border_value=0.0,
+    return_offset=False,
+    max_nnz=MAX_NNZ,
+):
     """The sparse matrix ``M`` with ``M @ image.ravel() == convolve(image, kernel, ...).ravel()``.
 
     Parameters
@@ -151,9 +163,12 @@ def _linear_weights(kernel, flip: bool) -> np.ndarray:
 
     parsed = parse_spec(kernel)
     if not isinstance(parsed, Linear):
-        raise KernelSpecError(parsed.spec, "is not linear (a gradient magnitude, sqrt(gx^2 + gy^2)), "
-                                           "so it has no convolution matrix; use its linear parts "
-                                           "(e.g. sobel-x and sobel-y)")
+        raise KernelSpecError(
+            parsed.spec,
+            "is not linear (a gradient magnitude, sqrt(gx^2 + gy^2)), "
+            "so it has no convolution matrix; use its linear parts "
+            "(e.g. sobel-x and sobel-y)",
+        )
     return (parsed.flipped() if flip else parsed).weights
 
 
@@ -161,9 +176,12 @@ def _constant_term(border_value, border, mode: str, return_offset: bool) -> floa
     """The outside's value (0 but for constant); a non-zero one makes the filter affine."""
     cval = checked_border_value(border_value, border) if mode == "constant" else 0.0
     if mode == "constant" and cval != 0.0 and not return_offset:
-        raise OptionError("--border-value", f"with --border constant and --border-value {cval:g} the filter "
-                                            "is affine (M @ x + c), not linear; use --border-value 0 "
-                                            "(or return_offset=True for the constant term c)")
+        raise OptionError(
+            "--border-value",
+            f"with --border constant and --border-value {cval:g} the filter "
+            "is affine (M @ x + c), not linear; use --border-value 0 "
+            "(or return_offset=True for the constant term c)",
+        )
     return cval
 
 
@@ -181,8 +199,9 @@ def _folded_matrix(weights: np.ndarray, shape, y_axis, x_axis, max_nnz: int):
     slots = kh * kw
     total = ho * wo * slots
     if total > max_nnz:
-        raise OptionError("--shape", f"the matrix would hold up to {total} entries (at most {max_nnz}); "
-                                     "use a smaller shape or kernel")
+        raise OptionError(
+            "--shape", f"the matrix would hold up to {total} entries (at most {max_nnz}); use a smaller shape or kernel"
+        )
     index_dtype = np.int32 if max(total, h * w) < (1 << 31) else np.int64
     indptr = np.arange(0, total + 1, slots, dtype=index_dtype)
     indices = np.empty(total, dtype=index_dtype)
@@ -225,14 +244,19 @@ def format_matrix(m, shape, max_size: int = MAX_PRINT) -> str:
     h, w = _checked_shape(shape)
     rows, cols = m.shape
     if cols > max_size or rows > 4 * max_size:
-        raise OptionError("--shape", f"shape too large to print ({rows}x{cols} matrix; at most "
-                                     f"{4 * max_size} rows and {max_size} columns); use --output FILE.npz")
+        raise OptionError(
+            "--shape",
+            f"shape too large to print ({rows}x{cols} matrix; at most "
+            f"{4 * max_size} rows and {max_size} columns); use --output FILE.npz",
+        )
     dense = m.toarray() if hasattr(m, "toarray") else np.asarray(m, dtype=np.float64)
     dense = dense + 0.0  # -0.0 prints as 0
-    cells = [["%g" % v for v in row] for row in dense]
+    cells = [[f"{v:g}" for v in row] for row in dense]
     width = max((len(c) for row in cells for c in row), default=1)
-    lines = [f"# {rows}x{cols} convolution matrix: row oy*Wo+ox per output pixel, "
-             f"column y*{w}+x per pixel of the {h}x{w} input"]
+    lines = [
+        f"# {rows}x{cols} convolution matrix: row oy*Wo+ox per output pixel, "
+        f"column y*{w}+x per pixel of the {h}x{w} input"
+    ]
     lines += ["  ".join(c.rjust(width) for c in row) for row in cells]
     return "\n".join(lines)
 

@@ -20,6 +20,7 @@ The output mapping (scale, abs, bias; then rounding and clipping for integer out
 the device's pack kernels do) is applied on the host at the end. With ``alpha='keep'`` the rule
 applies to the colour channels; the kept alpha is the sample under the anchor, non-finite or not.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace

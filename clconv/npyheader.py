@@ -1,4 +1,5 @@
 """The header of a .npy file, read before its data (images and kernel files both check it first)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@ and where float32 planes lie in a device buffer.
 
 Pure Python: options are validated here once, before anything is allocated.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,8 +72,10 @@ def checked_border_value(value, border) -> float:
     if not math.isfinite(cval):
         raise OptionError("--border-value", f"must be a finite number, got {value}")
     if str(border).strip().lower() == "zero" and cval != 0.0:  # SPEC: zero = constant 0
-        raise OptionError("--border-value", f"--border zero means constant 0, not {cval:g} "
-                                            "(use --border constant to choose the value)")
+        raise OptionError(
+            "--border-value",
+            f"--border zero means constant 0, not {cval:g} (use --border constant to choose the value)",
+        )
     return cval
 
 
@@ -114,8 +117,9 @@ class Window:
     dilation: int
 
 
-def band_rows(budget_bytes: int, row_bytes: int, *, span: int = 1, stride: int = 1, unit: int = 1,
-              most: int | None = None) -> int:
+def band_rows(
+    budget_bytes: int, row_bytes: int, *, span: int = 1, stride: int = 1, unit: int = 1, most: int | None = None
+) -> int:
     """Output rows per band of a banded pass: the most rows whose input, ``(rows - 1) * stride +
     span`` rows of ``row_bytes`` each, fits in ``budget_bytes``, rounded down to a multiple of
     ``unit``; then at most ``most`` (the output's rows) and at least ``unit``."""
@@ -157,7 +161,7 @@ class Planes:
         """Separate planes an algorithm iterates over (1 when the channels are interleaved)."""
         return self.count // self.interleave
 
-    def sub(self, first: int, count: int) -> "Planes":
+    def sub(self, first: int, count: int) -> Planes:
         assert self.interleave == 1, "channels of an interleaved image are not separate planes"
         return Planes(self.buffer, self.offset + first * self.size, count, self.shape)
 
@@ -171,7 +175,7 @@ class Geometry:
     dilation: int = 1
 
     @classmethod
-    def parse(cls, padding=None, stride=1, dilation=1) -> "Geometry":
+    def parse(cls, padding=None, stride=1, dilation=1) -> Geometry:
         if padding is not None:
             if isinstance(padding, str):
                 if padding.strip().lower() == "valid":

@@ -1,4 +1,5 @@
 """Finds the OpenCL C sources: inside the installed wheel (clconv/cl) or the checkout's top-level cl/."""
+
 from __future__ import annotations
 
 import functools

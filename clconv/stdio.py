@@ -5,6 +5,7 @@ leave half an image in a pipe), so standard input is first copied to a private t
 and the output is written to one, then copied to standard output. Errors and warnings that name
 those temporary files name ``<stdin>`` / ``<stdout>`` instead.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -10,6 +10,7 @@ filtered with a window that never leaves its tile along y: results equal the
 untiled ones exactly, whatever the border, stride, dilation or padding. The engine runs
 each band (``run_window``: engine.execute_window); this module only cuts and gathers.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -107,8 +108,9 @@ def needs_tiles(rt, pixels: np.ndarray, plan, in_place: bool = False) -> bool:
     path will run (it holds fewer buffers); False estimates the general path, which holds more."""
     h, w, channels = pixels.shape
     shapes = _shapes((h, w), plan)
-    return (_largest_buffer(pixels, plan, shapes, in_place) > rt.max_alloc
-            or _peak(plan, shapes, channels, pixels.nbytes, in_place) > global_budget(rt))
+    return _largest_buffer(pixels, plan, shapes, in_place) > rt.max_alloc or _peak(
+        plan, shapes, channels, pixels.nbytes, in_place
+    ) > global_budget(rt)
 
 
 def execute_tiled(rt, pixels: np.ndarray, plan, out: np.ndarray, run_window) -> np.ndarray:
@@ -117,8 +119,12 @@ def execute_tiled(rt, pixels: np.ndarray, plan, out: np.ndarray, run_window) -> 
     image = pixels
     for index, kernel in enumerate(plan.kernels):
         last = index == len(plan.kernels) - 1
-        stage = replace(plan, kernels=(kernel,), mapping=plan.mapping if last else Mapping(),
-                        out_dtype=plan.out_dtype if last else np.dtype(np.float32))
+        stage = replace(
+            plan,
+            kernels=(kernel,),
+            mapping=plan.mapping if last else Mapping(),
+            out_dtype=plan.out_dtype if last else np.dtype(np.float32),
+        )
         image = _stage(rt, image, stage, out if last else None, run_window)
     return image
 
@@ -166,7 +172,6 @@ def _stage(rt, image: np.ndarray, stage, out: np.ndarray | None, run_window) -> 
             tile = tile.astype(np.float32)
             tile[mapped < 0] = stage.cval
         shift = lo - r0 * s  # tile row 0 is input row lo
-        local = Window((r1 - r0, out_w), (off + shift, window.off[1]), (sample_off + shift, window.sample_off[1]),
-                       s, d)
+        local = Window((r1 - r0, out_w), (off + shift, window.off[1]), (sample_off + shift, window.sample_off[1]), s, d)
         result[r0:r1] = run_window(rt, np.ascontiguousarray(tile), stage, local)
     return result

@@ -10,6 +10,7 @@ measured image size and the two measured kernel sides around it (log-log interpo
 separable scaled by its number of terms) and picks the fastest. At a measured point the
 estimate is the measurement itself, so ``auto`` then takes the measured best.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -36,8 +37,12 @@ def device_key(rt) -> dict:
     import clconv
 
     driver = getattr(getattr(rt, "device", None), "driver_version", "") or ""
-    return {"platform": rt.info.platform, "device": rt.info.name, "driver": str(driver).strip(),
-            "clconv": clconv.__version__}
+    return {
+        "platform": rt.info.platform,
+        "device": rt.info.name,
+        "driver": str(driver).strip(),
+        "clconv": clconv.__version__,
+    }
 
 
 def cache_path(rt) -> str:
@@ -66,8 +71,11 @@ class Table:
     def _candidates(self, size, rank_needed: int | None) -> dict:
         """{(algorithm, params json, measured rank): {side: ms}} at one image size; those measured
         by separable terms only for a kernel that has them (rank <= 4)."""
-        return {key: by_side for key, by_side in self._by_size.get(size, {}).items()
-                if key[2] is None or rank_needed is not None}
+        return {
+            key: by_side
+            for key, by_side in self._by_size.get(size, {}).items()
+            if key[2] is None or rank_needed is not None
+        }
 
     def estimates(self, kernel, image_pixels: int) -> dict | None:
         """{(algorithm, params json): estimated ms} for ``kernel`` on an image of ``image_pixels``,
@@ -139,12 +147,20 @@ def _valid(doc, key: dict) -> str | None:
     if not isinstance(rows, list) or not rows:
         return "no measurements"
     for r in rows:
-        ok = (isinstance(r, dict) and r.get("algorithm") in _algorithm_names() and isinstance(r.get("params"), dict)
-              and isinstance(r.get("size"), list) and len(r["size"]) == 2
-              and all(isinstance(v, int) and v > 0 for v in r["size"])
-              and isinstance(r.get("side"), int) and r["side"] > 0
-              and isinstance(r.get("ms"), (int, float)) and math.isfinite(r["ms"]) and r["ms"] > 0
-              and (r.get("rank") is None or r.get("rank") in SEPARABLE_RANKS))
+        ok = (
+            isinstance(r, dict)
+            and r.get("algorithm") in _algorithm_names()
+            and isinstance(r.get("params"), dict)
+            and isinstance(r.get("size"), list)
+            and len(r["size"]) == 2
+            and all(isinstance(v, int) and v > 0 for v in r["size"])
+            and isinstance(r.get("side"), int)
+            and r["side"] > 0
+            and isinstance(r.get("ms"), (int, float))
+            and math.isfinite(r["ms"])
+            and r["ms"] > 0
+            and (r.get("rank") is None or r.get("rank") in SEPARABLE_RANKS)
+        )
         if not ok:
             return "a measurement is malformed"
     return None

@@ -9,6 +9,7 @@ temporary folder beside it, renamed at the end; a failed or interrupted run leav
 partial output nor the temporary folder (an existing output replaced with ``--force`` stays
 until the new one is complete). Memory: a few blocks per dask thread, whatever the array's size.
 """
+
 from __future__ import annotations
 
 import os
@@ -83,8 +84,11 @@ def _open_input(path: str, max_pixels: int):
     if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)):
         raise ImageError(path, f"unsupported zarr dtype {dtype} (use uint8, uint16 or float32)")
     if max_pixels and shape[0] * shape[1] > max_pixels:
-        raise ImageError(path, f"{shape[1]}x{shape[0]} pixels is over --max-pixels {max_pixels} "
-                               "(--max-pixels 0 lifts the limit; a zarr array is filtered in blocks)")
+        raise ImageError(
+            path,
+            f"{shape[1]}x{shape[0]} pixels is over --max-pixels {max_pixels} "
+            "(--max-pixels 0 lifts the limit; a zarr array is filtered in blocks)",
+        )
     return source
 
 
@@ -114,14 +118,24 @@ def _filtered(source, path: str, options, explain):
     pixels = da.from_array(_Reader(source, path), chunks=source.chunks, name=f"zarr-{secrets.token_hex(8)}")
     channels = pixels.shape[2] if pixels.ndim == 3 else 1
     has_alpha = channels in (2, 4)  # as for .npy inputs: gray+alpha, RGBA
-    kwargs = dict(border=options.border, border_value=options.border_value, flip=options.flip,
-                  padding=options.padding, stride=options.stride, dilation=options.dilation,
-                  alpha=options.alpha if has_alpha else None, abs=options.abs, scale=options.scale,
-                  bias=options.bias, dtype=options.dtype)
+    kwargs = dict(
+        border=options.border,
+        border_value=options.border_value,
+        flip=options.flip,
+        padding=options.padding,
+        stride=options.stride,
+        dilation=options.dilation,
+        alpha=options.alpha if has_alpha else None,
+        abs=options.abs,
+        scale=options.scale,
+        bias=options.bias,
+        dtype=options.dtype,
+    )
     if explain:
         _explain(explain, pixels, options, kwargs)
-    return clconv.dask.convolve(pixels, list(options.kernels), device=options.device, algorithm=options.algorithm,
-                                **kwargs)
+    return clconv.dask.convolve(
+        pixels, list(options.kernels), device=options.device, algorithm=options.algorithm, **kwargs
+    )
 
 
 class _Reader:
@@ -148,13 +162,21 @@ def _explain(explain, pixels, options, kwargs) -> None:
     rt = get_runtime(options.device)
     fields = {k: v for k, v in kwargs.items() if k != "dtype"}
     channels = pixels.shape[2] if pixels.ndim == 3 else 1
-    plan = build_plan(list(options.kernels), PlanOptions(algorithm=options.algorithm, **fields),
-                      in_dtype=pixels.dtype, out_dtype=kwargs["dtype"], channels=channels, device_kind=rt.info.kind)
+    plan = build_plan(
+        list(options.kernels),
+        PlanOptions(algorithm=options.algorithm, **fields),
+        in_dtype=pixels.dtype,
+        out_dtype=kwargs["dtype"],
+        channels=channels,
+        device_kind=rt.info.kind,
+    )
     h, w = pixels.shape[:2]
     sched = schedule_for(rt, plan, (h, w))
     chunk_h, chunk_w = pixels.chunksize[:2]
-    explain(f"schedule for {w}x{h} on {rt.info.name} ({rt.memory}), from the {sched.note}; "
-            f"filtered in blocks of {chunk_w}x{chunk_h} (the zarr chunks) with their halos")
+    explain(
+        f"schedule for {w}x{h} on {rt.info.name} ({rt.memory}), from the {sched.note}; "
+        f"filtered in blocks of {chunk_w}x{chunk_h} (the zarr chunks) with their halos"
+    )
     from clconv.algorithms import params_text
 
     for step in sched:
@@ -192,8 +214,9 @@ def _store_in_bands(result, target) -> None:
     for first in range(0, len(edges) - 1, per_band):
         left, right = int(edges[first]), int(edges[min(first + per_band, len(edges) - 1)])
         region = (slice(None), slice(left, right)) + (slice(None),) * (result.ndim - 2)
-        result[region].store(target, regions=region, lock=False, scheduler="threads",
-                             num_workers=min(WORKERS, os.cpu_count() or 1))
+        result[region].store(
+            target, regions=region, lock=False, scheduler="threads", num_workers=min(WORKERS, os.cpu_count() or 1)
+        )
 
 
 def _create(path: str, result, source, options, strip: bool):

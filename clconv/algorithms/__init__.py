@@ -12,10 +12,11 @@ else the device's tuned measurements (``clconv tune``, clconv.tuning) when they
 cover the case, else the built-in cost model below. The engine runs the
 schedule and ``--explain`` prints it.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from clconv.algorithms import direct, fft, im2col, separable
 from clconv.errors import OptionError
@@ -32,23 +33,38 @@ class Algorithm:
     correlate: Callable
     refuses: Callable = _never
     correlate_bank: Callable | None = None  # same-shaped kernels over the same planes at once
-    fused_bank: Callable | None = None      # a float32 bank read once, in place (correlate_bank_fused's form)
-    in_place: bool = False          # reads and writes interleaved images of any sample type, mapping inside
+    fused_bank: Callable | None = None  # a float32 bank read once, in place (correlate_bank_fused's form)
+    in_place: bool = False  # reads and writes interleaved images of any sample type, mapping inside
     strided_in_place: bool = False  # ... with a stride too
-    exact_zeros: bool = True        # a sum of zero contributions is exactly 0 (FFT round-off is not)
-    by_terms: bool = False          # runs a kernel as its separable terms: cost grows with the rank
-    alone: bool = True              # a candidate for one kernel alone (gemm only pays for banks)
-    variants: tuple = ({},)         # the parameter sets `clconv tune` measures
+    exact_zeros: bool = True  # a sum of zero contributions is exactly 0 (FFT round-off is not)
+    by_terms: bool = False  # runs a kernel as its separable terms: cost grows with the rank
+    alone: bool = True  # a candidate for one kernel alone (gemm only pays for banks)
+    variants: tuple = ({},)  # the parameter sets `clconv tune` measures
 
 
 REGISTRY: dict[str, Algorithm] = {
     a.name: a
     for a in (
-        Algorithm("direct", direct.SUMMARY, direct.correlate, fused_bank=direct.correlate_bank_fused,
-                  in_place=True, strided_in_place=True, variants=tuple({"rows": r} for r in direct.ROW_CHOICES)),
-        Algorithm("separable", separable.SUMMARY, separable.correlate, separable.refuses, in_place=True,
-                  by_terms=True, variants=tuple({"band_bytes": b, "col_rows": r} for b in separable.BAND_CHOICES
-                                                for r in separable.COLUMN_ROWS)),
+        Algorithm(
+            "direct",
+            direct.SUMMARY,
+            direct.correlate,
+            fused_bank=direct.correlate_bank_fused,
+            in_place=True,
+            strided_in_place=True,
+            variants=tuple({"rows": r} for r in direct.ROW_CHOICES),
+        ),
+        Algorithm(
+            "separable",
+            separable.SUMMARY,
+            separable.correlate,
+            separable.refuses,
+            in_place=True,
+            by_terms=True,
+            variants=tuple(
+                {"band_bytes": b, "col_rows": r} for b in separable.BAND_CHOICES for r in separable.COLUMN_ROWS
+            ),
+        ),
         Algorithm("gemm", im2col.SUMMARY, im2col.correlate, correlate_bank=im2col.correlate_bank, alone=False),
         Algorithm("fft", fft.SUMMARY, fft.correlate, fft.refuses, exact_zeros=False),
     )
@@ -58,10 +74,10 @@ CHOICES = ("auto", *REGISTRY)
 # The built-in model of `auto`: a cost per output value in tap-equivalents, from measurements on
 # the PoCL CPU device (2-core AMD EPYC Zen 5; README "How auto decides"). `clconv tune` replaces
 # it with measurements on the device at hand.
-TINY_IMAGE_PIXELS = 64 * 64   # below this, one pass has the least overhead whatever the kernel
-GEMM_MIN_BANK_GPU = 16        # a bank this large goes through one GEMM on a GPU; on a CPU never
-PASS_OVERHEAD_TAPS = 6        # a separable term's extra row pass and intermediate, in taps
-FFT_COST_TAPS = 168           # fft's cost, flat in the kernel size: it beats direct from 13x13 (169 taps)
+TINY_IMAGE_PIXELS = 64 * 64  # below this, one pass has the least overhead whatever the kernel
+GEMM_MIN_BANK_GPU = 16  # a bank this large goes through one GEMM on a GPU; on a CPU never
+PASS_OVERHEAD_TAPS = 6  # a separable term's extra row pass and intermediate, in taps
+FFT_COST_TAPS = 168  # fft's cost, flat in the kernel size: it beats direct from 13x13 (169 taps)
 
 
 def model_costs(kernel) -> dict[str, float]:
@@ -108,8 +124,7 @@ def choose_model(kernel, *, image_pixels: int, device_kind: str, bank_size: int 
         return "direct", f"tiny image ({image_pixels} pixels): one pass has the least overhead"
     costs = model_costs(kernel)
     best = min(costs, key=lambda name: (costs[name], name != "direct"))
-    others = ", ".join(f"{name} {cost:.0f}" for name, cost in sorted(costs.items(), key=lambda c: c[1])
-                       if name != best)
+    others = ", ".join(f"{name} {cost:.0f}" for name, cost in sorted(costs.items(), key=lambda c: c[1]) if name != best)
     return best, f"{_shape_text(kernel)}: model cost {costs[best]:.0f} taps per value (vs {others})"
 
 
@@ -150,8 +165,7 @@ def _checked(name: str, kernel) -> Algorithm:
     return REGISTRY[name]
 
 
-def choose(name: str, kernel, *, image_pixels: int, device_kind: str, bank_size: int = 1,
-           table=None) -> Step:
+def choose(name: str, kernel, *, image_pixels: int, device_kind: str, bank_size: int = 1, table=None) -> Step:
     """The Step for ``kernel``: the named algorithm, or auto's choice (tuned table, else model)."""
     key = check_name(name)
     if key != "auto":
@@ -161,8 +175,7 @@ def choose(name: str, kernel, *, image_pixels: int, device_kind: str, bank_size:
         if found is not None:
             algorithm, params, reason = found
             return Step(kernel, REGISTRY[algorithm], f"auto: {_shape_text(kernel)}: {reason}", dict(params), "tuned")
-    algorithm, reason = choose_model(kernel, image_pixels=image_pixels, device_kind=device_kind,
-                                     bank_size=bank_size)
+    algorithm, reason = choose_model(kernel, image_pixels=image_pixels, device_kind=device_kind, bank_size=bank_size)
     return Step(kernel, REGISTRY[algorithm], f"auto: {reason}", model_params(algorithm, kernel))
 
 
@@ -181,8 +194,16 @@ def schedule(plan, shape: tuple[int, int], device, *, bank: bool = False, table=
     for kernel in plan.kernels:
         bank_size = len(plan.kernels) if bank else len(kernel.parts)
         for part in kernel.parts:
-            steps.append(choose(plan.algorithm, part, image_pixels=shape[0] * shape[1], device_kind=device.kind,
-                                bank_size=bank_size, table=table))
+            steps.append(
+                choose(
+                    plan.algorithm,
+                    part,
+                    image_pixels=shape[0] * shape[1],
+                    device_kind=device.kind,
+                    bank_size=bank_size,
+                    table=table,
+                )
+            )
             keys.append((id(part), shape))
         if not bank:
             shape = tuple(plan.geometry.window(shape, kernel.shape, plan.flip).out_shape)

@@ -4,6 +4,7 @@ out[f, pixel] = sum_t W[f, t] * patch[t, pixel]: one GEMM with M = number of
 kernels, K = taps, N = pixels. The patch matrix is unfolded in bands of output
 rows so it never exceeds BAND_BYTES, whatever the image size.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,15 +38,38 @@ def correlate_bank(rt, src, dsts, kernels, window, border_code: int, cval: float
         for row0 in range(0, out_h, rows):
             n = min(rows, out_h - row0) * out_w
             n_padded = panel_count(n) * PANEL
-            rt.launch(CL_FILE, "im2col", (n_padded, taps),
-                      src.buffer, np.int64(src.offset + plane * h * w), cols, i32(kh), i32(kw), i32(h), i32(w),
-                      i32(out_w), i32(row0), i32(n), i32(n_padded), i32(window.stride), i32(window.dilation),
-                      i32(window.off[0]), i32(window.off[1]), i32(border_code), np.float32(cval))
+            rt.launch(
+                CL_FILE,
+                "im2col",
+                (n_padded, taps),
+                src.buffer,
+                np.int64(src.offset + plane * h * w),
+                cols,
+                i32(kh),
+                i32(kw),
+                i32(h),
+                i32(w),
+                i32(out_w),
+                i32(row0),
+                i32(n),
+                i32(n_padded),
+                i32(window.stride),
+                i32(window.dilation),
+                i32(window.off[0]),
+                i32(window.off[1]),
+                i32(border_code),
+                np.float32(cval),
+            )
             at = plane * out_h * out_w + row0 * out_w  # where this band starts in each output
             if band_out is None:
                 gemm_device(rt, a_buf, cols, dsts[0].buffer, 1, n, taps, c_offset=dsts[0].offset + at)
                 continue
             gemm_device(rt, a_buf, cols, band_out, count, n, taps)
             for f, dst in enumerate(dsts):
-                rt.copy(dst.buffer, band_out, n * FLOAT_BYTES, dst_offset=(dst.offset + at) * FLOAT_BYTES,
-                        src_offset=f * n * FLOAT_BYTES)
+                rt.copy(
+                    dst.buffer,
+                    band_out,
+                    n * FLOAT_BYTES,
+                    dst_offset=(dst.offset + at) * FLOAT_BYTES,
+                    src_offset=f * n * FLOAT_BYTES,
+                )

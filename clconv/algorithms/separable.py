@@ -102,7 +102,8 @@ def _correlate_in_bands(rt, src, dst, columns, rows, window, border_code, cval, 
         t_lo, t_hi = (max(0, -first), min(made, h - first)) if border_code == CONSTANT else (0, made)
         interior = (inside_x[0], t_lo, inside_x[2], t_hi) if inside_x and t_hi > t_lo else None
         (xa, ya, xb, yb), frame = direct.frame_of(interior, made, out_len)
-        def args(t):  # the row pass of term t (the pair kernel: terms t and t + 1)
+        def args(t, first=first, made=made, xa=xa, ya=ya, xb=xb, yb=yb):  # this band's values
+            """The row pass of term t (the pair kernel: terms t and t + 1)."""
             return (src.buffer, np.int64(src.offset), tmp, np.int64(t * term_floats), row_buf, i32(t), i32(kw),
                     i32(h), i32(w), i32(out_w), i32(cs), i32(window.dilation), i32(window.off[1]),
                     i32(border_code), i32(first), i32(made), i32(xa), i32(ya), i32(xb), i32(yb))

@@ -6,22 +6,56 @@ run-wide warnings once, run the pipeline (:mod:`clconv.batch.pipeline`:
 workers decode and encode, this process filters and writes), and write the
 report.
 """
+
 from __future__ import annotations
 
 import os
 
 from clconv.batch.report import BatchResult, settings_of, write_report
-from clconv.batch.tasks import (Task, find_inputs, mark_existing, normalized_format, output_name, plan_tasks,
-                                readable_extensions, shown)
+from clconv.batch.tasks import (
+    Task,
+    find_inputs,
+    mark_existing,
+    normalized_format,
+    output_name,
+    plan_tasks,
+    readable_extensions,
+    shown,
+)
 from clconv.errors import ImageError, OptionError, OutputError, warn
 
-__all__ = ["BatchResult", "Task", "find_inputs", "normalized_format", "output_name", "plan_tasks",
-           "readable_extensions", "run", "settings_of", "shown", "write_report"]
+__all__ = [
+    "BatchResult",
+    "Task",
+    "find_inputs",
+    "normalized_format",
+    "output_name",
+    "plan_tasks",
+    "readable_extensions",
+    "run",
+    "settings_of",
+    "shown",
+    "write_report",
+]
 
 
-def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns=(), format: str | None = None,
-        skip_existing: bool = False, force: bool = False, jobs: int | None = None, report: str | None = None,
-        progress_stream=None, on_warning=None, save_options=None, hints: bool = True) -> BatchResult:
+def run(
+    in_dir: str,
+    out_dir: str,
+    options,
+    *,
+    recursive: bool = False,
+    patterns=(),
+    format: str | None = None,
+    skip_existing: bool = False,
+    force: bool = False,
+    jobs: int | None = None,
+    report: str | None = None,
+    progress_stream=None,
+    on_warning=None,
+    save_options=None,
+    hints: bool = True,
+) -> BatchResult:
     """Filter every matching file under ``in_dir`` into the same relative path under ``out_dir``.
 
     Bad usage (options, kernels, folders, device) raises before any file is
@@ -52,13 +86,10 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
     rt = get_runtime(options.device)
     _make_folder(out_dir)
     _say_once(warn_line, tasks, in_dir, out_dir, format, save_options, passed_over if hints else [])
-    settings = settings_of(options, rt.info.name, {
-        "input_folder": shown(os.path.abspath(in_dir)), "output_folder": shown(os.path.abspath(out_dir)),
-        "recursive": recursive, "subfolders_passed_over": [shown(p) for p in passed_over],
-        "patterns": list(patterns), "format": format, "jobs": jobs, "skip_existing": skip_existing,
-        "force": force, "device_platform": rt.info.platform})
-    settings.update({"strip": save_options.strip, "quality": save_options.quality,
-                     "compression": save_options.compression})
+    folders = {"input_folder": shown(os.path.abspath(in_dir)), "output_folder": shown(os.path.abspath(out_dir)),
+               "recursive": recursive, "subfolders_passed_over": [shown(p) for p in passed_over],
+               "patterns": list(patterns), "format": format}  # fmt: skip
+    settings = _settings(options, rt, save_options, folders, jobs=jobs, skip_existing=skip_existing, force=force)
     result = BatchResult(tasks, settings, 0.0)
     pipeline = Pipeline(result, Work(rt, options, save_options), progress_stream, warn_line, out_dir)
     try:
@@ -67,6 +98,16 @@ def run(in_dir: str, out_dir: str, options, *, recursive: bool = False, patterns
         if report:
             write_report(report, result)
     return result
+
+
+def _settings(options, rt, save_options, folders: dict, **run) -> dict:
+    """The report's settings: the filter options, the device, the folders, how the run went
+    (``run``: jobs, skip_existing, force) and how outputs are written."""
+    extra = {**folders, **run, "device_platform": rt.info.platform}
+    settings = settings_of(options, rt.info.name, extra)
+    settings.update({"strip": save_options.strip, "quality": save_options.quality,
+                     "compression": save_options.compression})  # fmt: skip
+    return settings
 
 
 def _checked_jobs(jobs: int | None) -> int:
@@ -100,8 +141,9 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _planned(in_dir: str, out_dir: str, recursive: bool, patterns: tuple[str, ...], format: str | None,
-             passed_over: list[str]) -> list[Task]:
+def _planned(
+    in_dir: str, out_dir: str, recursive: bool, patterns: tuple[str, ...], format: str | None, passed_over: list[str]
+) -> list[Task]:
     """The tasks, one per input found; none is an error (with a hint where --recursive may help)."""
     tasks = plan_tasks(in_dir, out_dir, find_inputs(in_dir, out_dir, recursive, patterns, passed_over), format)
     if not tasks:
@@ -117,8 +159,9 @@ def _make_folder(out_dir: str) -> None:
         raise OutputError(out_dir, f"cannot create the folder: {e.strerror or e}") from e
 
 
-def _say_once(warn_line, tasks: list[Task], in_dir: str, out_dir: str, format: str | None, save_options,
-              passed_over: list[str]) -> None:
+def _say_once(
+    warn_line, tasks: list[Task], in_dir: str, out_dir: str, format: str | None, save_options, passed_over: list[str]
+) -> None:
     """The warnings about the whole run, said once it is sure to start (bad usage raised first)."""
     if format is not None:  # one output format for every file: say once what it does not use
         from clconv import imageio
@@ -127,13 +170,17 @@ def _say_once(warn_line, tasks: list[Task], in_dir: str, out_dir: str, format: s
             warn_line(f"{name} does not apply to {imageio.output_format(f'x.{format}')} outputs (ignored)")
     if passed_over:  # not with -q (the caller passes none)
         many = len(passed_over) != 1
-        warn_line(f"{shown(in_dir)}: passed over {len(passed_over)} subfolder{'s' if many else ''} "
-                  f"(add --recursive to filter {'them' if many else 'it'} too)")
+        warn_line(
+            f"{shown(in_dir)}: passed over {len(passed_over)} subfolder{'s' if many else ''} "
+            f"(add --recursive to filter {'them' if many else 'it'} too)"
+        )
     otherwise = [t for t in tasks if t.status == "skipped" and t.warnings]
     if otherwise:  # --skip-existing would keep outputs of another filter: say so, with -q too
         first = otherwise[0]
         if len(otherwise) == 1:
             warn_line(f"{first.warnings[0]} (use --force to make it again)")
         else:
-            warn_line(f"{shown(out_dir)}: {len(otherwise)} existing outputs were made with other settings "
-                      f"({shown(first.output)}: {first.made_with}, ...); skipped (use --force to make them again)")
+            warn_line(
+                f"{shown(out_dir)}: {len(otherwise)} existing outputs were made with other settings "
+                f"({shown(first.output)}: {first.made_with}, ...); skipped (use --force to make them again)"
+            )

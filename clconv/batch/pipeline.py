@@ -10,6 +10,7 @@ apart from where its decode and encode run: the ``workers`` handed to
 :meth:`Pipeline.run`, a :class:`clconv.batch.workers.LocalWorkers` or anything
 with its methods.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -114,7 +115,11 @@ class Pipeline:
             return
         temporary = temporary_path(task.output)
         try:
-            self.encoding[self.workers.encode(task, facts, temporary, self.work.save_options)] = (task, count, temporary)
+            self.encoding[self.workers.encode(task, facts, temporary, self.work.save_options)] = (
+                task,
+                count,
+                temporary,
+            )
         except WorkerDied:
             self.finished(task, DEAD_WORKER)
 
@@ -168,8 +173,10 @@ class Pipeline:
         for task, _, temporary in self.encoding.values():
             task.status = "pending"
             discard(temporary)
-        self.say(f"{shown(self.out_dir)}: stopped after {self.done} of {len(self.result.tasks)} files, "
-                 "no partial file left; run again with --skip-existing to finish")
+        self.say(
+            f"{shown(self.out_dir)}: stopped after {self.done} of {len(self.result.tasks)} files, "
+            "no partial file left; run again with --skip-existing to finish"
+        )
 
     def finished(self, task: Task, error: str | None, pixels: int | None = None) -> None:
         task.status, task.error = ("failed", error) if error else ("ok", None)

@@ -1,5 +1,6 @@
 """The progress bar of ``clconv batch``, drawn by tqdm on the stream the command line gives
 (its terminal); nothing at all without one."""
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,20 @@ class Progress:
         # smoothing=0: the rate is the mean since the start, over the files this run filters
         # (n - initial); ascii ".#": the bar reads the same on any terminal.
         columns, lines = _terminal_size(stream)
-        self.bar = tqdm(total=total, initial=done, file=stream, bar_format=_FORMAT, ascii=".#",
-                        unit=" images", smoothing=0, mininterval=0.1, miniters=1, ncols=columns, nrows=lines,
-                        postfix=self._failures())
+        self.bar = tqdm(
+            total=total,
+            initial=done,
+            file=stream,
+            bar_format=_FORMAT,
+            ascii=".#",
+            unit=" images",
+            smoothing=0,
+            mininterval=0.1,
+            miniters=1,
+            ncols=columns,
+            nrows=lines,
+            postfix=self._failures(),
+        )
 
     def advance(self, failed: bool) -> None:
         """One more file ended (``failed``: without an output)."""

@@ -1,5 +1,6 @@
 """What a batch leaves besides its outputs: the result (each file's outcome, the counts) and
 the JSON report (the settings, enough to reproduce the run, and each file's record)."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,12 @@ class BatchResult:
         return [t for t in self.tasks if t.status == "failed"]
 
     def summary(self) -> dict:
-        return {"ok": self.count("ok"), "failed": self.count("failed"), "skipped": self.count("skipped"),
-                "seconds": round(self.seconds, 3)}
+        return {
+            "ok": self.count("ok"),
+            "failed": self.count("failed"),
+            "skipped": self.count("skipped"),
+            "seconds": round(self.seconds, 3),
+        }
 
     def report(self) -> dict:
         from clconv import __version__
@@ -33,8 +38,12 @@ class BatchResult:
         if self.interrupted:
             summary["interrupted"] = True
             summary["pending"] = self.count("pending")
-        return {"clconv": __version__, "settings": self.settings,
-                "files": [t.record() for t in self.tasks if t.status != "pending"], "summary": summary}
+        return {
+            "clconv": __version__,
+            "settings": self.settings,
+            "files": [t.record() for t in self.tasks if t.status != "pending"],
+            "summary": summary,
+        }
 
 
 def settings_of(options, runtime_name: str, extra: dict) -> dict:
@@ -48,11 +57,24 @@ def settings_of(options, runtime_name: str, extra: dict) -> dict:
         else:
             entry["magnitude_of"] = [{"spec": p.spec, "weights": p.weights.tolist()} for p in parts]
         kernels.append(entry)
-    settings = {"kernels": kernels, "border": options.border, "border_value": options.border_value,
-                "flip": options.flip, "gray": options.gray, "alpha": options.alpha, "abs": options.abs,
-                "scale": options.scale, "bias": options.bias, "padding": options.padding,
-                "stride": options.stride, "dilation": options.dilation, "dtype": options.dtype,
-                "algorithm": options.algorithm, "device": runtime_name, "max_pixels": options.max_pixels}
+    settings = {
+        "kernels": kernels,
+        "border": options.border,
+        "border_value": options.border_value,
+        "flip": options.flip,
+        "gray": options.gray,
+        "alpha": options.alpha,
+        "abs": options.abs,
+        "scale": options.scale,
+        "bias": options.bias,
+        "padding": options.padding,
+        "stride": options.stride,
+        "dilation": options.dilation,
+        "dtype": options.dtype,
+        "algorithm": options.algorithm,
+        "device": runtime_name,
+        "max_pixels": options.max_pixels,
+    }
     settings.update(extra)
     return settings
 

@@ -1,4 +1,5 @@
 """What a batch does: the input files found under IN_DIR, each with its output and its outcome."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -33,9 +34,15 @@ class Task:
 
     def record(self) -> dict:
         error = f"{shown(self.error_path)}: {self.error}" if self.error and self.error_path else self.error
-        return {"input": shown(self.rel_input), "output": shown(self.rel_output), "status": self.status,
-                "error": error, "warnings": list(self.warnings), "pixels": self.pixels,
-                "seconds": round(self.seconds, 4)}
+        return {
+            "input": shown(self.rel_input),
+            "output": shown(self.rel_output),
+            "status": self.status,
+            "error": error,
+            "warnings": list(self.warnings),
+            "pixels": self.pixels,
+            "seconds": round(self.seconds, 4),
+        }
 
 
 def readable_extensions() -> frozenset[str]:
@@ -43,16 +50,18 @@ def readable_extensions() -> frozenset[str]:
     from PIL import Image
 
     Image.init()
-    return frozenset({ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
-                     | {".npy"})
+    return frozenset(
+        {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN} | {".npy"}
+    )
 
 
 def _same_file(a: os.stat_result, b: os.stat_result | None) -> bool:
     return b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def find_inputs(in_dir: str, out_dir: str, recursive: bool, patterns: tuple[str, ...],
-                passed_over: list | None = None) -> list[str]:
+def find_inputs(
+    in_dir: str, out_dir: str, recursive: bool, patterns: tuple[str, ...], passed_over: list | None = None
+) -> list[str]:
     """Relative paths of the input files under ``in_dir``, sorted.
 
     Files match ``patterns`` (case-insensitive globs on the name) or, with none,

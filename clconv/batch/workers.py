@@ -9,6 +9,7 @@ process named, so the main process can remove it if the worker is stopped.
 The pipeline uses nothing but :class:`LocalWorkers`' methods, so another
 executor (a cluster) can take its place behind the same steps.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -79,7 +80,7 @@ class LocalWorkers:
         except BrokenProcessPool:
             self.broken = True
             return None, DEAD_WORKER, []
-        except Exception as e:  # a bug in a worker: that file fails, the run goes on
+        except Exception as e:  # noqa: BLE001 - a bug in a worker: that file fails, the run goes on
             return None, f"internal error: {type(e).__name__}: {e}", []
 
     def restart(self) -> None:
@@ -141,6 +142,7 @@ def _worker_init() -> None:
 def _decode(path: str, scratch: str, gray: bool, max_pixels: int):
     """Decode ``path`` into the raw file ``scratch``: (facts, error, warnings)."""
     from clconv import imageio
+
     with collected_warnings() as warnings:
         try:
             image = imageio.load(path, gray=gray, max_pixels=max_pixels)
@@ -151,8 +153,13 @@ def _decode(path: str, scratch: str, gray: bool, max_pixels: int):
             return None, "out of memory while decoding", warnings
         except OSError as e:
             return None, f"cannot pass the pixels on: {e.strerror or e}", warnings
-        facts = {"shape": image.pixels.shape, "dtype": image.pixels.dtype.str, "has_alpha": image.has_alpha,
-                 "color": image.color, "meta": image.meta}
+        facts = {
+            "shape": image.pixels.shape,
+            "dtype": image.pixels.dtype.str,
+            "has_alpha": image.has_alpha,
+            "color": image.color,
+            "meta": image.meta,
+        }
         return facts, None, warnings
 
 
@@ -163,11 +170,18 @@ def _encode(scratch: str, facts: dict, output: str, temporary: str, save_options
 
     from clconv import imageio
     from clconv.atomic import write_temporary
+
     with collected_warnings() as warnings:
         try:
             pixels = np.fromfile(scratch, dtype=facts["dtype"]).reshape(facts["shape"])
-            write = imageio.writer(output, pixels, has_alpha=facts["has_alpha"], color=facts["color"],
-                                   meta=facts["meta"], options=save_options)
+            write = imageio.writer(
+                output,
+                pixels,
+                has_alpha=facts["has_alpha"],
+                color=facts["color"],
+                meta=facts["meta"],
+                options=save_options,
+            )
             write_temporary(temporary, output, write)
         except ClconvError as e:
             return None, e.cause, warnings

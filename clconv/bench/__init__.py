@@ -22,6 +22,7 @@ The modules, one job each:
 This package imports no click; scipy, cv2 and matplotlib are imported inside functions. The CLI
 calls ``run_cli(options, echo)``; ``run(options, echo)`` returns the JSON document.
 """
+
 from __future__ import annotations
 
 from clconv.bench.settings import Settings, check_output_folder, parse_size, settings_from

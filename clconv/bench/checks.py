@@ -1,5 +1,6 @@
 """What every timed output is checked against: reproducible inputs, the float64 oracle
 (``scipy.ndimage.correlate`` on the float64 image), the tolerance and the error measure."""
+
 from __future__ import annotations
 
 import math

@@ -8,12 +8,13 @@ Gaussians, LoG, DoG) are passed to ``clconv.convolve`` as float32 arrays. ``clco
 process (``clconv.bench.peak_memory``). ``TargetSizes`` holds the workloads' sizes, so that tests
 can run the preset small.
 """
+
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -21,8 +22,7 @@ from clconv.bench.checks import make_image, max_error, oracle, tolerance
 from clconv.bench.harness import Candidate, describe_failure, make_rows, measure
 from clconv.bench.peak_memory import MIB, measure_peak_memory
 from clconv.bench.process import measure_apply, measure_apply_vs, measure_batch_vs
-from clconv.bench.references import (NO_OPENCV, as_candidates, bank_references, goal_references,
-                                     host_description, opencv)
+from clconv.bench.references import NO_OPENCV, as_candidates, bank_references, goal_references, host_description, opencv
 from clconv.bench.settings import Settings, size_text
 from clconv.bench.sweep import DeviceRun, bandwidths, convolution_rows, document, open_devices
 from clconv.bench.targets import TARGETS, TargetSizes, dog_array, evaluate_targets, gaussian_array, log_array
@@ -41,7 +41,7 @@ class TargetRun:
     details: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     process: dict = field(default_factory=dict)
-    unmet: set = field(default_factory=set)   # keys whose goal failed a condition other than the figure
+    unmet: set = field(default_factory=set)  # keys whose goal failed a condition other than the figure
 
 
 # --------------------------------------------------------------------------- detail lines
@@ -64,8 +64,10 @@ def detail(rows, reference, speedup, device_speedup) -> str:
     mine, ref = row_named(rows, "auto"), row_named(rows, reference)
     parts = []
     if mine and mine["median_ms"] is not None:
-        parts.append(f"clconv {mine['median_ms']:.1f} ms e2e, {mine['device_median_ms'] or 0:.1f} ms kernels, "
-                     f"first call {mine['first_call_ms']:.0f} ms")
+        parts.append(
+            f"clconv {mine['median_ms']:.1f} ms e2e, {mine['device_median_ms'] or 0:.1f} ms kernels, "
+            f"first call {mine['first_call_ms']:.0f} ms"
+        )
     if ref and ref["median_ms"] is not None:
         parts.append(f"{reference} {ref['median_ms']:.1f} ms")
     if speedup is not None:
@@ -82,19 +84,26 @@ def process_detail(found: dict, reference: str) -> str:
         return found.get("error") or found["skipped"]
     parts = []
     if found.get(reference):
-        parts.append(f"{found['command']} median {statistics.median(found['clconv']):.3f} s, {reference} "
-                     f"{statistics.median(found[reference]):.3f} s ({found['rounds']} interleaved rounds)")
+        parts.append(
+            f"{found['command']} median {statistics.median(found['clconv']):.3f} s, {reference} "
+            f"{statistics.median(found[reference]):.3f} s ({found['rounds']} interleaved rounds)"
+        )
     if found.get("files"):
         parts.append(f"{found['files']} files of {found['size']}, {found['jobs']} processes each side")
     if reference not in found["errors"]:
         return found.get("left_out", {}).get(reference) or f"{reference} not measured"
-    bad = [f"{tool} output off by {err:g}" for tool, err in found["errors"].items()
-           if tool in ("clconv", reference) and not found["ok"][tool]]
+    bad = [
+        f"{tool} output off by {err:g}"
+        for tool, err in found["errors"].items()
+        if tool in ("clconv", reference) and not found["ok"][tool]
+    ]
     if bad:
         parts.append("WRONG: " + ", ".join(bad))
     else:
-        parts.append("both outputs checked against the oracle"
-                     + (f", {found['differ_cv2']} samples differ" if reference == "cv2" else ""))
+        parts.append(
+            "both outputs checked against the oracle"
+            + (f", {found['differ_cv2']} samples differ" if reference == "cv2" else "")
+        )
     return "; ".join(parts)
 
 
@@ -113,8 +122,9 @@ def _record_speedup(run: TargetRun, key: str, found: list, reference: str) -> No
 def _convolution(run: TargetRun, key, label, image, kernel, reference, given=None, factors=None) -> None:
     run.echo(f"[targets] {label} ...")
     refs = goal_references(image, kernel, reference, factors)
-    found, _ = convolution_rows([run.device], image, kernel, "reflect", ["auto"], run.repeat, run.bandwidth, refs,
-                                given)
+    found, _ = convolution_rows(
+        [run.device], image, kernel, "reflect", ["auto"], run.repeat, run.bandwidth, refs, given
+    )
     _record_speedup(run, key, found, reference)
 
 
@@ -154,25 +164,53 @@ def _convolution_targets(run: TargetRun, sizes: TargetSizes, want) -> None:
     weights3, weights31 = rng.standard_normal((3, 3)), rng.standard_normal((31, 31))
     large, medium = sizes.large, sizes.medium
     if want("conv3x3_f32"):
-        _convolution(run, "conv3x3_f32", f"3x3 float32 {size_text(large)}", make_image(large, 1, "float32"),
-                     Linear("random 3x3", weights3), "cv2.filter2D")
+        _convolution(
+            run,
+            "conv3x3_f32",
+            f"3x3 float32 {size_text(large)}",
+            make_image(large, 1, "float32"),
+            Linear("random 3x3", weights3),
+            "cv2.filter2D",
+        )
     if want("sharpen_u8_rgb"):
         _sharpen_target(run, sizes.uhd)
     for n in (5, 15, 31):
         if want(f"gauss{n}_array"):
             weights, g = gaussian_array(n)
-            _convolution(run, f"gauss{n}_array", f"{n}x{n} Gaussian float32 array on {size_text(large)}",
-                         make_image(large, 1, "float32"), Linear(f"gaussian {n}x{n} float32 array", weights),
-                         "cv2.sepFilter2D", given=weights, factors=(g, g))
-    for key, label, make_weights in (("log15_rank2", "15x15 LoG sigma 2", log_array),
-                                     ("dog15_rank2", "15x15 DoG sigma 1.5/3", dog_array)):
+            _convolution(
+                run,
+                f"gauss{n}_array",
+                f"{n}x{n} Gaussian float32 array on {size_text(large)}",
+                make_image(large, 1, "float32"),
+                Linear(f"gaussian {n}x{n} float32 array", weights),
+                "cv2.sepFilter2D",
+                given=weights,
+                factors=(g, g),
+            )
+    for key, label, make_weights in (
+        ("log15_rank2", "15x15 LoG sigma 2", log_array),
+        ("dog15_rank2", "15x15 DoG sigma 1.5/3", dog_array),
+    ):
         if want(key):
             weights = make_weights()
-            _convolution(run, key, f"{label} float32 array on {size_text(large)}", make_image(large, 1, "float32"),
-                         Linear(f"{label} float32 array", weights), "cv2.filter2D", given=weights)
+            _convolution(
+                run,
+                key,
+                f"{label} float32 array on {size_text(large)}",
+                make_image(large, 1, "float32"),
+                Linear(f"{label} float32 array", weights),
+                "cv2.filter2D",
+                given=weights,
+            )
     if want("dense31_f32"):
-        _convolution(run, "dense31_f32", f"31x31 dense float32 {size_text(medium)}", make_image(medium, 1, "float32"),
-                     Linear("random 31x31", weights31), "cv2.filter2D")
+        _convolution(
+            run,
+            "dense31_f32",
+            f"31x31 dense float32 {size_text(medium)}",
+            make_image(medium, 1, "float32"),
+            Linear("random 31x31", weights31),
+            "cv2.filter2D",
+        )
 
 
 def _bank_rows(d: DeviceRun, repeat: int, bandwidth: dict, size=(2048, 2048)) -> list:
@@ -189,14 +227,31 @@ def _bank_rows(d: DeviceRun, repeat: int, bandwidth: dict, size=(2048, 2048)) ->
     def check(outs):
         return max(max_error(o, e) for o, e in zip(outs, expected)) if len(outs) == len(expected) else math.inf
 
-    candidates = [Candidate(f"auto@{d.rt.info.index}", "auto", d.rt.info.describe(),
-                            lambda: clconv.convolve_bank(image, bank, "reflect", device=d.rt), check, d.rt)]
+    candidates = [
+        Candidate(
+            f"auto@{d.rt.info.index}",
+            "auto",
+            d.rt.info.describe(),
+            lambda: clconv.convolve_bank(image, bank, "reflect", device=d.rt),
+            check,
+            d.rt,
+        )
+    ]
     candidates += as_candidates(bank_references(image, bank), check)
     results = measure(candidates, repeat, tol)
     pixels = size[0] * size[1]
-    work = {"size": size_text(size), "kernel": "bank 8 x random 3x3", "dtype": "float32", "channels": 1,
-            "border": "reflect", "pixels": pixels, "flops": 2.0 * 9 * 8 * pixels,
-            "bytes": 9.0 * image.nbytes, "tolerance": tol, "kernel_shape": [3, 3]}
+    work = {
+        "size": size_text(size),
+        "kernel": "bank 8 x random 3x3",
+        "dtype": "float32",
+        "channels": 1,
+        "border": "reflect",
+        "pixels": pixels,
+        "flops": 2.0 * 9 * 8 * pixels,
+        "bytes": 9.0 * image.nbytes,
+        "tolerance": tol,
+        "kernel_shape": [3, 3],
+    }
     return make_rows(candidates, results, work, bandwidth)
 
 
@@ -212,18 +267,38 @@ def _sgemm_target(run: TargetRun, n: int) -> None:
     expected = a.astype(np.float64) @ b.astype(np.float64)
     tol = 1e-4 * float(np.abs(expected).max())
     check = lambda out: max_error(out, expected)  # noqa: E731
-    candidates = [Candidate(f"matmul@{d.rt.info.index}", "clconv.matmul", d.rt.info.describe(),
-                            lambda: clconv.matmul(a, b, device=d.rt), check, d.rt),
-                  Candidate("numpy.matmul", "numpy.matmul", host_description("scipy"), lambda: np.matmul(a, b), check)]
-    work = {"size": f"{n}x{n}x{n}", "kernel": "sgemm", "dtype": "float32", "channels": 1, "border": None,
-            "pixels": None, "flops": 2.0 * n ** 3, "bytes": 3.0 * a.nbytes, "tolerance": tol, "kernel_shape": None}
+    candidates = [
+        Candidate(
+            f"matmul@{d.rt.info.index}",
+            "clconv.matmul",
+            d.rt.info.describe(),
+            lambda: clconv.matmul(a, b, device=d.rt),
+            check,
+            d.rt,
+        ),
+        Candidate("numpy.matmul", "numpy.matmul", host_description("scipy"), lambda: np.matmul(a, b), check),
+    ]
+    work = {
+        "size": f"{n}x{n}x{n}",
+        "kernel": "sgemm",
+        "dtype": "float32",
+        "channels": 1,
+        "border": None,
+        "pixels": None,
+        "flops": 2.0 * n**3,
+        "bytes": 3.0 * a.nbytes,
+        "tolerance": tol,
+        "kernel_shape": None,
+    }
     found = make_rows(candidates, measure(candidates, run.repeat, tol), work, run.bandwidth)
     run.rows += found
     run.measured["sgemm"], _ = speedup_against(found, "numpy.matmul", algorithm="clconv.matmul")
     mine, ref = row_named(found, "clconv.matmul"), row_named(found, "numpy.matmul")
     if mine and ref and mine["gflop_s"] and ref["gflop_s"]:
-        run.details["sgemm"] = (f"clconv.matmul {mine['gflop_s']:.1f} GFLOP/s ({mine['device_gflop_s'] or 0:.1f} "
-                                f"kernel only), numpy.matmul {ref['gflop_s']:.1f} GFLOP/s")
+        run.details["sgemm"] = (
+            f"clconv.matmul {mine['gflop_s']:.1f} GFLOP/s ({mine['device_gflop_s'] or 0:.1f} "
+            f"kernel only), numpy.matmul {ref['gflop_s']:.1f} GFLOP/s"
+        )
     else:
         run.details["sgemm"] = "; ".join(f"{r['algorithm']}: {r['error']}" for r in found if r["error"])
 
@@ -247,8 +322,9 @@ def _apply_targets(run: TargetRun, sizes: TargetSizes) -> None:
 
 
 def _batch_target(run: TargetRun, sizes: TargetSizes) -> None:
-    run.echo(f"[targets] clconv batch vs a Pool of Pillow + cv2, {sizes.batch_files} PNGs, "
-             f"{sizes.batch_rounds} rounds ...")
+    run.echo(
+        f"[targets] clconv batch vs a Pool of Pillow + cv2, {sizes.batch_files} PNGs, {sizes.batch_rounds} rounds ..."
+    )
     found = measure_batch_vs(run.device.spec, sizes.batch_rounds, sizes.batch_files, sizes.batch_png, sizes.jobs)
     run.process["batch"] = found
     run.measured["batch_vs_cv2"] = found.get("vs_cv2")
@@ -263,9 +339,11 @@ def _memory_target(run: TargetRun, key: str, spec: str, size) -> None:
         run.details[key] = found["error"]
         return
     arrays = (found["input"] + found["output"]) / MIB
-    run.details[key] = (f"peak RSS {found['peak'] / MIB:.0f} MiB, input + output {arrays:.0f} MiB; the process "
-                        f"before the image (Python, numpy, OpenCL device) {found['base'] / MIB:.0f} MiB, so "
-                        f"convolve itself adds {(found['peak'] - found['base']) / MIB - arrays:.0f} MiB")
+    run.details[key] = (
+        f"peak RSS {found['peak'] / MIB:.0f} MiB, input + output {arrays:.0f} MiB; the process "
+        f"before the image (Python, numpy, OpenCL device) {found['base'] / MIB:.0f} MiB, so "
+        f"convolve itself adds {(found['peak'] - found['base']) / MIB - arrays:.0f} MiB"
+    )
 
 
 def _cold_apply_target(run: TargetRun) -> None:
@@ -289,13 +367,16 @@ def run_targets(settings: Settings, echo, sizes: TargetSizes | None = None, only
     devices = open_devices(settings.devices[:1], echo)
     run = TargetRun(devices[0], bandwidths(devices), settings.repeat, echo)
     if sizes != TargetSizes():
-        run.notes.append("sizes differ from the goals': " + ", ".join(
-            f"{k}={v}" for k, v in vars(sizes).items() if v != getattr(TargetSizes(), k)))
+        run.notes.append(
+            "sizes differ from the goals': "
+            + ", ".join(f"{k}={v}" for k, v in vars(sizes).items() if v != getattr(TargetSizes(), k))
+        )
     _convolution_targets(run, sizes, want)
     if want("bank8_3x3"):
         echo(f"[targets] bank 8 x 3x3 on {size_text(sizes.medium)} ...")
-        _record_speedup(run, "bank8_3x3", _bank_rows(run.device, run.repeat, run.bandwidth, sizes.medium),
-                        "8x cv2.filter2D")
+        _record_speedup(
+            run, "bank8_3x3", _bank_rows(run.device, run.repeat, run.bandwidth, sizes.medium), "8x cv2.filter2D"
+        )
     if want("sgemm"):
         _sgemm_target(run, sizes.sgemm)
     if want("apply_vs_cv2", "apply_vs_vips", "apply_warm"):

@@ -11,14 +11,14 @@ alike, so a ratio taken within a round means more than a ratio of two medians.
   rounds, the last round's outputs checked again. A candidate whose output is off is flagged
   (``error`` says why); one that raises has no timings. ``make_rows`` turns that into JSON rows.
 """
+
 from __future__ import annotations
 
 import itertools
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
-
 
 # --------------------------------------------------------------------------- rounds of plain calls
 
@@ -56,8 +56,7 @@ def time_calls(calls: dict[str, Callable[[], object]], rounds: int, warmup: int 
     for _ in range(warmup):
         for call in calls.values():
             call()
-    return interleaved({name: (lambda call=call: seconds_of(call)) for name, call in calls.items()}, rounds,
-                       warm=False)
+    return interleaved({name: (lambda call=call: seconds_of(call)) for name, call in calls.items()}, rounds, warm=False)
 
 
 def median_ratio(numer: list, denom: list) -> float | None:
@@ -93,8 +92,8 @@ class Measured:
     max_error: float | None = None
     error: str | None = None
     timed: bool = False
-    wall: list = field(default_factory=list)     # seconds per round (None where it did not run)
-    device: list = field(default_factory=list)   # kernel seconds per round (clconv only)
+    wall: list = field(default_factory=list)  # seconds per round (None where it did not run)
+    device: list = field(default_factory=list)  # kernel seconds per round (clconv only)
 
 
 def _timed_call(c: Candidate):
@@ -192,18 +191,36 @@ def _row(c: Candidate, m: Measured, work: dict, peak) -> dict:
     dmed = statistics.median(dev) if dev else None
     gb_s, device_gb_s = _per_s(work["bytes"], med), _per_s(work["bytes"], dmed)
     return {
-        "algorithm": c.name, "device": c.device, "reference": c.reference,
-        "size": work["size"], "kernel": work["kernel"], "dtype": work["dtype"],
-        "channels": work["channels"], "border": work["border"], "kernel_shape": work.get("kernel_shape"),
-        "median_ms": _ms(med), "min_ms": _ms(min(wall) if wall else None),
-        "mpix_s": _per_s(work.get("pixels"), med, 1e6), "gflop_s": _per_s(work["flops"], med),
-        "gb_s": gb_s, "bw_pct": _pct(gb_s, peak),
-        "device_median_ms": _ms(dmed), "device_min_ms": _ms(min(dev) if dev else None),
-        "device_mpix_s": _per_s(work.get("pixels"), dmed, 1e6), "device_gflop_s": _per_s(work["flops"], dmed),
-        "device_gb_s": device_gb_s, "device_bw_pct": _pct(device_gb_s, peak),
-        "first_call_ms": _ms(m.first_s), "max_error": m.max_error, "tolerance": work["tolerance"],
-        "ok": m.error is None, "error": m.error, "rounds": len(wall), "out_reused": c.out_reused,
-        "speedup": {}, "device_speedup": {},
+        "algorithm": c.name,
+        "device": c.device,
+        "reference": c.reference,
+        "size": work["size"],
+        "kernel": work["kernel"],
+        "dtype": work["dtype"],
+        "channels": work["channels"],
+        "border": work["border"],
+        "kernel_shape": work.get("kernel_shape"),
+        "median_ms": _ms(med),
+        "min_ms": _ms(min(wall) if wall else None),
+        "mpix_s": _per_s(work.get("pixels"), med, 1e6),
+        "gflop_s": _per_s(work["flops"], med),
+        "gb_s": gb_s,
+        "bw_pct": _pct(gb_s, peak),
+        "device_median_ms": _ms(dmed),
+        "device_min_ms": _ms(min(dev) if dev else None),
+        "device_mpix_s": _per_s(work.get("pixels"), dmed, 1e6),
+        "device_gflop_s": _per_s(work["flops"], dmed),
+        "device_gb_s": device_gb_s,
+        "device_bw_pct": _pct(device_gb_s, peak),
+        "first_call_ms": _ms(m.first_s),
+        "max_error": m.max_error,
+        "tolerance": work["tolerance"],
+        "ok": m.error is None,
+        "error": m.error,
+        "rounds": len(wall),
+        "out_reused": c.out_reused,
+        "speedup": {},
+        "device_speedup": {},
     }
 
 

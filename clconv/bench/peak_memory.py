@@ -2,6 +2,7 @@
 module as ``python -m clconv.bench.peak_memory DEVICE SPEC H W C``, which prints one JSON line:
 ``peak`` (bytes, after the call), ``base`` (before the image: Python, numpy, the opened OpenCL
 device), ``input`` and ``output`` (the arrays' bytes)."""
+
 from __future__ import annotations
 
 import json
@@ -43,11 +44,19 @@ def main(argv: list[str]) -> None:
 def measure_peak_memory(device: str | None, spec: str, size=(4096, 4096), channels: int = 3) -> dict:
     """In a fresh process: peak RSS of creating the image and one clconv.convolve, minus the
     bytes of its input and output (``over_mib``: what convolve costs beyond the arrays themselves)."""
-    command = [sys.executable, "-m", "clconv.bench.peak_memory", device or "", spec, str(size[0]), str(size[1]),
-               str(channels)]
+    command = [
+        sys.executable,
+        "-m",
+        "clconv.bench.peak_memory",
+        device or "",
+        spec,
+        str(size[0]),
+        str(size[1]),
+        str(channels),
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
-        return {"error": (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1]}
+        return {"error": (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]}
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     found["over_mib"] = (found["peak"] - found["input"] - found["output"]) / MIB
     return found

@@ -9,6 +9,7 @@
   size, dtype and channel count) or one kernel at several image sizes (x: pixels, a panel per
   kernel); unrelated kernels are grouped bars, one group per kernel, never joined by a line.
 """
+
 from __future__ import annotations
 
 import re
@@ -74,8 +75,14 @@ def targets_figure(evaluated: list[dict], title: str = "clconv bench --preset ta
     if info:
         ax, notes = fig.subplots(2, 1, height_ratios=[0.62 * len(bars), 0.18 * len(info)])
         notes.axis("off")
-        notes.text(0, 1, "\n".join(f"{e['workload']}: {format_value(e['value'], e['unit'])} (for information)"
-                                   for e in info), va="top", fontsize="small", transform=notes.transAxes)
+        notes.text(
+            0,
+            1,
+            "\n".join(f"{e['workload']}: {format_value(e['value'], e['unit'])} (for information)" for e in info),
+            va="top",
+            fontsize="small",
+            transform=notes.transAxes,
+        )
     else:
         ax = fig.subplots()
     values = [e["value"] or 0.0 for e in bars]
@@ -101,10 +108,13 @@ def _targets_legend(fig) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=MET_COLOURS[True], label="goal met"), Patch(color=MET_COLOURS[False], label="goal not met"),
-               Patch(color=MET_COLOURS[None], label="not measured"),
-               Line2D([], [], color="black", linewidth=3, label="goal"),
-               Line2D([], [], color="0.35", linestyle=":", label="x1: as fast as the reference")]
+    handles = [
+        Patch(color=MET_COLOURS[True], label="goal met"),
+        Patch(color=MET_COLOURS[False], label="goal not met"),
+        Patch(color=MET_COLOURS[None], label="not measured"),
+        Line2D([], [], color="black", linewidth=3, label="goal"),
+        Line2D([], [], color="0.35", linestyle=":", label="x1: as fast as the reference"),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize="small")
 
 
@@ -143,8 +153,12 @@ def _point(row: dict, layout: str) -> tuple:
     title = f"{row['size']} x{channels} {dtype}"
     if layout == "taps":
         return (row["size"], dtype, channels), title, _taps(row), "x".join(map(str, row["kernel_shape"]))
-    return ((row["size"], dtype, channels), title, (_taps(row), row["kernel"]),
-            wrap_label(row["kernel"], KERNEL_LABEL_WIDTH))
+    return (
+        (row["size"], dtype, channels),
+        title,
+        (_taps(row), row["kernel"]),
+        wrap_label(row["kernel"], KERNEL_LABEL_WIDTH),
+    )
 
 
 def sweep_panels(rows: list[dict], layout: str) -> dict:
@@ -163,8 +177,14 @@ def _draw_lines(ax, panel: dict, colour: dict) -> None:
 
     for label, points in panel["series"].items():
         xs = sorted(points)
-        ax.plot(xs, [points[x] for x in xs], marker="o", color=colour[label],
-                linestyle="-" if label.startswith("clconv") else "--", label=label)
+        ax.plot(
+            xs,
+            [points[x] for x in xs],
+            marker="o",
+            color=colour[label],
+            linestyle="-" if label.startswith("clconv") else "--",
+            label=label,
+        )
     ax.set_xscale("log")
     ticks = sorted(panel["ticks"])
     ax.set_xticks(ticks, [panel["ticks"][x] for x in ticks], fontsize="small")
@@ -177,8 +197,15 @@ def _draw_bars(ax, panel: dict, colour: dict) -> None:
     for i, (label, points) in enumerate(panel["series"].items()):
         xs = [x for x in groups if x in points]
         offset = (i - (len(panel["series"]) - 1) / 2) * width
-        ax.bar([groups.index(x) + offset for x in xs], [points[x] for x in xs], width, color=colour[label],
-               hatch=None if label.startswith("clconv") else "//", edgecolor="white", label=label)
+        ax.bar(
+            [groups.index(x) + offset for x in xs],
+            [points[x] for x in xs],
+            width,
+            color=colour[label],
+            hatch=None if label.startswith("clconv") else "//",
+            edgecolor="white",
+            label=label,
+        )
     ax.set_xticks(range(len(groups)), [panel["ticks"][x] for x in groups], fontsize="small")
 
 
@@ -205,7 +232,7 @@ def sweep_figure(rows: list[dict]):
         ax.set_ylabel("Mpix/s, end to end")
         ax.set_yscale("log")
         ax.grid(True, axis="y", which="both", alpha=0.3)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
     legend = {}
     for ax in axes[: len(panels)]:

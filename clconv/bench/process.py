@@ -13,6 +13,7 @@ both sides pay the same encoder. Pillow and OpenCV are imported inside the funct
 them; ``photo_like``, ``make_folder``, ``clconv_command``, ``cv2_one_liner`` and ``vips_mask`` are
 also used by the scripts in ``benchmarks/``.
 """
+
 from __future__ import annotations
 
 import os
@@ -109,17 +110,19 @@ def cv2_one_liner(weights: np.ndarray, level: int | None) -> str:
     Pillow, cv2.filter2D (reflect border, float result), abs, clip, uint8, write the PNG at zlib
     ``level`` (None: Pillow's default). Run as ``python -c ONE_LINER in.png out.png``."""
     save = "" if level is None else f",compress_level={int(level)}"
-    return ("import sys,numpy as np,cv2;from PIL import Image;"
-            "a=np.asarray(Image.open(sys.argv[1]));"
-            f"k=np.array({_weights_literal(weights)},np.float32);"
-            f"o={EDGE_FILTER};"
-            f"Image.fromarray(o).save(sys.argv[2]{save})")
+    return (
+        "import sys,numpy as np,cv2;from PIL import Image;"
+        "a=np.asarray(Image.open(sys.argv[1]));"
+        f"k=np.array({_weights_literal(weights)},np.float32);"
+        f"o={EDGE_FILTER};"
+        f"Image.fromarray(o).save(sys.argv[2]{save})"
+    )
 
 
 def cv2_pool_script(weights: np.ndarray, level: int) -> str:
     """The loop a user would write instead of ``clconv batch``: the one-liner's work on every file
     of a folder, in a multiprocessing Pool. Run as ``python SCRIPT.py IN_DIR OUT_DIR JOBS``."""
-    return f'''import os, sys
+    return f"""import os, sys
 from multiprocessing import Pool
 
 import cv2
@@ -143,7 +146,7 @@ if __name__ == "__main__":
     with Pool(jobs) as pool:
         for _ in pool.imap_unordered(one, work, chunksize=1):
             pass
-'''
+"""
 
 
 def vips_mask(weights: np.ndarray) -> str:
@@ -166,8 +169,7 @@ def run_timed(command: list[str], env: dict | None = None) -> float:
     """Wall seconds of ``command`` from start to exit; RuntimeError (its last stderr line) on failure."""
     env = process_env() if env is None else env
     start = time.perf_counter()
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
@@ -224,15 +226,27 @@ def measure_apply(device: str | None, warm_runs: int = 5, cold_runs: int = 1, ke
             if warm_runs:
                 run_timed(command, env)
             warm = [run_timed(command, env) for _ in range(warm_runs)]
-            cold = [run_timed(command, dict(env, POCL_CACHE_DIR=os.path.join(tmp, f"cold-{i}", "pocl"),
-                                            XDG_CACHE_HOME=os.path.join(tmp, f"cold-{i}", "xdg")))
-                    for i in range(cold_runs)]
+            cold = [
+                run_timed(
+                    command,
+                    dict(
+                        env,
+                        POCL_CACHE_DIR=os.path.join(tmp, f"cold-{i}", "pocl"),
+                        XDG_CACHE_HOME=os.path.join(tmp, f"cold-{i}", "xdg"),
+                    ),
+                )
+                for i in range(cold_runs)
+            ]
         except FAILURES as exc:
             return {"error": str(exc)}
-    return {"command": " ".join(command[:1] + command[1:4]) + " in.png out.png",
-            "warm_s": statistics.median(warm) if warm else None, "warm_min_s": min(warm) if warm else None,
-            "warm_runs": warm, "cold_s": statistics.median(cold) if cold else None,
-            "cold_runs": cold}
+    return {
+        "command": " ".join(command[:1] + command[1:4]) + " in.png out.png",
+        "warm_s": statistics.median(warm) if warm else None,
+        "warm_min_s": min(warm) if warm else None,
+        "warm_runs": warm,
+        "cold_s": statistics.median(cold) if cold else None,
+        "cold_runs": cold,
+    }
 
 
 # --------------------------------------------------------------------------- clconv apply vs the one-liners
@@ -242,8 +256,10 @@ def _apply_commands(tmp: str, src: str, outs: dict, kernel, device, vips, left_o
     """The commands to time, by tool: clconv always; the one-liner with OpenCV; vips when found.
     A reference that cannot run is named in ``left_out`` with the reason."""
     level = png_level()
-    commands = {"clconv": [*clconv_command(), "apply", "-k", kernel.spec, "--force", src, outs["clconv"]]
-                + (["--device", device] if device else [])}
+    commands = {
+        "clconv": [*clconv_command(), "apply", "-k", kernel.spec, "--force", src, outs["clconv"]]
+        + (["--device", device] if device else [])
+    }
     if have_cv2():
         commands["cv2"] = [sys.executable, "-c", cv2_one_liner(kernel.weights, level), src, outs["cv2"]]
     else:
@@ -251,8 +267,7 @@ def _apply_commands(tmp: str, src: str, outs: dict, kernel, device, vips, left_o
     if vips:
         mask = os.path.join(tmp, "mask.mat")
         Path(mask).write_text(vips_mask(kernel.weights))
-        commands["vips"] = [vips, "conv", src, f"{outs['vips']}[compression={level}]", mask,
-                            "--precision", "integer"]
+        commands["vips"] = [vips, "conv", src, f"{outs['vips']}[compression={level}]", mask, "--precision", "integer"]
     else:
         left_out["vips"] = "vips not on PATH: the vips comparison is skipped"
     return commands
@@ -286,13 +301,20 @@ def _apply_errors(image: np.ndarray, kernel, outs: dict, commands: dict, notes: 
     if "vips" in commands:
         clipped = Linear(kernel.spec + " (clipped, no abs)", kernel.weights)
         errors["vips"] = check_file(outs["vips"], oracle(image, clipped, "reflect"), frame=max(kernel.shape) // 2)
-        notes.append("vips conv clips negative values to 0 instead of taking |v|, and copies edge pixels: "
-                     "its output is checked without abs, away from the edges")
+        notes.append(
+            "vips conv clips negative values to 0 instead of taking |v|, and copies edge pixels: "
+            "its output is checked without abs, away from the edges"
+        )
     return errors
 
 
-def measure_apply_vs(device: str | None = None, rounds: int = 5, size: tuple[int, int] = (1024, 1024),
-                     kernel: str = KERNEL, vips: str | None = None) -> dict:
+def measure_apply_vs(
+    device: str | None = None,
+    rounds: int = 5,
+    size: tuple[int, int] = (1024, 1024),
+    kernel: str = KERNEL,
+    vips: str | None = None,
+) -> dict:
     """``clconv apply -k KERNEL in.png out.png`` against the Pillow + cv2 one-liner (when OpenCV is
     installed) and ``vips conv`` (when the ``vips`` command is found: ``vips`` is its path, default
     from PATH, "" for none); one photo-like RGB PNG of ``size`` (h, w); warm caches, ``rounds``
@@ -315,8 +337,9 @@ def measure_apply_vs(device: str | None = None, rounds: int = 5, size: tuple[int
         image = photo_like(size[0], size[1], seed=11)
         Image.fromarray(image).save(src)
         outs = {name: os.path.join(tmp, f"out-{name}.png") for name in ("clconv", "cv2", "vips")}
-        commands = _apply_commands(tmp, src, outs, parsed, device, shutil.which("vips") if vips is None else vips,
-                                   left_out)
+        commands = _apply_commands(
+            tmp, src, outs, parsed, device, shutil.which("vips") if vips is None else vips, left_out
+        )
         try:
             times = interleaved(_warm_up(commands, left_out), rounds, warm=False)
         except FAILURES as exc:
@@ -326,11 +349,21 @@ def measure_apply_vs(device: str | None = None, rounds: int = 5, size: tuple[int
     ok = {name: err <= 1.0 for name, err in errors.items()}
     found = {name: times[name] for name in commands}
     for name in ("cv2", "vips"):
-        found[f"vs_{name}"] = (median_ratio(times[name], times["clconv"]) if name in commands and ok["clconv"]
-                               and ok[name] else None)
-    found.update({"errors": errors, "ok": ok, "differ_cv2": differ, "notes": list(left_out.values()) + notes,
-                  "left_out": left_out, "rounds": rounds,
-                  "size": f"{size[1]}x{size[0]}", "command": f"clconv apply -k {kernel} in.png out.png"})
+        found[f"vs_{name}"] = (
+            median_ratio(times[name], times["clconv"]) if name in commands and ok["clconv"] and ok[name] else None
+        )
+    found.update(
+        {
+            "errors": errors,
+            "ok": ok,
+            "differ_cv2": differ,
+            "notes": list(left_out.values()) + notes,
+            "left_out": left_out,
+            "rounds": rounds,
+            "size": f"{size[1]}x{size[0]}",
+            "command": f"clconv apply -k {kernel} in.png out.png",
+        }
+    )
     return found
 
 
@@ -373,8 +406,14 @@ def _batch_errors(src: Path, outs: dict, kernel) -> tuple[dict, int | None]:
     return errors, differ
 
 
-def measure_batch_vs(device: str | None = None, rounds: int = 3, files: int = 20,
-                     size: tuple[int, int] = (768, 1024), jobs: int = 2, kernel: str = KERNEL) -> dict:
+def measure_batch_vs(
+    device: str | None = None,
+    rounds: int = 3,
+    files: int = 20,
+    size: tuple[int, int] = (768, 1024),
+    jobs: int = 2,
+    kernel: str = KERNEL,
+) -> dict:
     """``clconv batch -k KERNEL --jobs JOBS IN OUT`` against the Pillow + cv2 loop in a Pool of
     ``jobs`` processes, over the same ``files`` photo-like PNGs of ``size`` (h, w); warm caches,
     ``rounds`` interleaved rounds, fresh output folders each time.
@@ -396,16 +435,26 @@ def measure_batch_vs(device: str | None = None, rounds: int = 3, files: int = 20
         fresh = _FreshFolders(work)
         clconv_batch = [*clconv_command(), "batch", "-q", "-k", kernel, "--jobs", str(jobs), str(src)]
         device_args = ["--device", device] if device else []
-        runs = {"clconv": lambda: run_timed(clconv_batch + [str(fresh("clconv"))] + device_args),
-                "cv2": lambda: run_timed([sys.executable, str(script), str(src), str(fresh("cv2")), str(jobs)])}
+        runs = {
+            "clconv": lambda: run_timed(clconv_batch + [str(fresh("clconv"))] + device_args),
+            "cv2": lambda: run_timed([sys.executable, str(script), str(src), str(fresh("cv2")), str(jobs)]),
+        }
         try:
             times = interleaved(runs, rounds)
         except FAILURES as exc:
             return {"error": str(exc)}
         errors, differ = _batch_errors(src, {name: fresh.latest(name) for name in runs}, parsed)
     ok = {tool: err <= 1.0 for tool, err in errors.items()}
-    return {"clconv": times["clconv"], "cv2": times["cv2"],
-            "vs_cv2": median_ratio(times["cv2"], times["clconv"]) if all(ok.values()) else None,
-            "errors": errors, "ok": ok, "differ_cv2": differ, "files": files, "jobs": jobs, "rounds": rounds,
-            "size": f"{size[1]}x{size[0]}",
-            "command": f"clconv batch -q -k {kernel} --jobs {jobs} IN OUT"}
+    return {
+        "clconv": times["clconv"],
+        "cv2": times["cv2"],
+        "vs_cv2": median_ratio(times["cv2"], times["clconv"]) if all(ok.values()) else None,
+        "errors": errors,
+        "ok": ok,
+        "differ_cv2": differ,
+        "files": files,
+        "jobs": jobs,
+        "rounds": rounds,
+        "size": f"{size[1]}x{size[0]}",
+        "command": f"clconv batch -q -k {kernel} --jobs {jobs} IN OUT",
+    }

@@ -1,11 +1,12 @@
 """What clconv is measured against: scipy.ndimage and OpenCV doing the same work on the host, and
 the copy bandwidths that GB/s figures are compared with. scipy and cv2 are imported when used."""
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -13,8 +14,12 @@ from clconv.bench.checks import integer_mapping, weights_for
 from clconv.bench.harness import Candidate
 from clconv.constants import max_value
 
-CV2_BORDERS = {"reflect": "BORDER_REFLECT", "mirror": "BORDER_REFLECT_101",
-               "nearest": "BORDER_REPLICATE", "constant": "BORDER_CONSTANT"}  # cv2 has no wrap
+CV2_BORDERS = {
+    "reflect": "BORDER_REFLECT",
+    "mirror": "BORDER_REFLECT_101",
+    "nearest": "BORDER_REPLICATE",
+    "constant": "BORDER_CONSTANT",
+}  # cv2 has no wrap
 NO_OPENCV = "OpenCV not installed (pip install opencv-python-headless)"
 MIB = 1 << 20
 BANDWIDTH_BYTES = 64 * MIB
@@ -86,8 +91,11 @@ def _sep_filter(cv2, image: np.ndarray, factors, bias: float, border_type: int) 
     """cv2.sepFilter2D with the 1D ``factors`` (column, row) into a reused output."""
     column, row = (np.ascontiguousarray(f, dtype=np.float32) for f in factors)
     out = np.empty_like(image)
-    return Reference("cv2.sepFilter2D", host_description("cv2"), lambda: cv2.sepFilter2D(
-        image, -1, row, column, dst=out, delta=bias, borderType=border_type))
+    return Reference(
+        "cv2.sepFilter2D",
+        host_description("cv2"),
+        lambda: cv2.sepFilter2D(image, -1, row, column, dst=out, delta=bias, borderType=border_type),
+    )
 
 
 def cv2_references(image: np.ndarray, kernel, border: str) -> list[Reference]:
@@ -113,8 +121,10 @@ def cv2_references(image: np.ndarray, kernel, border: str) -> list[Reference]:
             cv2.filter2D(image, cv2.CV_32F, k32, dst=tmp, borderType=border_type)
             return cv2.convertScaleAbs(tmp, dst=out)
     else:
+
         def filter2d():
             return cv2.filter2D(image, -1, k32, dst=out, delta=bias, borderType=border_type)
+
     refs = [Reference("cv2.filter2D", host_description("cv2"), filter2d)]
     factors = kernel.separable_factors()
     if factors is not None and not use_abs and min(kernel.shape) > 1:
@@ -143,13 +153,25 @@ def bank_references(image: np.ndarray, bank: list) -> list[Reference]:
     OpenCV is installed (reflect border), each returning new arrays as convolve_bank does."""
     import scipy.ndimage as ndi
 
-    refs = [Reference("8x scipy.ndimage.correlate", host_description("scipy"),
-                      lambda: [ndi.correlate(image, k.weights, mode="reflect") for k in bank], out_reused=False)]
+    refs = [
+        Reference(
+            "8x scipy.ndimage.correlate",
+            host_description("scipy"),
+            lambda: [ndi.correlate(image, k.weights, mode="reflect") for k in bank],
+            out_reused=False,
+        )
+    ]
     cv2 = opencv()
     if cv2 is not None:
         k32 = [k.weights.astype(np.float32) for k in bank]
-        refs.append(Reference("8x cv2.filter2D", host_description("cv2"), lambda: [
-            cv2.filter2D(image, -1, k, borderType=cv2.BORDER_REFLECT) for k in k32], out_reused=False))
+        refs.append(
+            Reference(
+                "8x cv2.filter2D",
+                host_description("cv2"),
+                lambda: [cv2.filter2D(image, -1, k, borderType=cv2.BORDER_REFLECT) for k in k32],
+                out_reused=False,
+            )
+        )
     return refs
 
 

@@ -1,4 +1,5 @@
 """What a bench run prints and saves: the header, the table of rows, the targets table, the JSON."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,12 @@ from clconv.bench.targets import SPEEDUP
 
 
 def _short(name: str) -> str:
-    return (name.replace("scipy.ndimage.correlate", "scipy").replace("cv2.sepFilter2D", "cv2sep")
-            .replace("cv2.filter2D", "cv2").replace("numpy.matmul", "numpy"))
+    return (
+        name.replace("scipy.ndimage.correlate", "scipy")
+        .replace("cv2.sepFilter2D", "cv2sep")
+        .replace("cv2.filter2D", "cv2")
+        .replace("numpy.matmul", "numpy")
+    )
 
 
 def _num(value, spec: str) -> str:
@@ -25,21 +30,26 @@ def _num(value, spec: str) -> str:
 
 def format_table(rows: list[dict]) -> list[str]:
     """The terminal table: one line per row; e2e and device-only figures; speed-ups per reference."""
-    head = (f"{'algorithm':<24} {'dev':<4} {'size':>9} {'ch':>2} {'kernel':<18} {'dtype':<7} {'median':>8} "
-            f"{'min':>8} {'kernels':>8} {'Mpix/s':>8} {'GFLOP/s':>8} {'GB/s':>6} {'%bw':>4} {'1st ms':>7} "
-            f"{'max err':>8} {'check':<5} speed-up (e2e; kernels-only)")
+    head = (
+        f"{'algorithm':<24} {'dev':<4} {'size':>9} {'ch':>2} {'kernel':<18} {'dtype':<7} {'median':>8} "
+        f"{'min':>8} {'kernels':>8} {'Mpix/s':>8} {'GFLOP/s':>8} {'GB/s':>6} {'%bw':>4} {'1st ms':>7} "
+        f"{'max err':>8} {'check':<5} speed-up (e2e; kernels-only)"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         dev = "host" if r["reference"] else r["device"].split()[0]
         kernel = r["kernel"] if len(r["kernel"]) <= 18 else r["kernel"][:15] + "..."
-        speed = ", ".join(f"{_short(k)} x{_num(v, '.2f')}; x{_num(r['device_speedup'].get(k), '.2f')}"
-                          for k, v in r["speedup"].items())
+        speed = ", ".join(
+            f"{_short(k)} x{_num(v, '.2f')}; x{_num(r['device_speedup'].get(k), '.2f')}"
+            for k, v in r["speedup"].items()
+        )
         lines.append(
             f"{_short(r['algorithm']):<24} {dev:<4} {r['size']:>9} {r['channels']:>2} {kernel:<18} {r['dtype']:<7} "
             f"{_num(r['median_ms'], '8.2f')} {_num(r['min_ms'], '8.2f')} {_num(r['device_median_ms'], '8.2f')} "
             f"{_num(r['mpix_s'], '8.1f')} {_num(r['gflop_s'], '8.2f')} {_num(r['gb_s'], '6.2f')} "
             f"{_num(r['bw_pct'], '4.0f')} {_num(r['first_call_ms'], '7.0f')} "
-            f"{_num(r['max_error'], '8.1e')} {'ok' if r['ok'] else 'FAIL':<5} {speed}")
+            f"{_num(r['max_error'], '8.1e')} {'ok' if r['ok'] else 'FAIL':<5} {speed}"
+        )
         if not r["ok"]:
             lines.append(f"    {r['algorithm']} on {dev}: {r['error']}")
     return lines
@@ -47,13 +57,16 @@ def format_table(rows: list[dict]) -> list[str]:
 
 def format_header(doc: dict) -> list[str]:
     s = doc["settings"]
-    lines = [f"clconv {doc['clconv']} bench: medians of {s['repeat']} interleaved rounds; times in ms; "
-             "median/min: end to end (numpy in, numpy out); kernels: device-only; 1st: first call "
-             "(builds programs); %bw: of the copy bandwidth below"]
+    lines = [
+        f"clconv {doc['clconv']} bench: medians of {s['repeat']} interleaved rounds; times in ms; "
+        "median/min: end to end (numpy in, numpy out); kernels: device-only; 1st: first call "
+        "(builds programs); %bw: of the copy bandwidth below"
+    ]
     for d in doc["devices"]:
         lines.append(f"device {d['device']}: start-up {d['startup_ms']:.0f} ms, buffer copy {d['copy_gb_s']:.1f} GB/s")
-    lines.append(f"host: numpy copy {doc['host']['copy_gb_s']:.1f} GB/s; references: "
-                 + "; ".join(doc["host"]["references"]))
+    lines.append(
+        f"host: numpy copy {doc['host']['copy_gb_s']:.1f} GB/s; references: " + "; ".join(doc["host"]["references"])
+    )
     return lines
 
 

@@ -1,4 +1,5 @@
 """The options of one ``clconv bench`` run: defaults, --quick, validation into ``Settings``."""
+
 from __future__ import annotations
 
 import os
@@ -13,22 +14,30 @@ DTYPES = SAMPLE_TYPES
 PRESETS = ("targets",)
 
 # What `clconv bench` measures when an option is not given; --quick: under a minute on 2 cores.
-DEFAULT = {"sizes": ((2048, 2048),), "kernels": ("gaussian:size=3", "gaussian:size=7", "gaussian:size=15"),
-           "dtypes": ("float32", "uint8"), "repeat": 5}
-QUICK = {"sizes": ((512, 512), (1024, 1024)), "kernels": ("gaussian:size=3", "gaussian:size=7"),
-         "dtypes": ("float32", "uint8"), "repeat": 3}
+DEFAULT = {
+    "sizes": ((2048, 2048),),
+    "kernels": ("gaussian:size=3", "gaussian:size=7", "gaussian:size=15"),
+    "dtypes": ("float32", "uint8"),
+    "repeat": 5,
+}
+QUICK = {
+    "sizes": ((512, 512), (1024, 1024)),
+    "kernels": ("gaussian:size=3", "gaussian:size=7"),
+    "dtypes": ("float32", "uint8"),
+    "repeat": 3,
+}
 
 
 @dataclass(frozen=True)
 class Settings:
     """The validated options of one bench run."""
 
-    sizes: tuple = DEFAULT["sizes"]          # ((h, w), ...)
-    kernels: tuple = DEFAULT["kernels"]      # spec strings (or parsed kernels)
+    sizes: tuple = DEFAULT["sizes"]  # ((h, w), ...)
+    kernels: tuple = DEFAULT["kernels"]  # spec strings (or parsed kernels)
     dtypes: tuple = DEFAULT["dtypes"]
     channels: tuple = (1,)
-    algorithm: str = "all"                   # 'all', 'auto' or a REGISTRY name
-    devices: tuple = (None,)                 # device specs; None = clconv's default device
+    algorithm: str = "all"  # 'all', 'auto' or a REGISTRY name
+    devices: tuple = (None,)  # device specs; None = clconv's default device
     repeat: int = DEFAULT["repeat"]
     quick: bool = False
     preset: str | None = None
@@ -98,10 +107,20 @@ def settings_from(options: dict) -> Settings:
     preset = options.get("preset")
     if preset is not None and preset not in PRESETS:
         raise OptionError("--preset", f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
-    return Settings(sizes=sizes, kernels=tuple(kernels), dtypes=dtypes, channels=tuple(int(c) for c in channels),
-                    algorithm=algorithm, devices=_device_specs(options.get("devices")), repeat=int(repeat),
-                    quick=quick, preset=preset, json=options.get("json") or None,
-                    plot=options.get("plot") or None, border=normalize_border(options.get("border") or "reflect"))
+    return Settings(
+        sizes=sizes,
+        kernels=tuple(kernels),
+        dtypes=dtypes,
+        channels=tuple(int(c) for c in channels),
+        algorithm=algorithm,
+        devices=_device_specs(options.get("devices")),
+        repeat=int(repeat),
+        quick=quick,
+        preset=preset,
+        json=options.get("json") or None,
+        plot=options.get("plot") or None,
+        border=normalize_border(options.get("border") or "reflect"),
+    )
 
 
 def _device_specs(value) -> tuple:

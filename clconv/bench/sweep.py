@@ -8,6 +8,7 @@ for references. "End to end" (``median_ms``) is numpy in, numpy out: ``clconv.co
 references that can write into an output array allocated once and reused (``out_reused``).
 "Device-only" (``device_median_ms``) is the sum of the kernels' profiled times of the same calls.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,13 @@ import numpy as np
 
 from clconv.bench.checks import make_image, max_error, oracle, tolerance
 from clconv.bench.harness import Candidate, make_rows, measure
-from clconv.bench.references import (as_candidates, device_bandwidth, host_bandwidth, reference_candidates,
-                                     reference_libraries)
+from clconv.bench.references import (
+    as_candidates,
+    device_bandwidth,
+    host_bandwidth,
+    reference_candidates,
+    reference_libraries,
+)
 from clconv.bench.settings import Settings, size_text
 from clconv.errors import OptionError
 
@@ -79,8 +85,9 @@ def algorithms_for(kernel, algorithm: str) -> tuple[list[str], list[str]]:
     return chosen, notes
 
 
-def _clconv_candidates(devices: list[DeviceRun], image: np.ndarray, given, border: str, algorithms: list[str],
-                       check) -> list[Candidate]:
+def _clconv_candidates(
+    devices: list[DeviceRun], image: np.ndarray, given, border: str, algorithms: list[str], check
+) -> list[Candidate]:
     import clconv
 
     candidates = []
@@ -91,13 +98,23 @@ def _clconv_candidates(devices: list[DeviceRun], image: np.ndarray, given, borde
             def call(rt=d.rt, name=name, out=out):
                 return clconv.convolve(image, given, border, device=rt, algorithm=name, out=out)
 
-            candidates.append(Candidate(f"{name}@{d.rt.info.index}", name, d.rt.info.describe(), call, check,
-                                        d.rt, out_reused=True))
+            candidates.append(
+                Candidate(f"{name}@{d.rt.info.index}", name, d.rt.info.describe(), call, check, d.rt, out_reused=True)
+            )
     return candidates
 
 
-def convolution_rows(devices: list[DeviceRun], image: np.ndarray, kernel, border: str, algorithms: list[str],
-                     repeat: int, bandwidth: dict, references=True, given=None) -> tuple[list, dict]:
+def convolution_rows(
+    devices: list[DeviceRun],
+    image: np.ndarray,
+    kernel,
+    border: str,
+    algorithms: list[str],
+    repeat: int,
+    bandwidth: dict,
+    references=True,
+    given=None,
+) -> tuple[list, dict]:
     """Time ``algorithms`` on every device and the references on one image and kernel.
     ``references``: True (scipy, and OpenCV where comparable), False, or a list of Reference.
     ``given``: what ``clconv.convolve`` is handed as its kernel (default ``kernel``; e.g. the numpy
@@ -116,9 +133,18 @@ def convolution_rows(devices: list[DeviceRun], image: np.ndarray, kernel, border
     h, w = image.shape[:2]
     channels = 1 if image.ndim == 2 else image.shape[2]
     kh, kw = kernel.shape
-    work = {"size": size_text((h, w)), "kernel": kernel.spec, "dtype": image.dtype.name, "channels": channels,
-            "border": border, "pixels": h * w, "flops": 2.0 * kh * kw * h * w * channels,
-            "bytes": 2.0 * image.nbytes, "tolerance": tol, "kernel_shape": [kh, kw]}
+    work = {
+        "size": size_text((h, w)),
+        "kernel": kernel.spec,
+        "dtype": image.dtype.name,
+        "channels": channels,
+        "border": border,
+        "pixels": h * w,
+        "flops": 2.0 * kh * kw * h * w * channels,
+        "bytes": 2.0 * image.nbytes,
+        "tolerance": tol,
+        "kernel_shape": [kh, kw],
+    }
     return make_rows(candidates, results, work, bandwidth), {"candidates": candidates, "results": results}
 
 
@@ -127,8 +153,11 @@ def parse_kernel(spec):
 
     kernel = parse_spec(spec)
     if not isinstance(kernel, Linear):
-        raise OptionError("--kernel", f"bench measures linear kernels; {kernel.spec!r} is a gradient magnitude "
-                                      "(measure its parts, e.g. sobel-x and sobel-y)")
+        raise OptionError(
+            "--kernel",
+            f"bench measures linear kernels; {kernel.spec!r} is a gradient magnitude "
+            "(measure its parts, e.g. sobel-x and sobel-y)",
+        )
     return kernel
 
 
@@ -149,8 +178,9 @@ def run_bench(settings: Settings, echo) -> dict:
                     names, skipped = algorithms_for(kernel, settings.algorithm)
                     notes += [n for n in skipped if n not in notes]
                     echo(f"[{done}/{total}] {size_text(size)} x{channels} {dtype} {kernel.spec} ...")
-                    found, _ = convolution_rows(devices, image, kernel, settings.border, names, settings.repeat,
-                                                bandwidth)
+                    found, _ = convolution_rows(
+                        devices, image, kernel, settings.border, names, settings.repeat, bandwidth
+                    )
                     rows += found
                 del image
     return document(settings, devices, bandwidth, rows, notes)
@@ -163,13 +193,27 @@ def document(settings: Settings, devices: list[DeviceRun], bandwidth: dict, rows
     return {
         "clconv": clconv.__version__,
         "device": devices[0].rt.info.describe(),
-        "devices": [{"device": d.rt.info.describe(), "index": d.rt.info.index, "startup_ms": d.startup_ms,
-                     "copy_gb_s": d.bandwidth_gb_s} for d in devices],
+        "devices": [
+            {
+                "device": d.rt.info.describe(),
+                "index": d.rt.info.index,
+                "startup_ms": d.startup_ms,
+                "copy_gb_s": d.bandwidth_gb_s,
+            }
+            for d in devices
+        ],
         "host": {"copy_gb_s": bandwidth["host"], "references": reference_libraries()},
-        "settings": {"sizes": [size_text(s) for s in settings.sizes], "kernels": [str(k) for k in settings.kernels],
-                     "dtypes": list(settings.dtypes), "channels": list(settings.channels),
-                     "algorithm": settings.algorithm, "border": settings.border, "repeat": settings.repeat,
-                     "quick": settings.quick, "preset": settings.preset},
+        "settings": {
+            "sizes": [size_text(s) for s in settings.sizes],
+            "kernels": [str(k) for k in settings.kernels],
+            "dtypes": list(settings.dtypes),
+            "channels": list(settings.channels),
+            "algorithm": settings.algorithm,
+            "border": settings.border,
+            "repeat": settings.repeat,
+            "quick": settings.quick,
+            "preset": settings.preset,
+        },
         "notes": notes,
         "results": rows,
         "ok": all(r["ok"] for r in rows),

@@ -1,5 +1,6 @@
 """The performance goals that ``clconv bench --preset targets`` checks (issue 10), their
 workloads' sizes, how a measured value meets a goal, and the kernels the goals hand over as arrays."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,8 @@ import numpy as np
 class Target:
     key: str
     workload: str
-    figure: str      # what the value is
-    op: str          # ">=" or "<=", or "info" (reported, no goal)
+    figure: str  # what the value is
+    op: str  # ">=" or "<=", or "info" (reported, no goal)
     threshold: float | None
     unit: str = ""
 
@@ -25,34 +26,80 @@ SPEEDUP = "x"  # the unit of speed-ups: the goals drawn as bars
 GAUSS_ARRAY = "speed-up, kernel given as np.outer(g, g).astype(float32), vs cv2.sepFilter2D with g"
 RANK2_ARRAY = "speed-up, kernel given as a float32 array, vs cv2.filter2D with the same kernel"
 TARGETS = (
-    Target("conv3x3_f32", "3x3 float32 4096x4096 vs cv2.filter2D", "speed-up vs cv2.filter2D (reflect)", ">=",
-           1.7, SPEEDUP),
-    Target("sharpen_u8_rgb", "sharpen 8-bit RGB 3840x2160 vs cv2.filter2D, same pixels",
-           "speed-up vs cv2.filter2D", ">=", 1.7, SPEEDUP),
+    Target(
+        "conv3x3_f32", "3x3 float32 4096x4096 vs cv2.filter2D", "speed-up vs cv2.filter2D (reflect)", ">=", 1.7, SPEEDUP
+    ),
+    Target(
+        "sharpen_u8_rgb",
+        "sharpen 8-bit RGB 3840x2160 vs cv2.filter2D, same pixels",
+        "speed-up vs cv2.filter2D",
+        ">=",
+        1.7,
+        SPEEDUP,
+    ),
     Target("gauss5_array", "5x5 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D", GAUSS_ARRAY, ">=", 1.2, SPEEDUP),
-    Target("gauss15_array", "15x15 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D", GAUSS_ARRAY, ">=", 1.2,
-           SPEEDUP),
-    Target("gauss31_array", "31x31 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D", GAUSS_ARRAY, ">=", 1.2,
-           SPEEDUP),
+    Target("gauss15_array", "15x15 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D", GAUSS_ARRAY, ">=", 1.2, SPEEDUP),
+    Target("gauss31_array", "31x31 Gaussian f32 array, 4096x4096 vs cv2.sepFilter2D", GAUSS_ARRAY, ">=", 1.2, SPEEDUP),
     Target("log15_rank2", "15x15 LoG sigma 2 (rank 2), 4096x4096 vs cv2.filter2D", RANK2_ARRAY, ">=", 3.0, SPEEDUP),
-    Target("dog15_rank2", "15x15 DoG sigma 1.5-3 (rank 2), 4096x4096 vs cv2.filter2D", RANK2_ARRAY, ">=", 3.0,
-           SPEEDUP),
-    Target("dense31_f32", "31x31 dense random float32 2048x2048 vs cv2.filter2D", "speed-up vs cv2.filter2D", ">=",
-           1.3, SPEEDUP),
-    Target("bank8_3x3", "bank of 8 3x3 kernels, 2048x2048 vs 8 cv2.filter2D",
-           "speed-up, convolve_bank vs 8 cv2.filter2D", ">=", 1.5, SPEEDUP),
+    Target("dog15_rank2", "15x15 DoG sigma 1.5-3 (rank 2), 4096x4096 vs cv2.filter2D", RANK2_ARRAY, ">=", 3.0, SPEEDUP),
+    Target(
+        "dense31_f32",
+        "31x31 dense random float32 2048x2048 vs cv2.filter2D",
+        "speed-up vs cv2.filter2D",
+        ">=",
+        1.3,
+        SPEEDUP,
+    ),
+    Target(
+        "bank8_3x3",
+        "bank of 8 3x3 kernels, 2048x2048 vs 8 cv2.filter2D",
+        "speed-up, convolve_bank vs 8 cv2.filter2D",
+        ">=",
+        1.5,
+        SPEEDUP,
+    ),
     Target("sgemm", "SGEMM 2048^3 vs numpy.matmul", "speed-up, clconv.matmul vs numpy.matmul", ">=", 0.9, SPEEDUP),
-    Target("apply_vs_cv2", "clconv apply -k sobel-x 1 MP PNG vs Pillow + cv2 one-liner",
-           "speed-up, whole processes, vs python -c (Pillow, cv2.filter2D, abs, clip, PNG)", ">=", 1.0, SPEEDUP),
-    Target("apply_vs_vips", "clconv apply -k sobel-x 1 MP PNG vs vips conv",
-           "speed-up, whole processes, vs vips conv (integer precision)", ">=", 1.0, SPEEDUP),
-    Target("batch_vs_cv2", "clconv batch --jobs 2, 20 PNGs 1024x768 vs Pillow+cv2 Pool(2)",
-           "speed-up, whole processes, vs the one-liner's work over the files in a Pool of 2", ">=", 1.0, SPEEDUP),
+    Target(
+        "apply_vs_cv2",
+        "clconv apply -k sobel-x 1 MP PNG vs Pillow + cv2 one-liner",
+        "speed-up, whole processes, vs python -c (Pillow, cv2.filter2D, abs, clip, PNG)",
+        ">=",
+        1.0,
+        SPEEDUP,
+    ),
+    Target(
+        "apply_vs_vips",
+        "clconv apply -k sobel-x 1 MP PNG vs vips conv",
+        "speed-up, whole processes, vs vips conv (integer precision)",
+        ">=",
+        1.0,
+        SPEEDUP,
+    ),
+    Target(
+        "batch_vs_cv2",
+        "clconv batch --jobs 2, 20 PNGs 1024x768 vs Pillow+cv2 Pool(2)",
+        "speed-up, whole processes, vs the one-liner's work over the files in a Pool of 2",
+        ">=",
+        1.0,
+        SPEEDUP,
+    ),
     # Former goals, reported for information.
-    Target("memory_direct", "peak memory, 4096x4096 RGB float32, 3x3 sharpen", "peak RSS - (input + output)",
-           "info", None, "MiB"),
-    Target("memory_separable", "peak memory, 4096x4096 RGB float32, gaussian:sigma=2",
-           "peak RSS - (input + output)", "info", None, "MiB"),
+    Target(
+        "memory_direct",
+        "peak memory, 4096x4096 RGB float32, 3x3 sharpen",
+        "peak RSS - (input + output)",
+        "info",
+        None,
+        "MiB",
+    ),
+    Target(
+        "memory_separable",
+        "peak memory, 4096x4096 RGB float32, gaussian:sigma=2",
+        "peak RSS - (input + output)",
+        "info",
+        None,
+        "MiB",
+    ),
     Target("apply_warm", "clconv apply -k sobel-x 1 MP PNG, caches warm", "seconds, median", "info", None, "s"),
     Target("apply_cold", "clconv apply -k sharpen 1 MP PNG, caches cold", "seconds", "info", None, "s"),
 )
@@ -62,14 +109,14 @@ TARGETS = (
 class TargetSizes:
     """The sizes of the targets' workloads (the goals' by default; tests pass small ones)."""
 
-    large: tuple = (4096, 4096)      # 3x3 float32, the Gaussians, LoG and DoG: (h, w)
-    uhd: tuple = (2160, 3840)        # sharpen 8-bit RGB
-    medium: tuple = (2048, 2048)     # dense 31x31, the bank of 8
+    large: tuple = (4096, 4096)  # 3x3 float32, the Gaussians, LoG and DoG: (h, w)
+    uhd: tuple = (2160, 3840)  # sharpen 8-bit RGB
+    medium: tuple = (2048, 2048)  # dense 31x31, the bank of 8
     sgemm: int = 2048
-    memory: tuple = (4096, 4096)     # peak memory, RGB float32
-    png: tuple = (1024, 1024)        # clconv apply vs the one-liners (1 MP)
+    memory: tuple = (4096, 4096)  # peak memory, RGB float32
+    png: tuple = (1024, 1024)  # clconv apply vs the one-liners (1 MP)
     batch_files: int = 20
-    batch_png: tuple = (768, 1024)   # clconv batch vs the Pool
+    batch_png: tuple = (768, 1024)  # clconv batch vs the Pool
     jobs: int = 2
     apply_rounds: int = 5
     batch_rounds: int = 3
@@ -94,8 +141,18 @@ def evaluate_targets(measured: dict, targets=TARGETS, unmet=()) -> list[dict]:
             met = value <= t.threshold
         else:
             raise ValueError(f"unknown comparison {t.op!r}")
-        evaluated.append({"key": t.key, "workload": t.workload, "figure": t.figure, "value": value, "op": t.op,
-                          "threshold": t.threshold, "unit": t.unit, "met": met})
+        evaluated.append(
+            {
+                "key": t.key,
+                "workload": t.workload,
+                "figure": t.figure,
+                "value": value,
+                "op": t.op,
+                "threshold": t.threshold,
+                "unit": t.unit,
+                "met": met,
+            }
+        )
     return evaluated
 
 
@@ -121,7 +178,7 @@ def log_array(size: int = 15, sigma: float = 2.0) -> np.ndarray:
     rank 2, the sum of two separable terms."""
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
     g = gaussian_1d(size, sigma)
-    d2 = g * (x * x / sigma ** 4 - 1.0 / sigma ** 2)
+    d2 = g * (x * x / sigma**4 - 1.0 / sigma**2)
     return (np.outer(d2, g) + np.outer(g, d2)).astype(np.float32)
 
 

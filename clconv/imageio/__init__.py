@@ -50,27 +50,17 @@ conversions), ``meta`` (metadata carried, provenance), ``jpeg`` (quality),
 ``png`` (own PNG writers), ``tiff`` (tifffile, TIFF tags), ``formats`` (what
 each output format holds), ``save`` (conversions and encoders), ``common``.
 """
+
 from __future__ import annotations
 
 # the private names are those the tests reach; png and tiff, whose writers they replace
 from clconv.imageio import png, tiff  # noqa: F401
 from clconv.imageio.common import _Relay  # noqa: F401
-from clconv.imageio.formats import (
-    COMPRESSION_FORMATS,
-    QUALITY_FORMATS,
-    check_output,
-    formats_table,
-    output_format,
-)
+from clconv.imageio.formats import COMPRESSION_FORMATS, QUALITY_FORMATS, check_output, formats_table, output_format
 from clconv.imageio.image import Image, _max_value, to_gray  # noqa: F401
 from clconv.imageio.jpeg import JPEG_OPTIMIZE_BYTES, estimate_jpeg_quality
 from clconv.imageio.load import check_input, load, load_array
-from clconv.imageio.meta import (  # noqa: F401
-    PROVENANCE_PREFIX,
-    _exif_body,
-    _exif_for_output,
-    read_provenance,
-)
+from clconv.imageio.meta import PROVENANCE_PREFIX, _exif_body, _exif_for_output, read_provenance  # noqa: F401
 from clconv.imageio.png import (  # noqa: F401
     PNG_BAND_BYTES,
     PNG_COMPRESS_LEVEL,
@@ -83,14 +73,7 @@ from clconv.imageio.png import (  # noqa: F401
     _write_png8,
     _write_png16,
 )
-from clconv.imageio.save import (
-    DEFAULT_QUALITY,
-    SaveOptions,
-    ignored_options,
-    output_array,
-    save,
-    writer,
-)
+from clconv.imageio.save import DEFAULT_QUALITY, SaveOptions, ignored_options, output_array, save, writer
 from clconv.imageio.tiff import TIFF_COMPRESSIONS, _write_tiff  # noqa: F401
 from clconv.params import DEFAULT_MAX_PIXELS
 

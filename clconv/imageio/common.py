@@ -1,5 +1,6 @@
 """What every part of clconv.imageio uses: Pillow's settings, the warning relay, causes as
 clconv says them, the pixel limit, and the HxWxC shape."""
+
 from __future__ import annotations
 
 import warnings

@@ -1,5 +1,6 @@
 """The output formats: what each holds (alpha, CMYK, gray, 16 bits, metadata, options), the
 extension that selects it, and the rows of ``clconv formats``."""
+
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from PIL import Image as PILImage
 from PIL import features
 
+from clconv.constants import SAMPLE_TYPES
 from clconv.errors import OutputError
 from clconv.imageio.common import _WARN_LOCK
 from clconv.imageio.png import PNG_COMPRESS_LEVEL
@@ -32,12 +34,45 @@ class _Fmt:
 
 
 _FORMATS = {
-    "PNG": _Fmt("PNG", alpha=True, cmyk=False, gray=True, u16="all", icc=True, dpi=True,
-                options=(("compress_level", PNG_COMPRESS_LEVEL),), exif=True, xmp=True, comment=True),
-    "JPEG": _Fmt("JPEG", alpha=False, cmyk=True, gray=True, u16="none", icc=True, dpi=True, exif=True, xmp=True,
-                 comment=True, quality=True),
-    "TIFF": _Fmt("TIFF", alpha=True, cmyk=True, gray=True, u16="all", icc=True, dpi=True, exif=True, xmp=True,
-                 comment=True, compression=True),
+    "PNG": _Fmt(
+        "PNG",
+        alpha=True,
+        cmyk=False,
+        gray=True,
+        u16="all",
+        icc=True,
+        dpi=True,
+        options=(("compress_level", PNG_COMPRESS_LEVEL),),
+        exif=True,
+        xmp=True,
+        comment=True,
+    ),
+    "JPEG": _Fmt(
+        "JPEG",
+        alpha=False,
+        cmyk=True,
+        gray=True,
+        u16="none",
+        icc=True,
+        dpi=True,
+        exif=True,
+        xmp=True,
+        comment=True,
+        quality=True,
+    ),
+    "TIFF": _Fmt(
+        "TIFF",
+        alpha=True,
+        cmyk=True,
+        gray=True,
+        u16="all",
+        icc=True,
+        dpi=True,
+        exif=True,
+        xmp=True,
+        comment=True,
+        compression=True,
+    ),
     "WEBP": _Fmt("WEBP", alpha=True, cmyk=False, gray=False, u16="none", icc=True, exif=True, xmp=True, quality=True),
     "BMP": _Fmt("BMP", alpha=False, cmyk=False, gray=True, u16="none", dpi=True),
     "GIF": _Fmt("GIF", alpha=False, cmyk=False, gray=True, u16="none", comment=True),
@@ -93,6 +128,34 @@ def _available(feature: str) -> bool:
 _PILLOW_STUBS = frozenset({"BUFR", "GRIB", "HDF5", "MPEG", "WMF"})
 
 
+def _row(name: str, exts: list, read: bool, write: bool, samples=(), alpha=None, cmyk=None, options=(), metadata=()):
+    """One row of :func:`formats_table`."""
+    return {"name": name, "extensions": exts, "read": read, "write": write, "samples": list(samples),
+            "alpha": alpha, "cmyk": cmyk, "options": list(options), "metadata": list(metadata)}  # fmt: skip
+
+
+def _written_row(name: str, exts: list, readable: set) -> dict:
+    """The row of a format clconv writes, from its _FORMATS entry."""
+    fmt = _FORMATS[name]
+    samples = ["8-bit"] + {"all": ["16-bit"], "gray": ["16-bit gray"]}.get(fmt.u16, [])
+    samples += (["float32"] if name == "TIFF" else []) + ([".pgm: gray only"] if name == "PPM" else [])
+    flags = ((fmt.icc, "ICC"), (fmt.dpi, "DPI"), (fmt.exif, "EXIF"), (fmt.xmp, "XMP"), (fmt.comment, "comment"))
+    metadata = [label for flag, label in flags if flag] + (["text"] if name == "PNG" else [])
+    options = (["--quality"] if fmt.quality else []) + (["--compression"] if fmt.compression else [])
+    feature = _FEATURES.get(name)
+    return _row(
+        name,
+        exts,
+        name in readable,
+        not feature or _available(feature),
+        samples,
+        fmt.alpha,
+        fmt.cmyk,
+        options,
+        metadata,
+    )
+
+
 def formats_table() -> list[dict]:
     """What clconv writes, per output format (from _FORMATS and _EXTENSIONS), then what it reads:
     one dict per format with ``name``, ``extensions``, ``read``, ``write`` (False where this
@@ -103,38 +166,13 @@ def formats_table() -> list[dict]:
     by_name: dict = {}
     for ext, name in _EXTENSIONS.items():
         by_name.setdefault(name, []).append(ext)
-    rows = []
-    for name, exts in by_name.items():
-        if name == "NPY":
-            rows.append({"name": name, "extensions": exts, "read": True, "write": True,
-                         "samples": ["uint8", "uint16", "float32"], "alpha": True, "cmyk": False,
-                         "options": [], "metadata": []})
-            continue
-        fmt = _FORMATS[name]
-        samples = ["8-bit"]
-        if fmt.u16 == "all":
-            samples.append("16-bit")
-        elif fmt.u16 == "gray":
-            samples.append("16-bit gray")
-        if name == "TIFF":
-            samples.append("float32")
-        feature = _FEATURES.get(name)
-        metadata = [label for flag, label in ((fmt.icc, "ICC"), (fmt.dpi, "DPI"), (fmt.exif, "EXIF"),
-                                              (fmt.xmp, "XMP"), (fmt.comment, "comment")) if flag]
-        if name == "PNG":
-            metadata.append("text")
-        options = (["--quality"] if fmt.quality else []) + (["--compression"] if fmt.compression else [])
-        extra = [".pgm: gray only"] if name == "PPM" else []
-        rows.append({"name": name, "extensions": exts, "read": name in readable,
-                     "write": not feature or _available(feature), "samples": samples + extra,
-                     "alpha": fmt.alpha, "cmyk": fmt.cmyk, "options": options, "metadata": metadata})
-    written = set(by_name)
-    for name in sorted(readable - written - _PILLOW_STUBS):
+    rows = [_row(name, exts, True, True, SAMPLE_TYPES, alpha=True, cmyk=False) if name == "NPY"
+            else _written_row(name, exts, readable) for name, exts in by_name.items()]  # fmt: skip
+    for name in sorted(readable - set(by_name) - _PILLOW_STUBS):
         exts = sorted(e for e, n in PILImage.registered_extensions().items() if n == name)
         if exts and all(e in _EXTENSIONS for e in exts):
             continue  # another name for a written format (DIB: BMP)
-        rows.append({"name": name, "extensions": exts, "read": True, "write": False, "samples": [],
-                     "alpha": None, "cmyk": None, "options": [], "metadata": []})
+        rows.append(_row(name, exts, True, False))
     return rows
 
 
@@ -154,7 +192,7 @@ def output_format(path) -> str:
 
 
 QUALITY_FORMATS = ("JPEG", "WEBP", "AVIF")  # the lossy outputs --quality sets
-COMPRESSION_FORMATS = ("TIFF",)              # the outputs --compression sets
+COMPRESSION_FORMATS = ("TIFF",)  # the outputs --compression sets
 
 
 def check_output(path, *, float_output: bool) -> None:
@@ -163,4 +201,3 @@ def check_output(path, *, float_output: bool) -> None:
     output_format(spath)
     if float_output and os.path.splitext(spath)[1].lower() not in _FLOAT_EXTENSIONS:
         raise OutputError(spath, "float output needs .tif/.tiff or .npy")
-

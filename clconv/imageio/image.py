@@ -1,5 +1,6 @@
 """The decoded image (:class:`Image`) and the colour conversions done on its pixels: gray,
 CMYK -> RGB, alpha composited over white, 16 -> 8 bits."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

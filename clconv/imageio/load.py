@@ -2,6 +2,7 @@
 Pillow cannot open by tifffile (:mod:`clconv.imageio.tiff`). The declared size is checked
 against ``max_pixels`` before anything is decoded, damaged data is refused, EXIF orientation is
 applied to the pixels."""
+
 from __future__ import annotations
 
 import os
@@ -16,12 +17,7 @@ from clconv.errors import ImageError, warn
 from clconv.imageio.common import _exc_text, _hwc, _os_cause, _Relay, _too_large
 from clconv.imageio.image import Image, _orient, to_gray
 from clconv.imageio.meta import _meta_of
-from clconv.imageio.pixels import (
-    _decode_target,
-    _decoded_pixels,
-    _pixels_of,
-    _release_freed_heap,
-)
+from clconv.imageio.pixels import _decode_target, _decoded_pixels, _pixels_of, _release_freed_heap
 from clconv.imageio.tiff import _load_tiff_fallback
 from clconv.params import DEFAULT_MAX_PIXELS
 
@@ -58,11 +54,7 @@ def load(path, *, gray: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> I
             pixels = _load_npy(spath, f, max_pixels)
             c = pixels.shape[2]
             img = Image(
-                pixels=pixels,
-                has_alpha=c in (2, 4),
-                color="L" if c <= 2 else "RGB",
-                meta={"format": "NPY"},
-                path=spath,
+                pixels=pixels, has_alpha=c in (2, 4), color="L" if c <= 2 else "RGB", meta={"format": "NPY"}, path=spath
             )
         else:
             with _Relay(spath):

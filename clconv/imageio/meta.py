@@ -1,6 +1,7 @@
 """Metadata carried from an input to its outputs: ICC profile, DPI, EXIF (its orientation reset
 and its pixel size set when written), XMP, comments and PNG text; and the provenance record
 that clconv writes into its outputs (:func:`read_provenance`)."""
+
 from __future__ import annotations
 
 import os
@@ -13,17 +14,74 @@ from clconv.imageio.jpeg import _jpeg_input_settings
 # TIFF tags that describe a file's layout, never carried as EXIF (a TIFF input's first IFD holds
 # them beside Make, Model, ...); the sub-IFD pointers are rewritten by Pillow, the ICC profile
 # and the resolution travel on their own.
-_TIFF_LAYOUT_TAGS = frozenset({
-    254, 255, 256, 257, 258, 259, 262, 263, 266, 269, 273, 277, 278, 279, 280, 281, 282, 283, 284,
-    296, 297, 301, 317, 318, 319, 320, 321, 322, 323, 324, 325, 330, 332, 338, 339, 340, 341, 347,
-    513, 514, 530, 531, 532, 700, 33723, 34377, 34665, 34853, 34675, 37724, 40965,
-})
+_TIFF_LAYOUT_TAGS = frozenset(
+    {
+        254,
+        255,
+        256,
+        257,
+        258,
+        259,
+        262,
+        263,
+        266,
+        269,
+        273,
+        277,
+        278,
+        279,
+        280,
+        281,
+        282,
+        283,
+        284,
+        296,
+        297,
+        301,
+        317,
+        318,
+        319,
+        320,
+        321,
+        322,
+        323,
+        324,
+        325,
+        330,
+        332,
+        338,
+        339,
+        340,
+        341,
+        347,
+        513,
+        514,
+        530,
+        531,
+        532,
+        700,
+        33723,
+        34377,
+        34665,
+        34853,
+        34675,
+        37724,
+        40965,
+    }
+)
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*")
 _EXIF_PREFIX = b"Exif\x00\x00"
 # PNG text chunks that are not comments but another tool's way of storing a profile
-_PNG_PROFILE_KEYS = ("XML:com.adobe.xmp", "Raw profile type exif", "Raw profile type APP1",
-                     "Raw profile type xmp", "Raw profile type icc", "Raw profile type icm",
-                     "Raw profile type iptc", "Raw profile type 8bim")
+_PNG_PROFILE_KEYS = (
+    "XML:com.adobe.xmp",
+    "Raw profile type exif",
+    "Raw profile type APP1",
+    "Raw profile type xmp",
+    "Raw profile type icc",
+    "Raw profile type icm",
+    "Raw profile type iptc",
+    "Raw profile type 8bim",
+)
 
 PROVENANCE_PREFIX = "clconv "
 

@@ -1,6 +1,7 @@
 """A Pillow image's pixels as an HxWxC numpy array: the mapped decode (Pillow decodes into the
 array's own memory), 16-bit colour that Pillow decodes to 8 bits, colour keys as alpha, and
 each Pillow mode's conversion (see the package's docstring)."""
+
 from __future__ import annotations
 
 import mmap
@@ -48,8 +49,12 @@ def _decode_target(im, tiles) -> tuple | None:
     Pillow keeps its own image (other modes, 16-bit samples, a Pillow without map_buffer)."""
     mapped = _MAPPED.get(im.mode)
     rawmodes = [_tile_rawmode(t) or "" for t in tiles]
-    if (mapped is None or not tiles or any(t[0] not in _MAPPED_CODECS for t in tiles)
-            or any(";16" in r or r.startswith("I") for r in rawmodes)):
+    if (
+        mapped is None
+        or not tiles
+        or any(t[0] not in _MAPPED_CODECS for t in tiles)
+        or any(";16" in r or r.startswith("I") for r in rawmodes)
+    ):
         return None
     mode, size = mapped
     w, h = im.size

@@ -2,6 +2,7 @@
 and RGBA (Pillow writes no 16-bit colour), and 8-bit images of 64 KiB and more (Average filter,
 zlib's RLE strategy, bands deflated in parallel and written as they are done); the EXIF, XMP
 and text chunks of every PNG output."""
+
 from __future__ import annotations
 
 import os
@@ -106,7 +107,7 @@ def _write_png16(fo, a: np.ndarray, icc, dpi, chunks=()) -> None:
     def blocks():
         rows_per_block = max(1, (1 << 20) // (w * bpp + 1))
         for y0 in range(0, h, rows_per_block):
-            raw = np.ascontiguousarray(a[y0: y0 + rows_per_block].astype(">u2")).view(np.uint8).reshape(-1, w * bpp)
+            raw = np.ascontiguousarray(a[y0 : y0 + rows_per_block].astype(">u2")).view(np.uint8).reshape(-1, w * bpp)
             filt = raw.copy()
             filt[:, bpp:] -= raw[:, :-bpp]  # PNG filter 1 (Sub), modulo 256
             block = np.empty((filt.shape[0], w * bpp + 1), np.uint8)
@@ -142,7 +143,7 @@ def _png_rle_pays(rows: np.ndarray, bpp: int) -> bool:
     h, stride = rows.shape
     band = max(1, min(h, (1 << 17) // (stride + 1)))
     y0 = (h - band) // 2
-    sample = _png_average(rows[y0: y0 + band], bpp, rows[y0 - 1] if y0 else None)
+    sample = _png_average(rows[y0 : y0 + band], bpp, rows[y0 - 1] if y0 else None)
     sizes = []
     for strategy in (zlib.Z_RLE, zlib.Z_DEFAULT_STRATEGY):
         comp = zlib.compressobj(PNG_COMPRESS_LEVEL, zlib.DEFLATED, 15, 9, strategy)
@@ -167,7 +168,7 @@ def _png8_segment(rows: np.ndarray, channels: int, y0: int, y1: int, last: bool)
     pieces, adler, length = [], 1, 0
     step = max(1, (1 << 20) // (stride + 1))
     for b0 in range(y0, y1, step):
-        block = _png_average(rows[b0: min(b0 + step, y1)], channels, rows[b0 - 1] if b0 else None)
+        block = _png_average(rows[b0 : min(b0 + step, y1)], channels, rows[b0 - 1] if b0 else None)
         adler = zlib.adler32(block, adler)
         length += block.nbytes
         pieces.append(comp.compress(block))
@@ -231,8 +232,6 @@ def _write_png8(fo, rows: np.ndarray, channels: int, icc, dpi, chunks=()) -> Non
             return struct.pack(">I", adler)
 
     _write_png(fo, stride // channels, h, 8, channels, icc, dpi, pieces(), Joined(), chunks)
-
-
 
 
 def _own_png_writer(a: np.ndarray, icc, dpi, chunks):

@@ -2,6 +2,7 @@
 hold (a ``clconv: warning:`` line each), picks the encoder (clconv's own PNG writers, tifffile
 for 16-bit and float32 TIFFs of several channels, Pillow for the rest) and what metadata goes
 with the pixels; :func:`save` is that plus an atomic write."""
+
 from __future__ import annotations
 
 import os
@@ -14,13 +15,7 @@ from clconv.atomic import write_atomically
 from clconv.errors import OutputError, warn
 from clconv.imageio import png, tiff
 from clconv.imageio.common import _BAND_BYTES, _exc_text, _Relay
-from clconv.imageio.formats import (
-    _FORMATS,
-    COMPRESSION_FORMATS,
-    QUALITY_FORMATS,
-    _Fmt,
-    output_format,
-)
+from clconv.imageio.formats import _FORMATS, COMPRESSION_FORMATS, QUALITY_FORMATS, _Fmt, output_format
 from clconv.imageio.image import _cmyk_to_rgb, _composite_white, _rgb_to_l, _to_8bit
 from clconv.imageio.jpeg import _jpeg_kwargs
 from clconv.imageio.meta import _EXIF_PREFIX, _exif_for_output
@@ -79,8 +74,16 @@ class _Extras:
     record: bytes | None  # the provenance (SaveOptions.provenance)
 
 
-def save(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | None = None,
-         options: SaveOptions | None = None, reuse: bool = False) -> None:
+def save(
+    path,
+    pixels: np.ndarray,
+    *,
+    has_alpha: bool,
+    color: str,
+    meta: dict | None = None,
+    options: SaveOptions | None = None,
+    reuse: bool = False,
+) -> None:
     """Write ``pixels`` (HxW or HxWxC; uint8, uint16 or float32) to ``path``, atomically.
 
     The format follows the extension; what it cannot hold is converted with a
@@ -91,8 +94,9 @@ def save(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | 
     (an :func:`output_array`'s room is then used instead of a copy: less memory).
     """
     spath = os.fsdecode(os.fspath(path))
-    write_atomically(spath, writer(spath, pixels, has_alpha=has_alpha, color=color, meta=meta, options=options,
-                                   reuse=reuse))
+    write_atomically(
+        spath, writer(spath, pixels, has_alpha=has_alpha, color=color, meta=meta, options=options, reuse=reuse)
+    )
 
 
 def output_array(path, shape, dtype) -> np.ndarray:
@@ -117,21 +121,38 @@ def _rgbx_in_place(a: np.ndarray) -> np.ndarray | None:
     base = a.base
     h, w, c = a.shape
     n = h * w
-    if not (c == 3 and a.dtype == np.uint8 and a.flags.c_contiguous and isinstance(base, np.ndarray)
-            and base.ndim == 1 and base.dtype == np.uint8 and base.flags.owndata and base.flags.writeable
-            and base.size >= 4 * n and a.ctypes.data == base.ctypes.data):
+    if not (
+        c == 3
+        and a.dtype == np.uint8
+        and a.flags.c_contiguous
+        and isinstance(base, np.ndarray)
+        and base.ndim == 1
+        and base.dtype == np.uint8
+        and base.flags.owndata
+        and base.flags.writeable
+        and base.size >= 4 * n
+        and a.ctypes.data == base.ctypes.data
+    ):
         return None
     flat = base[: 4 * n]
     src, dst = flat[: 3 * n].reshape(n, 3), flat.reshape(n, 4)
     step = max(1, _BAND_BYTES // 4)
     for p1 in range(n, 0, -step):  # from the end: a band's RGBX lands at or after its RGB, never
-        p0 = max(0, p1 - step)     # on the RGB of the pixels before it
+        p0 = max(0, p1 - step)  # on the RGB of the pixels before it
         dst[p0:p1, :3] = src[p0:p1].copy()
     return dst.reshape(h, w, 4)
 
 
-def writer(path, pixels: np.ndarray, *, has_alpha: bool, color: str, meta: dict | None = None,
-           options: SaveOptions | None = None, reuse: bool = False):
+def writer(
+    path,
+    pixels: np.ndarray,
+    *,
+    has_alpha: bool,
+    color: str,
+    meta: dict | None = None,
+    options: SaveOptions | None = None,
+    reuse: bool = False,
+):
     """Check and convert ``pixels`` for ``path``'s format (warning as :func:`save` does); return
     ``write(fileobj)``, which encodes them. ``save`` is this plus an atomic write (``reuse``:
     see there)."""
@@ -277,16 +298,21 @@ def _to_pil(a: np.ndarray, color: str, has_alpha: bool) -> PILImage.Image:
         return PILImage.frombytes("F", (w, h), np.ascontiguousarray(a[:, :, 0]).tobytes())
     if a.dtype == np.uint16:
         return PILImage.frombytes("I;16", (w, h), np.ascontiguousarray(a[:, :, 0]).astype("<u2").tobytes())
-    mode = {("L", False): "L", ("L", True): "LA", ("RGB", False): "RGB", ("RGB", True): "RGBA", ("CMYK", False): "CMYK"}[
-        (color, has_alpha)
-    ]
+    mode = {
+        ("L", False): "L",
+        ("L", True): "LA",
+        ("RGB", False): "RGB",
+        ("RGB", True): "RGBA",
+        ("CMYK", False): "CMYK",
+    }[(color, has_alpha)]
     # the array itself, never a bytes copy of it: L, RGBA and CMYK are mapped (zero-copy, a
     # read-only image keeping ``a`` alive), the others decoded from it into Pillow's layout
     return PILImage.frombuffer(mode, (w, h), np.ascontiguousarray(a), "raw", mode, 0, 1)
 
 
-def _pillow_kwargs(fmt: _Fmt, ext: str, im, channels: int, icc, dpi, quality, meta: dict, extras: _Extras,
-                   chunks, compression) -> dict:
+def _pillow_kwargs(
+    fmt: _Fmt, ext: str, im, channels: int, icc, dpi, quality, meta: dict, extras: _Extras, chunks, compression
+) -> dict:
     """Pillow's save options for ``im`` in ``fmt``: the format's own, ICC, DPI, quality, the
     carried metadata where Pillow writes it, the TIFF compression."""
     kwargs = dict(fmt.options)

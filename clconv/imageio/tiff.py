@@ -7,6 +7,7 @@ sub-IFDs, with the XMP packet, the comment and the provenance (:func:`_append_ta
 
 tifffile is imported where it is used: it takes about 0.1 s to import, which ``apply`` on a
 PNG or JPEG does not need to pay."""
+
 from __future__ import annotations
 
 import io
@@ -20,21 +21,18 @@ from PIL import Image as PILImage
 from clconv.errors import ImageError, OutputError, warn
 from clconv.imageio.common import _exc_text, _too_large
 from clconv.imageio.image import Image, _max_value, _orient
-from clconv.imageio.meta import (
-    _EXIF_PREFIX,
-    _TIFF_LAYOUT_TAGS,
-    _as_meta,
-    _exif_of_tiff,
-    _oriented_dpi,
-    _tiff_ifd0,
-)
+from clconv.imageio.meta import _EXIF_PREFIX, _TIFF_LAYOUT_TAGS, _as_meta, _exif_of_tiff, _oriented_dpi, _tiff_ifd0
 
 # --compression NAME -> Pillow's name (None: uncompressed)
 TIFF_COMPRESSIONS = {"none": None, "lzw": "tiff_lzw", "deflate": "tiff_adobe_deflate", "packbits": "packbits"}
 # what a TIFF input's compression becomes in a TIFF output: the lossless codecs are kept;
 # others (JPEG, fax, WebP in TIFF) are written uncompressed, as before
-_TIFF_KEPT_COMPRESSION = {"tiff_lzw": "tiff_lzw", "tiff_adobe_deflate": "tiff_adobe_deflate",
-                          "tiff_deflate": "tiff_adobe_deflate", "packbits": "packbits"}
+_TIFF_KEPT_COMPRESSION = {
+    "tiff_lzw": "tiff_lzw",
+    "tiff_adobe_deflate": "tiff_adobe_deflate",
+    "tiff_deflate": "tiff_adobe_deflate",
+    "packbits": "packbits",
+}
 # a TIFF's Compression tag -> Pillow's name for it (as Image.meta["tiff_compression"] holds it)
 _COMPRESSION_NAMES = {5: "tiff_lzw", 8: "tiff_adobe_deflate", 32946: "tiff_deflate", 32773: "packbits"}
 # the Photometric tags clconv reads -> (colour, colour samples)
@@ -127,12 +125,17 @@ def _layout(page) -> tuple[str, int, bool]:
     dtype = page.dtype
     if dtype is None or (dtype.kind != "f" and dtype not in (np.uint8, np.uint16)):
         raise _Unsupported(f"{page.bitspersample}-bit samples of format {int(page.sampleformat)}")
-    for kind, code, codecs in (("compression", page.compression, TIFF.DECOMPRESSORS),
-                               ("predictor", page.predictor, TIFF.UNPREDICTORS)):
+    for kind, code, codecs in (
+        ("compression", page.compression, TIFF.DECOMPRESSORS),
+        ("predictor", page.predictor, TIFF.UNPREDICTORS),
+    ):
         if code not in codecs:  # LZW, JPEG, the float predictor, ...: those of the imagecodecs package
             name = getattr(code, "name", None)
-            raise _Unsupported(f"{kind} {name}: tifffile decodes it only with the imagecodecs package"
-                               if name else f"unknown {kind} {code}")
+            raise _Unsupported(
+                f"{kind} {name}: tifffile decodes it only with the imagecodecs package"
+                if name
+                else f"unknown {kind} {code}"
+            )
     extras = tuple(page.extrasamples or ())
     has_alpha = samples > base and bool(extras) and int(extras[0]) in (1, 2) and color != "CMYK"
     return color, base, has_alpha
@@ -151,12 +154,12 @@ def _page_pixels(page, base: int, has_alpha: bool) -> np.ndarray:
     a = a.astype(np.float32 if a.dtype.kind == "f" else a.dtype.newbyteorder("="), copy=False)
     if has_alpha and int(page.extrasamples[0]) == 1:  # associated alpha: unpremultiply
         top = _max_value(a.dtype)
-        alpha = a[..., base:base + 1].astype(np.float64)
+        alpha = a[..., base : base + 1].astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             col = np.where(alpha > 0, a[..., :base] * top / np.where(alpha > 0, alpha, 1), 0)
         if a.dtype != np.float32:
             col = np.clip(np.rint(col), 0, top)
-        a = np.concatenate([col.astype(a.dtype), a[..., base:base + 1]], axis=2)
+        a = np.concatenate([col.astype(a.dtype), a[..., base : base + 1]], axis=2)
     return np.ascontiguousarray(a[..., : base + (1 if has_alpha else 0)])
 
 
@@ -204,8 +207,10 @@ def _tifffile_writer(spath: str, a: np.ndarray, color: str, has_alpha: bool, icc
         raise OutputError(spath, "image too large for TIFF (over 4 GiB; use .npy)")
     if compression not in (None, "tiff_adobe_deflate"):
         name = {v: k for k, v in TIFF_COMPRESSIONS.items()}.get(compression, compression)
-        note(f"{a.dtype.itemsize * 8}-bit {color} TIFF written with deflate compression, not {name} "
-             "(tifffile writes that only with the imagecodecs package)")
+        note(
+            f"{a.dtype.itemsize * 8}-bit {color} TIFF written with deflate compression, not {name} "
+            "(tifffile writes that only with the imagecodecs package)"
+        )
     deflate = compression is not None
     return lambda fo: _write_tiff(fo, a, color, has_alpha, icc, dpi, deflate)
 
@@ -220,13 +225,20 @@ def _write_tiff(fo, a: np.ndarray, color: str, has_alpha: bool, icc, dpi, deflat
     # a name of tifffile's own: it takes the file's, which a file opened from a descriptor lacks
     fh = tifffile.FileHandle(fo, "wb", name="clconv-output.tif")
     tifffile.imwrite(
-        fh, a, byteorder="<", photometric={"L": "minisblack", "RGB": "rgb", "CMYK": "separated"}[color],
-        planarconfig="contig", extrasamples=(2,) if has_alpha else None,
+        fh,
+        a,
+        byteorder="<",
+        photometric={"L": "minisblack", "RGB": "rgb", "CMYK": "separated"}[color],
+        planarconfig="contig",
+        extrasamples=(2,) if has_alpha else None,
         rowsperstrip=max(1, min(h, (1 << 20) // (w * c * a.dtype.itemsize))),
         compression="adobe_deflate" if deflate else None,
         extratags=[(34675, 7, len(icc), bytes(icc), True)] if icc else None,  # InterColorProfile
-        resolution=(dpi[0], dpi[1]) if dpi else None, resolutionunit="inch" if dpi else None,
-        metadata=None, software=False)
+        resolution=(dpi[0], dpi[1]) if dpi else None,
+        resolutionunit="inch" if dpi else None,
+        metadata=None,
+        software=False,
+    )
 
 
 def _tagged(encode, exif, xmp, comment, record, note):
@@ -254,8 +266,9 @@ def _tagged(encode, exif, xmp, comment, record, note):
     return write_tagged
 
 
-def _append_tags(fo, start: int, exif: bytes | None, xmp: bytes | None, comment: bytes | None,
-                 software: bytes | None = None) -> None:
+def _append_tags(
+    fo, start: int, exif: bytes | None, xmp: bytes | None, comment: bytes | None, software: bytes | None = None
+) -> None:
     """Add to the TIFF (classic, as Pillow and tifffile write it) in ``fo`` from ``start`` EXIF's
     first-IFD tags, its EXIF and GPS sub-IFDs, the XMP packet (tag 700), the comment
     (ImageDescription) and ``software`` (the Software tag: clconv's provenance): Pillow
@@ -273,7 +286,7 @@ def _append_tags(fo, start: int, exif: bytes | None, xmp: bytes | None, comment:
     ex.endian = bo
     length = fo.seek(0, io.SEEK_END) - start
     place = length + (length & 1)
-    blob = ex.tobytes(place)[len(_EXIF_PREFIX) + 8:]
+    blob = ex.tobytes(place)[len(_EXIF_PREFIX) + 8 :]
     fo.seek(start + ifd0)
     (n_old,) = struct.unpack(bo + "H", fo.read(2))
     old = fo.read(12 * n_old + 4)
@@ -281,7 +294,7 @@ def _append_tags(fo, start: int, exif: bytes | None, xmp: bytes | None, comment:
     entries = {}
     for table, first, count in ((blob, 2, n_new), (old, 0, n_old)):
         for i in range(count):
-            e = table[first + 12 * i: first + 12 * (i + 1)]
+            e = table[first + 12 * i : first + 12 * (i + 1)]
             entries[struct.unpack_from(bo + "H", e)[0]] = e
     (following,) = struct.unpack_from(bo + "I", old, 12 * n_old)
     end = place + len(blob)
@@ -289,9 +302,14 @@ def _append_tags(fo, start: int, exif: bytes | None, xmp: bytes | None, comment:
     if new_ifd0 + 2 + 12 * len(entries) + 4 >= 2**32:
         return
     fo.seek(start + length)
-    fo.write(b"\x00" * (place - length) + blob + b"\x00" * (new_ifd0 - end)
-             + struct.pack(bo + "H", len(entries)) + b"".join(entries[t] for t in sorted(entries))
-             + struct.pack(bo + "I", following))
+    fo.write(
+        b"\x00" * (place - length)
+        + blob
+        + b"\x00" * (new_ifd0 - end)
+        + struct.pack(bo + "H", len(entries))
+        + b"".join(entries[t] for t in sorted(entries))
+        + struct.pack(bo + "I", following)
+    )
     fo.seek(start + 4)
     fo.write(struct.pack(bo + "I", new_ifd0))
 

@@ -23,6 +23,7 @@ Modules, by job: model.py (Linear, Magnitude and their checks), named.py (the na
 data), text.py (numbers and rows in kernel text), files.py (kernel files), spec.py (parse_spec),
 describe.py (describe, summary_lines, file_safe).
 """
+
 from __future__ import annotations
 
 from clconv.kernels.describe import describe, file_safe, summary_lines

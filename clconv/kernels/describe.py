@@ -1,5 +1,6 @@
 """Kernels in words: ``describe`` (clconv kernels NAME), ``summary_lines`` (clconv kernels) and
 ``file_safe`` (a spec as part of a file name)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,7 @@ def _mapping_text(k: Kernel) -> str:
     parts = ["abs (|v|)"] if k.abs else []
     if k.bias:
         parts.append(
-            f"bias {_fmt(k.bias)} of the range ({_fmt(k.bias * 256)} for 8-bit, "
-            f"{_fmt(k.bias * 65536)} for 16-bit)"
+            f"bias {_fmt(k.bias)} of the range ({_fmt(k.bias * 256)} for 8-bit, {_fmt(k.bias * 65536)} for 16-bit)"
         )
     return ", ".join(parts) or "none (v as is)"
 

@@ -1,5 +1,6 @@
 """Kernel files: ``.txt``/``.csv`` text and ``.npy`` arrays, read as data (never unpickled) and
 refused above a size before they are read."""
+
 from __future__ import annotations
 
 import os

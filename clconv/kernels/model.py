@@ -1,5 +1,6 @@
 """The kernel types: Linear (correlation weights as written, and their separable terms) and
 Magnitude (the gradient magnitude of two), with the checks every source of weights shares."""
+
 from __future__ import annotations
 
 import functools
@@ -85,7 +86,7 @@ class Linear:
         return bool(np.all(self.weights >= 0))
 
     @property
-    def parts(self) -> tuple["Linear", ...]:
+    def parts(self) -> tuple[Linear, ...]:
         """The linear filters this kernel is made of: itself."""
         return (self,)
 
@@ -129,7 +130,7 @@ class Linear:
                 return tuple(terms)
         return None
 
-    def flipped(self) -> "Linear":
+    def flipped(self) -> Linear:
         """The weights rotated 180 degrees (``--flip``), same spec and defaults."""
         factors = None
         if self.factors is not None:
@@ -161,7 +162,7 @@ class Magnitude:
         """The linear filters this kernel is made of: gx and gy."""
         return (self.gx, self.gy)
 
-    def flipped(self) -> "Magnitude":
+    def flipped(self) -> Magnitude:
         return Magnitude(self.spec, self.gx.flipped(), self.gy.flipped(), self.abs, self.bias)
 
 

@@ -1,9 +1,10 @@
 """The named kernels as data: building blocks, one factory per name, and the registry
 (_ENTRIES: factory, parameters with their defaults, one-line summary)."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -218,11 +219,7 @@ _ENTRIES: dict[str, _Entry] = {
         (("sigma", "1.0"), ("truncate", "4.0"), ("size", _GAUSS_SIZE)),
         "Gaussian blur, sum 1 (scipy.ndimage.gaussian_filter's weights)",
     ),
-    "blur": _Entry(
-        _blur,
-        (("sigma", "1.0"), ("truncate", "4.0"), ("size", _GAUSS_SIZE)),
-        "alias of gaussian",
-    ),
+    "blur": _Entry(_blur, (("sigma", "1.0"), ("truncate", "4.0"), ("size", _GAUSS_SIZE)), "alias of gaussian"),
     "sharpen": _Entry(_sharpen, (), "0 -1 0; -1 5 -1; 0 -1 0"),
     "unsharp": _Entry(
         _unsharp,

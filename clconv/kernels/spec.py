@@ -1,5 +1,6 @@
 """parse_spec: a kernel from a spec string (in the order the package's docstring gives), a path,
 or an array."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,7 @@ def _parse_im(m: re.Match, subject) -> np.ndarray:
     if m.group(3):
         raise KernelSpecError(
             subject,
-            f"ImageMagick kernel offsets ({m.group(3)}) are not supported; "
-            "the anchor is always (height//2, width//2)",
+            f"ImageMagick kernel offsets ({m.group(3)}) are not supported; the anchor is always (height//2, width//2)",
         )
     _checked_side(w, "width", subject)
     _checked_side(h, "height", subject)
@@ -85,9 +85,7 @@ def _parse_named(text: str) -> Kernel:
             if not eq:
                 raise KernelSpecError(text, f"parameter {item.strip()!r} is not key=value")
             if k not in allowed:
-                raise KernelSpecError(
-                    text, f"unknown parameter {k!r} for {key!r} (takes {', '.join(allowed)})"
-                )
+                raise KernelSpecError(text, f"unknown parameter {k!r} for {key!r} (takes {', '.join(allowed)})")
             if k in params:
                 raise KernelSpecError(text, f"parameter {k!r} given twice")
             if not v.strip():
@@ -143,7 +141,5 @@ def parse_spec(spec) -> Kernel:
         return Linear(text, _parse_matrix(text, text))  # raises, naming the bad token
     name = text.partition(":")[0].strip().lower()
     if name not in _ENTRIES and _looks_like_path(text):
-        raise KernelSpecError(
-            text, "not a kernel name, matrix or kernel file (kernel files end in .txt, .csv or .npy)"
-        )
+        raise KernelSpecError(text, "not a kernel name, matrix or kernel file (kernel files end in .txt, .csv or .npy)")
     return _parse_named(text)

@@ -1,5 +1,6 @@
 """Numbers and rows of numbers as kernel text writes them (inline matrices, the WxH: form, text
 files, named kernels' parameters): one grammar of a number, one rule for rows."""
+
 from __future__ import annotations
 
 import re
@@ -9,10 +10,7 @@ import numpy as np
 from clconv.errors import KernelSpecError
 from clconv.kernels.model import _checked_side
 
-_NUMBER_RE = re.compile(
-    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)",
-    re.IGNORECASE,
-)
+_NUMBER_RE = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE)
 
 
 def _row_tokens(row: str, subject, where: str) -> list[str]:

@@ -22,6 +22,7 @@ Start-up of the command line (``clconv apply``), see the README's "Start-up":
   default device last time; if it does not give that device, the process runs itself again
   with the full enumeration.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,26 +30,63 @@ import functools
 import threading
 
 from clconv.errors import BuildError, ClconvError, DeviceError, warn
-from clconv.runtime.choice import (CODE_PATH_VARIABLE, SIMULATORS, DeviceInfo, candidates, is_simulator,
-                                   requested_spec, select_device)
+from clconv.runtime.choice import (
+    CODE_PATH_VARIABLE,
+    SIMULATORS,
+    DeviceInfo,
+    candidates,
+    is_simulator,
+    requested_spec,
+    select_device,
+)
 from clconv.runtime.device import BUILD_OPTIONS_VARIABLE, UNUSABLE_CPU_HINT, Runtime, filter_compiler_warnings
-from clconv.runtime.device_cache import (CACHE_ENTRIES, CACHE_SCHEMA, _cache, _CacheMiss, _entry_index, _fall_back,
-                                         _record, _restore_environment, device_cache_path, enable_device_cache,
-                                         user_cache_dir)
-from clconv.runtime.platforms import _platform_devices, list_devices
-from clconv.runtime.probe import PROBE_PROGRAM, PROBE_SHAPE, SPECULATE_BELOW_S, SPECULATIVE_PROGRAMS, _first_launch
 
 # The tests reach these through clconv.runtime, as before it was a package.
 from clconv.runtime.device import _zero_copy as _zero_copy
 from clconv.runtime.device_cache import _RETRY_ENV as _RETRY_ENV
+from clconv.runtime.device_cache import (
+    CACHE_ENTRIES,
+    CACHE_SCHEMA,
+    _cache,
+    _CacheMiss,
+    _entry_index,
+    _fall_back,
+    _record,
+    _restore_environment,
+    device_cache_path,
+    enable_device_cache,
+    user_cache_dir,
+)
 from clconv.runtime.device_cache import _stat as _stat
 from clconv.runtime.platforms import _cl as _cl
+from clconv.runtime.platforms import _platform_devices, list_devices
+from clconv.runtime.probe import PROBE_PROGRAM, PROBE_SHAPE, SPECULATE_BELOW_S, SPECULATIVE_PROGRAMS, _first_launch
 
-__all__ = ["BUILD_OPTIONS_VARIABLE", "CACHE_ENTRIES", "CACHE_SCHEMA", "CODE_PATH_VARIABLE", "PROBE_PROGRAM",
-           "PROBE_SHAPE", "SIMULATORS", "SPECULATE_BELOW_S", "SPECULATIVE_PROGRAMS", "UNUSABLE_CPU_HINT",
-           "DeviceInfo", "Runtime", "candidates", "device_cache_path", "enable_device_cache", "finish_prefetch",
-           "get_runtime", "is_simulator", "list_devices", "prefetch", "requested_spec", "select_device",
-           "user_cache_dir"]
+__all__ = [
+    "BUILD_OPTIONS_VARIABLE",
+    "CACHE_ENTRIES",
+    "CACHE_SCHEMA",
+    "CODE_PATH_VARIABLE",
+    "PROBE_PROGRAM",
+    "PROBE_SHAPE",
+    "SIMULATORS",
+    "SPECULATE_BELOW_S",
+    "SPECULATIVE_PROGRAMS",
+    "UNUSABLE_CPU_HINT",
+    "DeviceInfo",
+    "Runtime",
+    "candidates",
+    "device_cache_path",
+    "enable_device_cache",
+    "finish_prefetch",
+    "get_runtime",
+    "is_simulator",
+    "list_devices",
+    "prefetch",
+    "requested_spec",
+    "select_device",
+    "user_cache_dir",
+]
 # _usable_runtime looks list_devices and _runtime_for up here, where a test can stand other
 # devices in for them.
 

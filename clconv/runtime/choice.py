@@ -4,6 +4,7 @@ choice over a device list, and CLCONV_CODE_PATH (the kind whose code paths a dev
 Pure Python over DeviceInfo records: nothing here touches OpenCL (clconv.runtime.platforms lists
 the devices), so every rule is testable with made-up devices.
 """
+
 from __future__ import annotations
 
 import os
@@ -92,6 +93,7 @@ def select_device(spec: str | None, devices: list[DeviceInfo]) -> DeviceInfo:
     CPU, by _default_rank; never a simulator); 'cpu'/'gpu' likewise within the kind;
     'P:D' or 'P' (pyopencl's index form); else a case-insensitive substring of the
     device or platform name."""
+
     def unknown(why):
         listing = "; ".join(d.describe() for d in devices) or "none"
         return DeviceError(f"--device {spec}", f"{why} (available: {listing})")

@@ -1,5 +1,6 @@
 """Runtime: one open device, with its context, profiling queue, compiled programs, kernels,
 scratch buffers and per-device caches. Opened once per device by clconv.runtime.get_runtime."""
+
 from __future__ import annotations
 
 import contextlib
@@ -31,7 +32,7 @@ def _zero_copy(cl, info: DeviceInfo, device) -> bool:
     if forced:
         return forced == "cpu"
     if is_simulator(info):  # nothing to save there, and Oclgrind's uninitialised-value check
-        return False        # counts USE_HOST_PTR memory as never written (README "Devices")
+        return False  # counts USE_HOST_PTR memory as never written (README "Devices")
     try:
         return bool(device.host_unified_memory)
     except (cl.Error, AttributeError):  # deprecated since OpenCL 2.0: a driver may refuse the query
@@ -140,7 +141,7 @@ class Runtime:
         local = tuple(local) if local is not None else self.LOCAL_SIZE[: len(global_size)]
         kern = self.kernel(cl_file, name)
         local = self._fitting(kern, local)
-        padded = tuple(-(-g // l) * l for g, l in zip(global_size, local))
+        padded = tuple(-(-g // n) * n for g, n in zip(global_size, local))
         with self.device_errors(f"launching {name} ({cl_file.split()[0]})"):
             kern.set_args(*args)
             event = self.cl.enqueue_nd_range_kernel(self.queue, kern, padded, local)
@@ -239,8 +240,9 @@ class Runtime:
             self.download(buffer, array)
             return
         with self.device_errors("running the filter"):
-            mapped, _ = self.cl.enqueue_map_buffer(self.queue, buffer, self.cl.map_flags.READ, 0,
-                                                   array.shape, array.dtype, is_blocking=True)
+            mapped, _ = self.cl.enqueue_map_buffer(
+                self.queue, buffer, self.cl.map_flags.READ, 0, array.shape, array.dtype, is_blocking=True
+            )
             mapped.base.release(self.queue)
             self.queue.finish()
 
@@ -256,8 +258,9 @@ class Runtime:
 
     def copy(self, dst, src, nbytes: int, dst_offset: int = 0, src_offset: int = 0):
         """Device-to-device copy of ``nbytes`` (enqueued only)."""
-        return self.cl.enqueue_copy(self.queue, dst, src, byte_count=int(nbytes),
-                                    src_offset=int(src_offset), dst_offset=int(dst_offset))
+        return self.cl.enqueue_copy(
+            self.queue, dst, src, byte_count=int(nbytes), src_offset=int(src_offset), dst_offset=int(dst_offset)
+        )
 
     def fitted_local(self, cl_file: str, name: str, local: tuple) -> tuple:
         """The local size ``launch`` will use for ``local``: for kernels that size their global
@@ -270,8 +273,7 @@ class Runtime:
         limit = self._group_limits.get(id(kern))
         if limit is None:
             with self.device_errors("querying a kernel's work-group limit"):
-                limit = int(kern.get_work_group_info(self.cl.kernel_work_group_info.WORK_GROUP_SIZE,
-                                                     self.device))
+                limit = int(kern.get_work_group_info(self.cl.kernel_work_group_info.WORK_GROUP_SIZE, self.device))
             self._group_limits[id(kern)] = limit
         first, rest = local[0], 1
         for size in local[1:]:

@@ -6,6 +6,7 @@ runs names it in ``OCL_ICD_VENDORS`` (read by the ICD loader at its first call).
 when no device is named; if the one ICD does not give the remembered device, the process runs
 itself again with the full enumeration (``_fall_back``). See the README's "Start-up".
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,10 +20,24 @@ CACHE_SCHEMA = 1
 CACHE_ENTRIES = 8  # one per machine sharing a home folder, configuration, clconv version ...
 _RETRY_ENV = "_CLCONV_DEVICE_CACHE_RETRY"  # set for the rerun after a miss: the library that missed
 # Everything in the environment that changes which platforms and devices there are, or their order.
-_KEY_ENV = ("OCL_ICD_VENDORS", "OCL_ICD_FILENAMES", "OPENCL_VENDOR_PATH", "OCL_ICD_PLATFORM_SORT",
-            "OCL_ICD_DEFAULT_PLATFORM", "OCL_ICD_ASSUME_ICD_EXTENSION", "CLCONV_DEVICE", "PYOPENCL_CTX",
-            "LD_LIBRARY_PATH", "LD_PRELOAD", "RUSTICL_ENABLE", "CUDA_VISIBLE_DEVICES",
-            "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ZE_AFFINITY_MASK")
+_KEY_ENV = (
+    "OCL_ICD_VENDORS",
+    "OCL_ICD_FILENAMES",
+    "OPENCL_VENDOR_PATH",
+    "OCL_ICD_PLATFORM_SORT",
+    "OCL_ICD_DEFAULT_PLATFORM",
+    "OCL_ICD_ASSUME_ICD_EXTENSION",
+    "CLCONV_DEVICE",
+    "PYOPENCL_CTX",
+    "LD_LIBRARY_PATH",
+    "LD_PRELOAD",
+    "RUSTICL_ENABLE",
+    "CUDA_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "GPU_DEVICE_ORDINAL",
+    "ZE_AFFINITY_MASK",
+)
 _KEY_ENV_PREFIXES = ("POCL_", "OCLGRIND", "MESA_", "LP_", "GALLIUM_")
 _DEV_PREFIXES = ("nvidia", "kfd", "dri", "accel", "mali", "kgsl", "dxg")
 
@@ -122,14 +137,26 @@ def _environment_key() -> dict:
         "cpu": _cpu_model(),
         "env": env,
         "vendors": [vendors, _listing(vendors) if os.path.isdir(vendors) else _stat(vendors)],
-        "pyopencl": [pyopencl, _listing(os.path.join(pyopencl, ".libs")) if pyopencl else None,
-                     _listing(pyopencl, ".so")[1] if pyopencl and os.path.isdir(pyopencl) else None],
+        "pyopencl": [
+            pyopencl,
+            _listing(os.path.join(pyopencl, ".libs")) if pyopencl else None,
+            _listing(pyopencl, ".so")[1] if pyopencl and os.path.isdir(pyopencl) else None,
+        ],
         "dev": dev,
     }
 
 
-_ENTRY_FIELDS = {"key": dict, "library": str, "library_stat": list, "platform": str, "device": str,
-                 "kind": str, "platform_index": int, "device_index": int, "restrict": bool}
+_ENTRY_FIELDS = {
+    "key": dict,
+    "library": str,
+    "library_stat": list,
+    "platform": str,
+    "device": str,
+    "kind": str,
+    "platform_index": int,
+    "device_index": int,
+    "restrict": bool,
+}
 
 
 def _read_cache(path: str) -> list:
@@ -153,12 +180,11 @@ def _read_cache(path: str) -> list:
             return []
         entries = doc.get("entries")
         if not isinstance(entries, list) or not all(
-                isinstance(e, dict) and all(isinstance(e.get(k), t) for k, t in _ENTRY_FIELDS.items())
-                for e in entries):
+            isinstance(e, dict) and all(isinstance(e.get(k), t) for k, t in _ENTRY_FIELDS.items()) for e in entries
+        ):
             raise ValueError("unexpected contents")
     except (ValueError, UnicodeDecodeError) as exc:
-        warn(f"device cache {path} is corrupt ({str(exc)[:80]}); ignoring it (it is rewritten, "
-             "or delete it)")
+        warn(f"device cache {path} is corrupt ({str(exc)[:80]}); ignoring it (it is rewritten, or delete it)")
         return []
     return entries
 
@@ -189,9 +215,13 @@ def enable_device_cache() -> bool:
     OpenCL, only where ``reexec`` is safe (nothing read or written yet). Returns whether a
     remembered ICD will be the only one loaded."""
     missed = os.environ.pop(_RETRY_ENV, None)
-    if (_cache.path is not None or not sys.platform.startswith("linux") or "pyopencl._cl" in sys.modules
-            or os.environ.get("CLCONV_DEVICE_CACHE", "1").strip() in ("0", "no", "off", "false")
-            or requested_spec(None) is not None):
+    if (
+        _cache.path is not None
+        or not sys.platform.startswith("linux")
+        or "pyopencl._cl" in sys.modules
+        or os.environ.get("CLCONV_DEVICE_CACHE", "1").strip() in ("0", "no", "off", "false")
+        or requested_spec(None) is not None
+    ):
         return False
     import json
 
@@ -228,8 +258,12 @@ def _library_of(device) -> str | None:
     import ctypes
 
     class DlInfo(ctypes.Structure):
-        _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
-                    ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+        _fields_ = [
+            ("dli_fname", ctypes.c_char_p),
+            ("dli_fbase", ctypes.c_void_p),
+            ("dli_sname", ctypes.c_char_p),
+            ("dli_saddr", ctypes.c_void_p),
+        ]
 
     try:
         handle = device.platform.int_ptr
@@ -258,11 +292,18 @@ def _record(rt) -> None:
     stat = _stat(library) if library else None
     if stat is None:
         return
-    entry = {"key": _cache.key, "library": library, "library_stat": stat, "platform": rt.info.platform,
-             "device": rt.info.name, "kind": rt.info.kind, "platform_index": rt.info.platform_index,
-             "device_index": rt.info.device_index,
-             # after a miss on this very library, loading it alone does not work here: do not try again
-             "restrict": library != _cache.missed}
+    entry = {
+        "key": _cache.key,
+        "library": library,
+        "library_stat": stat,
+        "platform": rt.info.platform,
+        "device": rt.info.name,
+        "kind": rt.info.kind,
+        "platform_index": rt.info.platform_index,
+        "device_index": rt.info.device_index,
+        # after a miss on this very library, loading it alone does not work here: do not try again
+        "restrict": library != _cache.missed,
+    }
     kept = [e for e in _cache.entries if e["key"] != _cache.key]
     if any(e == entry for e in _cache.entries):
         return
@@ -282,5 +323,6 @@ def _fall_back(miss: _CacheMiss) -> None:
             raise OSError("no sys.orig_argv")
         os.execv(sys.executable, [sys.executable] + argv[1:])
     except OSError as exc:
-        raise DeviceError(None, f"device cache: {miss}, and clconv could not start again ({exc}); "
-                                "run the command again") from miss
+        raise DeviceError(
+            None, f"device cache: {miss}, and clconv could not start again ({exc}); run the command again"
+        ) from miss

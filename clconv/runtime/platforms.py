@@ -1,5 +1,6 @@
 """The OpenCL platforms and devices of this process, listed once: pyopencl is imported here, on
 first use (``import clconv`` stays light), and through the device cache when it is in use."""
+
 from __future__ import annotations
 
 import functools
@@ -64,8 +65,9 @@ def _platform_devices():
             found.append((info, device))
         if entry is not None:
             break
-    if entry is not None and not any(info.index == _entry_index(entry) and info.name == entry["device"]
-                                     for info, _ in found):
+    if entry is not None and not any(
+        info.index == _entry_index(entry) and info.name == entry["device"] for info, _ in found
+    ):
         raise _CacheMiss(f"{entry['library']} did not give {entry['device']}")
     if not found:
         raise DeviceError(None, "no OpenCL device found (install pocl-binary-distribution or a GPU driver)")

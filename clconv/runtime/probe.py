@@ -1,6 +1,7 @@
 """The probe a device passes before clconv uses it: PROBE_PROGRAM builds, and one small
 correlation runs and gives the right numbers (``_first_launch``). Also what the device thread
 builds after the probe (SPECULATIVE_PROGRAMS, see clconv.runtime.prefetch)."""
+
 from __future__ import annotations
 
 from clconv.errors import DeviceError
@@ -44,7 +45,8 @@ def _first_launch(rt: Runtime) -> None:
         first = (str(cause).strip().splitlines() or [type(exc).__name__])[0]
         raise DeviceError(rt.info.describe(), f"first launch failed: {first}") from exc
     padded = np.pad(image.astype(np.float64), 1, mode="symmetric")  # scipy's "reflect"
-    expected = sum(weights[i, j] * padded[i:i + h, j:j + w] for i in range(3) for j in range(3))
+    expected = sum(weights[i, j] * padded[i : i + h, j : j + w] for i in range(3) for j in range(3))
     if not np.array_equal(got, expected):  # small integers: exact in float32, in any order
-        raise DeviceError(rt.info.describe(), "first launch gave wrong results (a 3x3 correlation, checked "
-                                              "against numpy)")
+        raise DeviceError(
+            rt.info.describe(), "first launch gave wrong results (a 3x3 correlation, checked against numpy)"
+        )
