@@ -163,10 +163,17 @@ def apply(input, output, force, each, explain, format, **values):
 @click.option("--force", is_flag=True, help="Overwrite existing outputs (never an input).")
 @click.option("-j", "--jobs", type=int, default=None, help="Processes decoding and encoding (default: the cores).")
 @click.option("--report", default=None, metavar="FILE.json", help="Write a report: settings, and each file's outcome.")
+@click.option(
+    "--cluster",
+    default=None,
+    metavar="ADDRESS",
+    help="Run on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local[:N] to start N "
+    "worker processes for the run (needs clconv[dask]; paths on a filesystem every worker sees).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; failures are still listed.")
 @click.argument("in_dir", type=click.Path(file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
-def batch(in_dir, out_dir, recursive, patterns, format, skip_existing, force, jobs, report, quiet, **values):
+def batch(in_dir, out_dir, recursive, patterns, format, skip_existing, force, jobs, report, cluster, quiet, **values):
     """Filter every image in IN_DIR into the same relative path under OUT_DIR.
 
     Files that fail are listed at the end (exit 1); the others are still written.
@@ -196,6 +203,7 @@ def batch(in_dir, out_dir, recursive, patterns, format, skip_existing, force, jo
         progress_stream=stream,
         save_options=save,
         hints=not quiet,
+        cluster=cluster,
     )
     for task in result.failures:
         _error(f"{library.shown(task.error_path or task.input)}: {task.error}")

@@ -9,6 +9,7 @@ report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from clconv.batch.report import BatchResult, settings_of, write_report
@@ -55,6 +56,7 @@ def run(
     on_warning=None,
     save_options=None,
     hints: bool = True,
+    cluster: str | None = None,
 ) -> BatchResult:
     """Filter every matching file under ``in_dir`` into the same relative path under ``out_dir``.
 
@@ -62,16 +64,16 @@ def run(
     touched. A file that fails is recorded and the run goes on. Ctrl-C or
     SIGTERM (KeyboardInterrupt or clconv.cli.Terminated) stops the workers,
     writes the report so far, and is raised again. ``progress_stream``: where
-    the progress bar is drawn (a terminal; None: nowhere).
+    the progress bar is drawn (a terminal; None: nowhere). ``cluster``: run on a Dask cluster
+    (``tcp://host:port`` or ``local[:N]``, see clconv.batch.cluster) instead of local processes.
     """
-    from clconv.batch.pipeline import Pipeline, Work
-    from clconv.batch.workers import LocalWorkers
+    from clconv.batch.pipeline import Work
     from clconv.files import with_provenance
-    from clconv.runtime import get_runtime
 
     in_dir, out_dir = os.fspath(in_dir), os.fspath(out_dir)
     options = options.validate()
     format = normalized_format(format)
+    local_workers = _cluster_usage(cluster, jobs)
     jobs = _checked_jobs(jobs)
     _check_folders(in_dir, out_dir, report)
     if skip_existing and force:
@@ -83,21 +85,59 @@ def run(
     passed_over: list[str] = []
     tasks = _planned(in_dir, out_dir, recursive, tuple(patterns), format, passed_over)
     mark_existing(tasks, options, skip_existing, force)
-    rt = get_runtime(options.device)
-    _make_folder(out_dir)
-    _say_once(warn_line, tasks, in_dir, out_dir, format, save_options, passed_over if hints else [])
-    folders = {"input_folder": shown(os.path.abspath(in_dir)), "output_folder": shown(os.path.abspath(out_dir)),
-               "recursive": recursive, "subfolders_passed_over": [shown(p) for p in passed_over],
-               "patterns": list(patterns), "format": format}  # fmt: skip
-    settings = _settings(options, rt, save_options, folders, jobs=jobs, skip_existing=skip_existing, force=force)
-    result = BatchResult(tasks, settings, 0.0)
-    pipeline = Pipeline(result, Work(rt, options, save_options), progress_stream, warn_line, out_dir)
-    try:
-        pipeline.run(LocalWorkers(jobs))
-    finally:
-        if report:
-            write_report(report, result)
+    with _device_or_cluster(options.device, cluster, local_workers) as rt:
+        _make_folder(out_dir)
+        _say_once(warn_line, tasks, in_dir, out_dir, format, save_options, passed_over if hints else [])
+        folders = {"input_folder": shown(os.path.abspath(in_dir)), "output_folder": shown(os.path.abspath(out_dir)),
+                   "recursive": recursive, "subfolders_passed_over": [shown(p) for p in passed_over],
+                   "patterns": list(patterns), "format": format}  # fmt: skip
+        where = {"jobs": jobs} if cluster is None else {"jobs": rt.jobs, "cluster": cluster}
+        settings = _settings(options, rt, save_options, folders, **where, skip_existing=skip_existing, force=force)
+        result = BatchResult(tasks, settings, 0.0)
+        try:
+            _filter_all(rt, cluster, jobs, result, Work(rt, options, save_options), progress_stream, warn_line, out_dir)
+        finally:
+            if report:
+                write_report(report, result)
     return result
+
+
+@contextlib.contextmanager
+def _device_or_cluster(device: str | None, cluster: str | None, local_workers: int | None):
+    """The device's Runtime; with ``cluster``, the connected clconv.batch.cluster.Cluster instead
+    (a scheduler that cannot be reached: exit 2 here, before OUT_DIR exists), closed after."""
+    from clconv.runtime import get_runtime
+
+    if cluster is None:
+        yield get_runtime(device)
+        return
+    from clconv.batch.cluster import Cluster
+
+    connected = Cluster.connect(cluster, device, local_workers)
+    try:
+        yield connected
+    finally:
+        connected.close()
+
+
+def _filter_all(rt, cluster: str | None, jobs: int, result: BatchResult, work, *where) -> None:
+    """The pipeline: local worker processes, or the cluster (``where``: progress stream, warn_line, OUT_DIR)."""
+    from clconv.batch.pipeline import Pipeline
+    from clconv.batch.workers import LocalWorkers
+
+    if cluster is None:
+        Pipeline(result, work, *where).run(LocalWorkers(jobs))
+    else:
+        rt.run(result, work, *where)
+
+
+def _cluster_usage(cluster: str | None, jobs: int | None) -> int | None:
+    """``--cluster``'s bad usage (exit 2 up front); N of ``local:N``, else None."""
+    if cluster is None:
+        return None
+    from clconv.batch.cluster import check_address
+
+    return check_address(cluster, jobs)
 
 
 def _settings(options, rt, save_options, folders: dict, **run) -> dict:

@@ -1,0 +1,242 @@
+"""``clconv batch --cluster ADDRESS``: the batch's files filtered on a Dask cluster.
+
+Needs the extra ``clconv[dask]``; imported only when ``--cluster`` is given.
+
+ADDRESS is a running scheduler (``tcp://host:8786``) or ``local`` / ``local:N``: a LocalCluster
+of N worker processes (default: the cores) started for the run and stopped after it. Each worker
+process opens the device once (clconv.batch.cluster_worker.RuntimePlugin) and does whole files:
+decode, filter, encode into a temporary name chosen here, rename onto the output, all on its own
+filesystem, which must be one every worker sees (a shared mount). This process plans the tasks,
+keeps at most ``2 * threads + 2`` files in flight (so a million-file tree is never a million
+futures), draws the progress bar and writes the report: the local batch's steps and rules.
+
+A worker killed mid-run loses its files in flight; the scheduler runs them again elsewhere, and
+each retry first removes the temporary its dead attempt may have left. Ctrl-C cancels the
+futures, waits for the files the workers had started, removes their temporaries, and the report
+so far is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+
+from clconv.atomic import discard, temporary_path
+from clconv.batch.pipeline import Pipeline, Work
+from clconv.batch.tasks import Task, shown
+from clconv.batch.workers import DEAD_WORKER
+from clconv.errors import DeviceError, OptionError
+
+CONNECT_TIMEOUT_S = 10  # a scheduler that does not answer in this time cannot be reached
+WORKERS_TIMEOUT_S = 60  # a scheduler with no worker after this time is an error
+SETTLE_TIMEOUT_S = 30  # after Ctrl-C, how long the files being written on workers may take
+
+
+def check_address(address: str, jobs: int | None) -> int | None:
+    """Bad usage of ``--cluster`` (exit 2, before anything): the form of ADDRESS, ``--jobs`` with
+    it, a missing extra. Returns N of ``local:N`` (None for a scheduler's address)."""
+    if jobs is not None:
+        raise OptionError("--jobs", "does not apply with --cluster (local:N starts N worker processes)")
+    try:
+        import distributed  # noqa: F401
+    except ImportError as exc:
+        raise OptionError("--cluster", f"needs the extra clconv[dask]: pip install 'clconv[dask]' ({exc})") from None
+    if address == "local":
+        return os.cpu_count() or 1
+    if address.startswith("local:"):
+        count = address[len("local:") :]
+        if not count.isdigit() or int(count) < 1:
+            raise OptionError("--cluster", f"{address!r}: local:N needs a number of workers N >= 1")
+        return int(count)
+    if "://" not in address and ":" not in address:
+        raise OptionError("--cluster", f"{address!r} is not tcp://HOST:PORT of a scheduler, local or local:N")
+    return None
+
+
+@dataclass
+class DeviceInfo:
+    """The workers' device, as the report names it (rt.info of the local batch)."""
+
+    name: str
+    platform: str
+
+
+class Cluster:
+    """A client connected to the scheduler (and the LocalCluster it started, if any), the device
+    plugin registered on every worker; ``info``: the workers' device, ``jobs``: their threads."""
+
+    def __init__(self, client, local_cluster, device: str | None):
+        self.client, self.local_cluster, self.device = client, local_cluster, device
+        self.jobs, self.info, self.failed_workers = 0, DeviceInfo("", ""), {}
+
+    @classmethod
+    def connect(cls, address: str, device: str | None, local_workers: int | None) -> Cluster:
+        """Connect (or start ``local_workers`` processes), open the device on every worker.
+        A scheduler that cannot be reached, or no worker that can open the device: exit 2."""
+        from distributed import Client, LocalCluster
+
+        quiet_logs()
+        local_cluster = None
+        try:
+            if local_workers is not None:
+                local_cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
+                                             dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
+                client = Client(local_cluster, set_as_default=False)
+            else:
+                client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+        except (OSError, TimeoutError) as e:
+            if local_cluster is not None:
+                local_cluster.close()
+            cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise OptionError("--cluster", f"cannot reach the scheduler at {address}: {cause}") from None
+        cluster = cls(client, local_cluster, device)
+        try:
+            cluster._prepare_workers(address)
+        except BaseException:
+            cluster.close()
+            raise
+        return cluster
+
+    def _prepare_workers(self, address: str) -> None:
+        """Wait for a worker, open the device on each (now and on any that joins later)."""
+        from clconv.batch.cluster_worker import RuntimePlugin, device_facts
+
+        try:
+            self.client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+        except TimeoutError:
+            raise OptionError(
+                "--cluster", f"no worker joined the scheduler at {address} in {WORKERS_TIMEOUT_S} s"
+            ) from None
+        self.client.register_plugin(RuntimePlugin(self.device), name=f"clconv-runtime-{self.device}")
+        facts = self.client.run(device_facts, self.device, on_error="return")
+        good = {w: f for w, f in facts.items() if isinstance(f, dict) and "name" in f}
+        self.failed_workers = {w: f.get("error", str(f)) if isinstance(f, dict) else str(f)
+                               for w, f in facts.items() if w not in good}  # fmt: skip
+        if not good:  # no worker can filter anything: bad usage, as for the local batch
+            raise DeviceError(
+                self.device or "default device", f"on every worker: {next(iter(self.failed_workers.values()))}"
+            )
+        self.info = DeviceInfo(_joined(f["name"] for f in good.values()), _joined(f["platform"] for f in good.values()))
+        self.jobs = sum(self.client.nthreads().values())
+
+    def run(self, result, work: Work, progress_stream, warn_line, out_dir: str) -> None:
+        """Every pending task of ``result`` through the cluster (see ClusterPipeline); ``work``:
+        the options and save options (its ``rt`` is this Cluster, not used)."""
+        ClusterPipeline(result, work, progress_stream, warn_line, out_dir).run(self)
+
+    def cancel(self, futures: list) -> None:
+        """Cancel ``futures`` and wait until no file is being written on any worker."""
+        from clconv.batch.cluster_worker import wait_for_files
+
+        with contextlib.suppress(Exception):
+            self.client.cancel(futures, force=True)
+        with contextlib.suppress(Exception):
+            self.client.run(wait_for_files, SETTLE_TIMEOUT_S, on_error="ignore")
+
+    def close(self) -> None:
+        """Disconnect; stop the LocalCluster started for the run."""
+        with contextlib.suppress(Exception):
+            self.client.close()
+        if self.local_cluster is not None:
+            with contextlib.suppress(Exception):
+                self.local_cluster.close()
+
+
+def _joined(values) -> str:
+    return ", ".join(sorted(set(values)))
+
+
+def quiet_logs() -> None:
+    """distributed's log lines (a worker lost, a connection closed) stay off stderr: what happened
+    to each file is said the clconv way, and the report holds it."""
+    for name in ("distributed", "distributed.client", "distributed.scheduler", "distributed.worker",
+                 "distributed.nanny", "distributed.core", "distributed.comm"):  # fmt: skip
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+class ClusterPipeline(Pipeline):
+    """The local Pipeline's bookkeeping (progress, counts, warnings, the stop message) with one
+    future per file on the cluster in place of decode -> filter -> encode."""
+
+    def run(self, cluster: Cluster) -> None:
+        from distributed import as_completed
+
+        from clconv.batch.cluster_worker import FileJob
+
+        self.cluster, self.limit = cluster, 2 * max(cluster.jobs, 1) + 2
+        self.running: dict = {}  # future -> (task, temporary)
+        job = FileJob(cluster.device, self.work.options, self.work.save_options, uuid.uuid4().hex)
+        self.job = cluster.client.scatter(job, broadcast=True, hash=False)
+        self.completed = as_completed(loop=cluster.client.loop)
+        try:
+            self.fill()
+            for future in self.completed:
+                self.on_filtered(future)
+                self.fill()
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self.result.seconds = time.monotonic() - self.start
+            self.progress.close()
+
+    def fill(self) -> None:
+        """Submit the next files, up to ``limit`` in flight."""
+        from clconv.batch.cluster_worker import filter_file
+
+        while self.todo and len(self.running) < self.limit:
+            task = self.todo.popleft()
+            task.started = time.monotonic()
+            temporary = temporary_path(task.output)
+            future = self.cluster.client.submit(
+                filter_file, self.job, os.path.abspath(task.input), os.path.abspath(task.output), temporary,
+                key=f"clconv-file-{uuid.uuid4().hex}", pure=False,
+            )  # fmt: skip
+            self.running[future] = (task, temporary)
+            self.completed.add(future)
+
+    def on_filtered(self, future) -> None:
+        """A file's task ended: record it (its output is in place, or it failed and left nothing)."""
+        task, temporary = self.running.pop(future)
+        error, pixels, warnings = _outcome(future)
+        for message in warnings:
+            self.say(_as_given(message, task), task)
+        if error:
+            discard(temporary)  # a last attempt's, where its worker was killed
+        self.finished(task, error, pixels)
+
+    def abort(self) -> None:
+        """Cancel the futures, let the files being written end, remove their temporaries; the
+        files in flight are pending again."""
+        self.cluster.cancel(list(self.running))
+        self.result.interrupted = True
+        for task, temporary in self.running.values():
+            task.status = "pending"
+            discard(temporary)
+        self.say(
+            f"{shown(self.out_dir)}: stopped after {self.done} of {len(self.result.tasks)} files, "
+            "no partial file left; run again with --skip-existing to finish"
+        )
+
+
+def _outcome(future) -> tuple:
+    """(error, pixels, warnings) of a file's future; a worker lost too often fails the file."""
+    from distributed import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker:
+        return DEAD_WORKER, None, []
+    except Exception as e:  # noqa: BLE001 - a bug or a lost cluster: that file fails, the run goes on
+        return f"internal error: {type(e).__name__}: {e}", None, []
+
+
+def _as_given(message: str, task: Task) -> str:
+    """A worker's message with the absolute paths it was given back to the paths as given here."""
+    for given in (task.input, task.output):
+        message = message.replace(os.path.abspath(given), given)
+    return message

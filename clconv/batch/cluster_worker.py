@@ -1,0 +1,131 @@
+"""What runs in each Dask worker process of ``clconv batch --cluster``: the device and one file's work.
+
+:class:`RuntimePlugin` opens the device once per worker process (device choice, context; the
+programs are compiled on first use and kept by that Runtime), never per file. A worker whose
+device cannot be opened keeps the one-line cause, and every file it is given fails with it.
+
+:func:`filter_file` is a whole file on the worker: decode, filter, encode into the temporary
+name the client chose, rename onto the output (both on the worker's filesystem, which every
+worker shares). The functions are those of the local batch (imageio.load, files.filter_image,
+imageio.writer, clconv.atomic), so outputs are the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from distributed import WorkerPlugin
+
+from clconv.atomic import commit, discard, write_temporary
+from clconv.errors import ClconvError, collected_warnings
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """What every file of one run needs, sent to each worker once (scattered): the device spec,
+    the validated filter options, the save options (with provenance) and the run's id."""
+
+    device: str | None
+    options: object
+    save_options: object
+    run_id: str
+
+
+class RuntimePlugin(WorkerPlugin):
+    """Opens the device ``device`` in each worker process as it starts (or joins)."""
+
+    def __init__(self, device: str | None):
+        self.device = device
+
+    def setup(self, worker) -> None:
+        runtime_of(self.device)
+
+
+_STATE_LOCK = threading.Lock()
+_RUNTIMES: dict = {}  # device spec -> the Runtime, or the cause (str) why it cannot be opened
+_PLANS: OrderedDict = OrderedDict()  # run id -> that run's filter plans (a few recent runs)
+_ACTIVE = [0]  # files being filtered in this process now (see wait_for_files)
+
+
+def runtime_of(device: str | None):
+    """This process's Runtime for ``device``, opened once; a str: the cause why it cannot be."""
+    from clconv.runtime import get_runtime
+
+    with _STATE_LOCK:
+        if device not in _RUNTIMES:
+            try:
+                _RUNTIMES[device] = get_runtime(device)
+            except ClconvError as e:
+                _RUNTIMES[device] = str(e)
+        return _RUNTIMES[device]
+
+
+def device_facts(device: str | None) -> dict:
+    """The worker's device for the report: {"name", "platform"}, or {"error": cause}."""
+    rt = runtime_of(device)
+    if isinstance(rt, str):
+        return {"error": rt}
+    return {"name": rt.info.name, "platform": rt.info.platform}
+
+
+def _plans_of(run_id: str) -> dict:
+    with _STATE_LOCK:
+        if run_id not in _PLANS:
+            _PLANS[run_id] = {}
+            while len(_PLANS) > 4:
+                _PLANS.popitem(last=False)
+        return _PLANS[run_id]
+
+
+def filter_file(job: FileJob, input: str, output: str, temporary: str) -> tuple:
+    """``input`` filtered into ``output`` through ``temporary``: (error or None, pixel count or
+    None, warnings). A problem with the file is its error, never an exception."""
+    with _STATE_LOCK:
+        _ACTIVE[0] += 1
+    try:
+        with collected_warnings() as warnings:
+            try:
+                return None, _filter_and_write(job, input, output, temporary), warnings
+            except ClconvError as e:
+                return e.cause, None, warnings
+            except MemoryError:
+                return "out of memory", None, warnings
+            except OSError as e:
+                return f"cannot write: {e.strerror or e}", None, warnings
+    finally:
+        with _STATE_LOCK:
+            _ACTIVE[0] -= 1
+
+
+def _filter_and_write(job: FileJob, input: str, output: str, temporary: str) -> int:
+    from clconv import imageio
+    from clconv.dask import DEVICE_LOCK  # the Runtime is not thread-safe: one image at a time
+    from clconv.files import filter_image
+
+    rt = runtime_of(job.device)
+    if isinstance(rt, str):
+        raise ClconvError(None, rt)
+    image = imageio.load(input, gray=job.options.gray, max_pixels=job.options.max_pixels)
+    with DEVICE_LOCK:
+        result = filter_image(rt, image, job.options, output, _plans_of(job.run_id))
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    discard(temporary)  # left by an attempt whose worker was killed: this task is its retry
+    write = imageio.writer(output, result, has_alpha=image.has_alpha, color=image.color, meta=image.meta,
+                           options=job.save_options)  # fmt: skip
+    write_temporary(temporary, output, write)
+    commit(temporary, output)
+    return int(result.shape[0] * result.shape[1])
+
+
+async def wait_for_files(seconds: float) -> int:
+    """Wait (at most ``seconds``) until no file is being filtered in this worker: a cancelled task
+    that had started runs to its end. Returns how many still run."""
+    deadline = time.monotonic() + seconds
+    while _ACTIVE[0] and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return _ACTIVE[0]
