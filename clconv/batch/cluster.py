@@ -71,7 +71,8 @@ class Cluster:
 
     def __init__(self, client, local_cluster, device: str | None):
         self.client, self.local_cluster, self.device = client, local_cluster, device
-        self.jobs, self.info, self.failed_workers = 0, DeviceInfo("", ""), {}
+        self.jobs, self.info = 0, DeviceInfo("", "")
+        self.failed_workers: dict[str, str] = {}  # worker address -> why it cannot open the device
 
     @classmethod
     def connect(cls, address: str, device: str | None, local_workers: int | None) -> Cluster:
@@ -84,7 +85,10 @@ class Cluster:
         try:
             if local_workers is not None:
                 local_cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
-                                             dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
+                                             dashboard_address=None, silence_logs=logging.ERROR,
+                                             # its HTTP server (health, metrics) on a free port: not a warning
+                                             # that 8787 is taken
+                                             scheduler_kwargs={"dashboard_address": ":0"})  # fmt: skip
                 client = Client(local_cluster, set_as_default=False)
             else:
                 client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
