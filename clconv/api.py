@@ -22,7 +22,7 @@ class PlanOptions:
     border: str = "reflect"
     border_value: float = 0.0
     flip: bool = False
-    padding: object = None  # None ("same"), an int, or "valid"
+    padding: int | str | None = None  # None ("same"), an int, or "valid"
     stride: int = 1
     dilation: int = 1
     alpha: str | None = None  # None, "keep" or "filter"

@@ -306,15 +306,9 @@ def bench(sizes, kernels, dtypes, channels, algorithm, devices, border, repeat, 
     """
     from clconv import bench as library
 
-    options = {
-        "algorithm": algorithm,
-        "border": border,
-        "repeat": repeat,
-        "quick": quick,
-        "preset": preset,
-        "json": json_path,
-        "plot": plot_path,
-    }
+    options = library.BenchOptions(
+        algorithm=algorithm, border=border, repeat=repeat, quick=quick, preset=preset, json=json_path, plot=plot_path
+    )
     if sizes:
         options["sizes"] = [library.parse_size(s) for s in sizes]
     if kernels:

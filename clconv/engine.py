@@ -386,7 +386,8 @@ def _alpha_linear(rt, work, dst: Planes, kernel: Linear, window, plan, sched) ->
     )
 
 
-_ABSOLUTE = weakref.WeakKeyDictionary()  # a signed Linear -> the Linear of its |weights|
+# a signed Linear -> the Linear of its |weights|
+_ABSOLUTE: weakref.WeakKeyDictionary[Linear, Linear] = weakref.WeakKeyDictionary()
 
 
 def _absolute_step(rt, step, shape: tuple[int, int]):

@@ -7,8 +7,12 @@ Pure Python: options are validated here once, before anything is allocated.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from clconv.errors import OptionError
+
+if TYPE_CHECKING:
+    from clconv.runtime.device import Buffer
 
 # Canonical names are scipy.ndimage's (the test oracle); codes match cl/common.cl.
 BORDER_CODES = {"reflect": 0, "mirror": 1, "nearest": 2, "wrap": 3, "constant": 4}
@@ -145,7 +149,7 @@ class Planes:
     interleaved in one HxWxC image (``interleave`` == count), filtered in place.
     """
 
-    buffer: object
+    buffer: Buffer
     offset: int
     count: int
     shape: tuple[int, int]

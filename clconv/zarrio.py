@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from typing import Any
 
 import numpy as np
 
@@ -228,7 +229,7 @@ def _create(path: str, result, source, options, strip: bool):
     from clconv.files import provenance
 
     chunks = tuple(min(c, n) for c, n in zip(source.chunks, result.shape))
-    extra = {}
+    extra: dict[str, Any] = {}  # zarr_format, where zarr 3 takes it
     fmt = getattr(getattr(source, "metadata", None), "zarr_format", 2)
     if int(zarr.__version__.split(".")[0]) >= 3:
         extra["zarr_format"] = fmt

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from clconv.algorithms import direct, fft, im2col, separable
 from clconv.errors import OptionError
+
+if TYPE_CHECKING:
+    from clconv.kernels.model import Linear
 
 
 def _never(kernel) -> None:
@@ -132,7 +136,7 @@ def choose_model(kernel, *, image_pixels: int, device_kind: str, bank_size: int 
 class Step:
     """How one linear filter runs: its algorithm, the algorithm's parameters, and why."""
 
-    kernel: object
+    kernel: Linear
     algorithm: Algorithm
     reason: str
     params: dict = field(default_factory=dict)
@@ -147,8 +151,8 @@ class Step:
 class Schedule:
     """The steps of a plan on one input shape, in order; looked up by (filter, input shape)."""
 
-    steps: tuple
-    keys: tuple  # (id(kernel), input shape) of each step
+    steps: tuple[Step, ...]
+    keys: tuple[tuple[int, tuple[int, ...]], ...]  # (id(kernel), input shape) of each step
     note: str = ""  # where the choices came from (for --explain)
 
     def step(self, kernel, shape: tuple[int, int]) -> Step:
@@ -189,8 +193,9 @@ def schedule(plan, shape: tuple[int, int], device, *, bank: bool = False, table=
     """Every linear filter of ``plan`` on an input of ``shape`` (the chain's shapes follow the
     geometry; with ``bank`` every kernel reads the input), decided once. ``device`` has
     ``kind``; ``table`` is the device's tuned measurements or None (the model decides)."""
-    steps, keys = [], []
-    shape = tuple(shape)
+    steps: list[Step] = []
+    keys: list[tuple[int, tuple[int, ...]]] = []
+    at: tuple[int, ...] = tuple(shape)  # the input shape of the kernel at hand
     for kernel in plan.kernels:
         bank_size = len(plan.kernels) if bank else len(kernel.parts)
         for part in kernel.parts:
@@ -198,15 +203,15 @@ def schedule(plan, shape: tuple[int, int], device, *, bank: bool = False, table=
                 choose(
                     plan.algorithm,
                     part,
-                    image_pixels=shape[0] * shape[1],
+                    image_pixels=at[0] * at[1],
                     device_kind=device.kind,
                     bank_size=bank_size,
                     table=table,
                 )
             )
-            keys.append((id(part), shape))
+            keys.append((id(part), at))
         if not bank:
-            shape = tuple(plan.geometry.window(shape, kernel.shape, plan.flip).out_shape)
+            at = tuple(plan.geometry.window(at, kernel.shape, plan.flip).out_shape)
     sources = {s.source for s in steps}
     if "tuned" in sources:
         note = f"tuned measurements of this device ({table.path})"

@@ -26,11 +26,15 @@ from __future__ import annotations
 import collections
 import functools
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from clconv.constants import FLOAT_BYTES, PROGRAM_DEFINES
 from clconv.resources import variant
+
+if TYPE_CHECKING:
+    from clconv.runtime.device import Buffer
 
 SUMMARY = "FFT of the border-extended input times the kernel's spectrum (overlap-save tiles); large dense kernels"
 CL_FILE = "fft.cl"
@@ -91,9 +95,10 @@ def sub_plan(radix: int) -> tuple[int, ...]:
     the fewest), larger first; () for 1."""
     if radix == 1:
         return ()
-    options = [(s, *sub_plan(radix // s)) for s in SUB_RADICES if radix % s == 0]
+    options: list[tuple[int, ...]] = [(s, *sub_plan(radix // s)) for s in SUB_RADICES if radix % s == 0]
     assert options, f"{radix} is not a 2^a 3^b 5^c size"
-    return tuple(sorted(min(options, key=lambda f: (sum(SUB_COST[s] for s in f), len(f))), reverse=True))
+    cheapest = min(options, key=lambda f: (sum(SUB_COST[s] for s in f), len(f)))
+    return tuple(sorted(cheapest, reverse=True))
 
 
 @functools.cache
@@ -140,7 +145,7 @@ class Layout:
 
     def _choose(self) -> tuple[int, int]:
         """Tiles per axis: the least FFT work, rows within fft_rows' reach where possible."""
-        best = None
+        best: tuple[float, int, int] | None = None
         for ty in range(1, min(MAX_TILES, self.out_h) + 1):
             for tx in range(1, min(MAX_TILES, self.out_w) + 1):
                 _, mh, ph = self._axis(self.out_h, ty, self.span_h)
@@ -154,6 +159,7 @@ class Layout:
                 cost = pairs * ph * pw * (2 * along_y + along_x)
                 if best is None or cost < best[0]:
                     best = (cost, ty, tx)
+        assert best is not None, "there is always at least one tile per axis"
         return best[1], best[2]
 
     def batch(self, max_alloc: int) -> int:
@@ -279,7 +285,8 @@ class _WorkBuffers:
     touches it: with one pass per axis only one is ever needed."""
 
     def __init__(self, rt, nbytes: int):
-        self.rt, self.nbytes, self.held = rt, nbytes, {}
+        self.rt, self.nbytes = rt, nbytes
+        self.held: dict[int, Buffer] = {}
 
     def __getitem__(self, index: int):
         if index not in self.held:

@@ -12,8 +12,8 @@ futures), draws the progress bar and writes the report: the local batch's steps 
 
 A worker killed mid-run loses its files in flight; the scheduler runs them again elsewhere, and
 each retry first removes the temporary its dead attempt may have left. Ctrl-C cancels the
-futures, waits for the files the workers had started, removes their temporaries, and the report
-so far is written.
+futures and waits for the files the workers had started, which end without being renamed into
+place; their temporaries are removed, and the report so far is written.
 """
 
 from __future__ import annotations
@@ -132,14 +132,15 @@ class Cluster:
         the options and save options (its ``rt`` is this Cluster, not used)."""
         ClusterPipeline(result, work, progress_stream, warn_line, out_dir).run(self)
 
-    def cancel(self, futures: list) -> None:
-        """Cancel ``futures`` and wait until no file is being written on any worker."""
-        from clconv.batch.cluster_worker import wait_for_files
+    def cancel(self, futures: list, run_id: str) -> None:
+        """Cancel ``futures`` (of run ``run_id``) and wait until none of its files is being
+        written on any worker: those still running are not renamed into place."""
+        from clconv.batch.cluster_worker import stop_run
 
         with contextlib.suppress(Exception):
             self.client.cancel(futures, force=True)
         with contextlib.suppress(Exception):
-            self.client.run(wait_for_files, SETTLE_TIMEOUT_S, on_error="ignore")
+            self.client.run(stop_run, run_id, SETTLE_TIMEOUT_S, on_error="ignore")
 
     def close(self) -> None:
         """Disconnect; stop the LocalCluster started for the run."""
@@ -173,7 +174,8 @@ class ClusterPipeline(Pipeline):
 
         self.cluster, self.limit = cluster, 2 * max(cluster.jobs, 1) + 2
         self.running: dict = {}  # future -> (task, temporary)
-        job = FileJob(cluster.device, self.work.options, self.work.save_options, uuid.uuid4().hex)
+        self.run_id = uuid.uuid4().hex
+        job = FileJob(cluster.device, self.work.options, self.work.save_options, self.run_id)
         self.job = cluster.client.scatter(job, broadcast=True, hash=False)
         self.completed = as_completed(loop=cluster.client.loop)
         try:
@@ -216,7 +218,7 @@ class ClusterPipeline(Pipeline):
     def abort(self) -> None:
         """Cancel the futures, let the files being written end, remove their temporaries; the
         files in flight are pending again."""
-        self.cluster.cancel(list(self.running))
+        self.cluster.cancel(list(self.running), self.run_id)
         self.result.interrupted = True
         for task, temporary in self.running.values():
             task.status = "pending"

@@ -18,11 +18,17 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from distributed import WorkerPlugin
 
 from clconv.atomic import commit, discard, write_temporary
 from clconv.errors import ClconvError, collected_warnings
+
+if TYPE_CHECKING:
+    from clconv.files import FilterOptions
+    from clconv.imageio.save import SaveOptions
+    from clconv.runtime.device import Runtime
 
 
 @dataclass(frozen=True)
@@ -31,8 +37,8 @@ class FileJob:
     the validated filter options, the save options (with provenance) and the run's id."""
 
     device: str | None
-    options: object
-    save_options: object
+    options: FilterOptions
+    save_options: SaveOptions
     run_id: str
 
 
@@ -47,12 +53,14 @@ class RuntimePlugin(WorkerPlugin):
 
 
 _STATE_LOCK = threading.Lock()
-_RUNTIMES: dict = {}  # device spec -> the Runtime, or the cause (str) why it cannot be opened
+# device spec -> the Runtime, or the cause (str) why it cannot be opened
+_RUNTIMES: dict[str | None, Runtime | str] = {}
 _PLANS: OrderedDict = OrderedDict()  # run id -> that run's filter plans (a few recent runs)
-_ACTIVE = [0]  # files being filtered in this process now (see wait_for_files)
+_ACTIVE = [0]  # files being filtered in this process now (see stop_run)
+_STOPPED: set = set()  # ids of runs interrupted in the client: their files are no longer renamed into place
 
 
-def runtime_of(device: str | None):
+def runtime_of(device: str | None) -> Runtime | str:
     """This process's Runtime for ``device``, opened once; a str: the cause why it cannot be."""
     from clconv.runtime import get_runtime
 
@@ -118,13 +126,18 @@ def _filter_and_write(job: FileJob, input: str, output: str, temporary: str) -> 
     write = imageio.writer(output, result, has_alpha=image.has_alpha, color=image.color, meta=image.meta,
                            options=job.save_options)  # fmt: skip
     write_temporary(temporary, output, write)
+    if job.run_id in _STOPPED:  # the client was interrupted and will not count this file: leave no output
+        discard(temporary)
+        raise ClconvError(None, "interrupted")
     commit(temporary, output)
     return int(result.shape[0] * result.shape[1])
 
 
-async def wait_for_files(seconds: float) -> int:
-    """Wait (at most ``seconds``) until no file is being filtered in this worker: a cancelled task
-    that had started runs to its end. Returns how many still run."""
+async def stop_run(run_id: str, seconds: float) -> int:
+    """The client of run ``run_id`` was interrupted (its futures are cancelled): a file of it being
+    filtered here now runs to its end but is not renamed into place. Wait (at most ``seconds``)
+    until none is being filtered; returns how many still are."""
+    _STOPPED.add(run_id)
     deadline = time.monotonic() + seconds
     while _ACTIVE[0] and time.monotonic() < deadline:
         await asyncio.sleep(0.02)

@@ -19,6 +19,7 @@ import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from clconv.atomic import commit, discard, temporary_path
 from clconv.batch.progress import Progress
@@ -27,15 +28,20 @@ from clconv.batch.tasks import Task, shown
 from clconv.batch.workers import DEAD_WORKER, WorkerDied
 from clconv.errors import ClconvError, collected_warnings
 
+if TYPE_CHECKING:
+    from clconv.files import FilterOptions
+    from clconv.imageio.save import SaveOptions
+    from clconv.runtime.device import Runtime
+
 
 @dataclass
 class Work:
     """What is done to every file: the filter (``options``, validated) on the device's runtime
     ``rt``, and how outputs are saved (an imageio.SaveOptions with its provenance record)."""
 
-    rt: object
-    options: object
-    save_options: object
+    rt: Runtime
+    options: FilterOptions
+    save_options: SaveOptions
     plans: dict = field(default_factory=dict)  # the filter's plans, shared by images of one kind
 
     def filtered(self, task: Task, pixels, facts: dict) -> tuple:

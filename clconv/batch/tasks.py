@@ -88,8 +88,8 @@ def find_inputs(
             if (st.st_dev, st.st_ino) in seen or (rel_dir and _same_file(st, out_stat)):
                 continue
             seen.add((st.st_dev, st.st_ino))
-            with os.scandir(folder) as entries:
-                entries = sorted(entries, key=lambda e: e.name)
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
         except OSError as e:
             if not rel_dir:
                 raise ImageError(in_dir, f"cannot read the folder: {e.strerror or e}") from e
@@ -150,7 +150,8 @@ def normalized_format(format: str | None) -> str | None:
 
 
 def plan_tasks(in_dir: str, out_dir: str, rel_inputs: list[str], format: str | None) -> list[Task]:
-    tasks, owners = [], {}
+    tasks: list[Task] = []
+    owners: dict[str, str] = {}  # normcase'd output name -> the input that writes it
     for rel in rel_inputs:
         rel_out = output_name(rel, format)
         task = Task(rel, rel_out, os.path.join(in_dir, rel), os.path.join(out_dir, rel_out))

@@ -25,13 +25,15 @@ calls ``run_cli(options, echo)``; ``run(options, echo)`` returns the JSON docume
 
 from __future__ import annotations
 
-from clconv.bench.settings import Settings, check_output_folder, parse_size, settings_from
+from collections.abc import Callable
+
+from clconv.bench.settings import BenchOptions, Settings, check_output_folder, parse_size, settings_from
 from clconv.errors import OptionError
 
-__all__ = ["Settings", "parse_size", "run", "run_cli", "settings_from"]
+__all__ = ["BenchOptions", "Settings", "parse_size", "run", "run_cli", "settings_from"]
 
 
-def _print(doc: dict, echo) -> None:
+def _print(doc: dict, echo: Callable[[str], object]) -> None:
     from clconv.bench.report import format_header, format_table, format_targets
 
     for line in format_header(doc) + format_table(doc["results"]) + [f"note: {n}" for n in doc["notes"]]:
@@ -43,7 +45,7 @@ def _print(doc: dict, echo) -> None:
             echo(line)
 
 
-def run(options: dict, echo) -> dict:
+def run(options: BenchOptions, echo: Callable[[str], object]) -> dict:
     """Validate ``options``, measure, print the table (and targets) through ``echo``, write
     --json/--plot; returns the JSON document."""
     from clconv.bench import plot, report
@@ -67,7 +69,7 @@ def run(options: dict, echo) -> dict:
     return doc
 
 
-def run_cli(options: dict, echo) -> int:
+def run_cli(options: BenchOptions, echo: Callable[[str], object]) -> int:
     """What ``clconv bench`` calls. ``options`` keys (all optional):
 
     sizes: list of (h, w) pairs (or 'WxH' strings); kernels: list of spec strings;

@@ -14,11 +14,18 @@ alike, so a ratio taken within a round means more than a ratio of two medians.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from clconv.runtime.device import Runtime
+
+Seconds = TypeVar("Seconds", bound="float | None")  # what a timed run returns: its seconds, or None
 
 # --------------------------------------------------------------------------- rounds of plain calls
 
@@ -36,14 +43,15 @@ def rotated(items: list, r: int) -> list:
     return items[k:] + items[:k]
 
 
-def interleaved(runs: dict[str, Callable[[], float]], rounds: int, warm: bool = True) -> dict[str, list]:
+def interleaved(runs: dict[str, Callable[[], Seconds]], rounds: int, warm: bool = True) -> dict[str, list[Seconds]]:
     """Each run once untimed (``warm``), then ``rounds`` rounds of every run, the order rotating
-    from round to round. A run returns its seconds. Returns the seconds per round, by name."""
+    from round to round. A run returns its seconds (or None: it did not run). Returns the seconds
+    per round, by name."""
     names = list(runs)
     if warm:
         for name in names:
             runs[name]()
-    times: dict[str, list] = {name: [] for name in names}
+    times: dict[str, list[Seconds]] = {name: [] for name in names}
     for r in range(rounds):
         for name in rotated(names, r):
             times[name].append(runs[name]())
@@ -56,10 +64,10 @@ def time_calls(calls: dict[str, Callable[[], object]], rounds: int, warmup: int 
     for _ in range(warmup):
         for call in calls.values():
             call()
-    return interleaved({name: (lambda call=call: seconds_of(call)) for name, call in calls.items()}, rounds, warm=False)
+    return interleaved({name: functools.partial(seconds_of, call) for name, call in calls.items()}, rounds, warm=False)
 
 
-def median_ratio(numer: list, denom: list) -> float | None:
+def median_ratio(numer: Sequence[float | None], denom: Sequence[float | None]) -> float | None:
     """Median over rounds of numer / denom in the same round, rounds missing either left out.
     A reference's seconds over clconv's: > 1 means clconv is faster."""
     ratios = [a / b for a, b in zip(numer, denom) if a is not None and b]
@@ -78,7 +86,7 @@ class Candidate:
     device: str
     call: Callable[[], object]
     check: Callable[[object], float]
-    rt: object = None
+    rt: Runtime | None = None
     out_reused: bool = False
 
     @property
@@ -92,11 +100,11 @@ class Measured:
     max_error: float | None = None
     error: str | None = None
     timed: bool = False
-    wall: list = field(default_factory=list)  # seconds per round (None where it did not run)
-    device: list = field(default_factory=list)  # kernel seconds per round (clconv only)
+    wall: list[float | None] = field(default_factory=list)  # seconds per round (None where it did not run)
+    device: list[float | None] = field(default_factory=list)  # kernel seconds per round (clconv only)
 
 
-def _timed_call(c: Candidate):
+def _timed_call(c: Candidate) -> tuple[float, float | None, object]:
     """(wall seconds, device seconds or None, output) of one call; clconv calls wait for the queue."""
     if c.rt is None:
         start = time.perf_counter()
@@ -159,7 +167,7 @@ def _round_run(c: Candidate, m: Measured, repeat: int, tol: float) -> Callable[[
     return run
 
 
-def measure(candidates: list, repeat: int, tol: float) -> dict:
+def measure(candidates: list[Candidate], repeat: int, tol: float) -> dict[str, Measured]:
     """First call (timed apart, output checked), then ``repeat`` interleaved rounds."""
     results = {c.key: Measured() for c in candidates}
     live = [c for c in candidates if _first_call(c, results[c.key], tol)]
@@ -224,7 +232,7 @@ def _row(c: Candidate, m: Measured, work: dict, peak) -> dict:
     }
 
 
-def make_rows(candidates: list, results: dict, work: dict, bandwidth: dict) -> list[dict]:
+def make_rows(candidates: list[Candidate], results: dict[str, Measured], work: dict, bandwidth: dict) -> list[dict]:
     """One JSON row per candidate. ``work``: size, kernel, dtype, channels, border, pixels, flops,
     bytes, kernel_shape. ``bandwidth``: GB/s by device description, and 'host'."""
     refs = [c for c in candidates if c.reference and results[c.key].timed]

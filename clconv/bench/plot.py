@@ -13,11 +13,15 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from clconv.atomic import write_atomically
 from clconv.bench.report import format_value
 from clconv.bench.targets import SPEEDUP
 from clconv.errors import OptionError
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
 
 TARGET_LABEL_WIDTH = 34
 KERNEL_LABEL_WIDTH = 16
@@ -234,7 +238,7 @@ def sweep_figure(rows: list[dict]):
         ax.grid(True, axis="y", which="both", alpha=0.3)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    legend = {}
+    legend: dict[str, Artist] = {}
     for ax in axes[: len(panels)]:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -328,10 +329,11 @@ def measure_apply_vs(
     fails."""
     from PIL import Image
 
-    from clconv.kernels import parse_spec
+    from clconv.bench.sweep import parse_kernel
 
-    parsed = parse_spec(kernel)
-    notes, left_out = [], {}
+    parsed = parse_kernel(kernel)
+    notes: list[str] = []
+    left_out: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="clconv-bench-apply-") as tmp:
         src = os.path.join(tmp, "in.png")
         image = photo_like(size[0], size[1], seed=11)
@@ -347,7 +349,7 @@ def measure_apply_vs(
         errors = _apply_errors(image, parsed, outs, commands, notes)
         differ = differing(outs["clconv"], outs["cv2"]) if "cv2" in commands else None
     ok = {name: err <= 1.0 for name, err in errors.items()}
-    found = {name: times[name] for name in commands}
+    found: dict[str, Any] = {name: times[name] for name in commands}
     for name in ("cv2", "vips"):
         found[f"vs_{name}"] = (
             median_ratio(times[name], times["clconv"]) if name in commands and ok["clconv"] and ok[name] else None
@@ -375,7 +377,8 @@ class _FreshFolders:
     outputs stay for the check."""
 
     def __init__(self, work: Path):
-        self.work, self.count = work, {}
+        self.work = work
+        self.count: dict[str, int] = {}
 
     def __call__(self, name: str) -> Path:
         self.count[name] = self.count.get(name, 0) + 1
@@ -421,11 +424,11 @@ def measure_batch_vs(
     Returns ``{"clconv": [s...], "cv2": [s...], "vs_cv2", "errors", "ok", "differ_cv2" (samples
     that differ over every file), "files", "jobs", "command"}``, ``{"error": ...}`` when either
     side fails, or ``{"skipped": why}`` without OpenCV."""
-    from clconv.kernels import parse_spec
+    from clconv.bench.sweep import parse_kernel
 
     if not have_cv2():
         return {"skipped": NO_CV2}
-    parsed = parse_spec(kernel)
+    parsed = parse_kernel(kernel)
     with tempfile.TemporaryDirectory(prefix="clconv-bench-batch-") as tmp:
         work = Path(tmp)
         src = work / "in"

@@ -74,7 +74,7 @@ def scipy_reference(image: np.ndarray, kernel, border: str) -> Reference:
     use_abs, bias = integer_mapping(kernel, dtype)
     tmp = np.empty(image.shape, np.float32)
 
-    def call():
+    def mapped_call():
         ndi.correlate(image, weights, output=tmp, mode=border, cval=0.0)
         if use_abs:
             np.abs(tmp, out=tmp)
@@ -84,7 +84,7 @@ def scipy_reference(image: np.ndarray, kernel, border: str) -> Reference:
         np.copyto(out, tmp, casting="unsafe")
         return out
 
-    return Reference("scipy.ndimage.correlate", host_description("scipy"), call)
+    return Reference("scipy.ndimage.correlate", host_description("scipy"), mapped_call)
 
 
 def _sep_filter(cv2, image: np.ndarray, factors, bias: float, border_type: int) -> Reference:

@@ -3,42 +3,78 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict, Union
 
 import numpy as np
 
 from clconv.constants import SAMPLE_TYPES
 from clconv.errors import OptionError
 
+if TYPE_CHECKING:
+    from clconv.kernels.model import Kernel
+
 DTYPES = SAMPLE_TYPES
 PRESETS = ("targets",)
 
+Size = tuple[int, int]  # (height, width)
+KernelSpec = Union[str, "Kernel"]  # a spec string, or a kernel already parsed
+
+
+class BenchOptions(TypedDict, total=False):
+    """What ``clconv bench`` hands ``run_cli``, every key optional (see run_cli)."""
+
+    sizes: Sequence[Size | str]
+    kernels: Sequence[KernelSpec]
+    dtypes: Sequence[str]
+    channels: int | Sequence[int]
+    algorithm: str | None
+    devices: str | Sequence[str | None] | None
+    repeat: int | None
+    quick: bool
+    preset: str | None
+    json: str | None
+    plot: str | None
+    border: str | None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a run measures for the options not given."""
+
+    sizes: tuple[Size, ...]
+    kernels: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    repeat: int
+
+
 # What `clconv bench` measures when an option is not given; --quick: under a minute on 2 cores.
-DEFAULT = {
-    "sizes": ((2048, 2048),),
-    "kernels": ("gaussian:size=3", "gaussian:size=7", "gaussian:size=15"),
-    "dtypes": ("float32", "uint8"),
-    "repeat": 5,
-}
-QUICK = {
-    "sizes": ((512, 512), (1024, 1024)),
-    "kernels": ("gaussian:size=3", "gaussian:size=7"),
-    "dtypes": ("float32", "uint8"),
-    "repeat": 3,
-}
+DEFAULT = Baseline(
+    sizes=((2048, 2048),),
+    kernels=("gaussian:size=3", "gaussian:size=7", "gaussian:size=15"),
+    dtypes=("float32", "uint8"),
+    repeat=5,
+)
+QUICK = Baseline(
+    sizes=((512, 512), (1024, 1024)),
+    kernels=("gaussian:size=3", "gaussian:size=7"),
+    dtypes=("float32", "uint8"),
+    repeat=3,
+)
 
 
 @dataclass(frozen=True)
 class Settings:
     """The validated options of one bench run."""
 
-    sizes: tuple = DEFAULT["sizes"]  # ((h, w), ...)
-    kernels: tuple = DEFAULT["kernels"]  # spec strings (or parsed kernels)
-    dtypes: tuple = DEFAULT["dtypes"]
-    channels: tuple = (1,)
+    sizes: tuple[Size, ...] = DEFAULT.sizes
+    kernels: tuple[KernelSpec, ...] = DEFAULT.kernels
+    dtypes: tuple[str, ...] = DEFAULT.dtypes
+    channels: tuple[int, ...] = (1,)
     algorithm: str = "all"  # 'all', 'auto' or a REGISTRY name
-    devices: tuple = (None,)  # device specs; None = clconv's default device
-    repeat: int = DEFAULT["repeat"]
+    devices: tuple[str | None, ...] = (None,)  # device specs; None = clconv's default device
+    repeat: int = DEFAULT.repeat
     quick: bool = False
     preset: str | None = None
     json: str | None = None
@@ -46,7 +82,7 @@ class Settings:
     border: str = "reflect"
 
 
-def parse_size(text) -> tuple[int, int]:
+def parse_size(text: Size | Sequence[int] | str) -> Size:
     """'WxH' (as in 3840x2160) or 'N' (square) -> (height, width); a (h, w) pair passes through."""
     if isinstance(text, (tuple, list)):
         if len(text) != 2:
@@ -63,12 +99,12 @@ def parse_size(text) -> tuple[int, int]:
     return h, w
 
 
-def size_text(shape) -> str:
+def size_text(shape: Sequence[int]) -> str:
     """(h, w) -> 'WxH', as the options spell a size."""
     return f"{shape[1]}x{shape[0]}"
 
 
-def _listed(value) -> tuple:
+def _listed(value: str | int | Iterable[Any] | None) -> tuple[Any, ...]:
     if value is None:
         return ()
     if isinstance(value, (str, int)):
@@ -76,20 +112,20 @@ def _listed(value) -> tuple:
     return tuple(value)
 
 
-def _whole_number(value) -> bool:
+def _whole_number(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def settings_from(options: dict) -> Settings:
+def settings_from(options: BenchOptions) -> Settings:
     """Validate the CLI's option dict (see ``clconv.bench.run_cli``) into Settings; OptionError on bad values."""
     from clconv.algorithms import check_name
     from clconv.params import normalize_border
 
     quick = bool(options.get("quick"))
     base = QUICK if quick else DEFAULT
-    sizes = tuple(parse_size(s) for s in _listed(options.get("sizes"))) or base["sizes"]
-    kernels = _listed(options.get("kernels")) or base["kernels"]
-    dtypes = tuple(str(d).lower() for d in _listed(options.get("dtypes"))) or base["dtypes"]
+    sizes = tuple(parse_size(s) for s in _listed(options.get("sizes"))) or base.sizes
+    kernels = _listed(options.get("kernels")) or base.kernels
+    dtypes = tuple(str(d).lower() for d in _listed(options.get("dtypes"))) or base.dtypes
     for dtype in dtypes:
         if dtype not in DTYPES:
             raise OptionError("--dtype", f"unsupported dtype {dtype!r} (choose from {', '.join(DTYPES)})")
@@ -100,8 +136,8 @@ def settings_from(options: dict) -> Settings:
     algorithm = str(options.get("algorithm") or "all").lower()
     if algorithm != "all":
         algorithm = check_name(algorithm)
-    repeat = options.get("repeat")
-    repeat = base["repeat"] if repeat is None else repeat
+    given_repeat = options.get("repeat")
+    repeat = base.repeat if given_repeat is None else given_repeat
     if not _whole_number(repeat) or repeat < 1:
         raise OptionError("--repeat", f"expected a whole number of rounds >= 1, got {repeat!r}")
     preset = options.get("preset")
@@ -123,7 +159,7 @@ def settings_from(options: dict) -> Settings:
     )
 
 
-def _device_specs(value) -> tuple:
+def _device_specs(value: str | Iterable[str | None] | None) -> tuple[str | None, ...]:
     specs = tuple(str(v).strip() for v in _listed(value) if v is not None and str(v).strip())
     if not specs:
         return (None,)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,11 +29,14 @@ from clconv.bench.references import (
 from clconv.bench.settings import Settings, size_text
 from clconv.errors import OptionError
 
+if TYPE_CHECKING:
+    from clconv.runtime.device import Runtime
+
 
 @dataclass
 class DeviceRun:
     spec: str | None
-    rt: object
+    rt: Runtime
     startup_ms: float
     bandwidth_gb_s: float
 

@@ -155,7 +155,7 @@ def _load_pillow(path: str, f, head: bytes, max_pixels: int) -> Image:
     del decoded
     orientation = _orientation_of(im)
     meta = _meta_of(im, fmt, orientation)
-    im = None  # Pillow's decoded image (4 bytes a pixel for RGB) goes before the orientation's copy
+    del im  # Pillow's decoded image (4 bytes a pixel for RGB) goes before the orientation's copy
     _release_freed_heap()  # the decoder's working rows (about 5 MB for a 6000x4000 JPEG)
     if orientation != 1:
         pixels = _orient(pixels, orientation)

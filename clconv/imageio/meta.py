@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 
 from PIL import Image as PILImage
 
@@ -134,7 +135,7 @@ def _oriented_dpi(dx, dy, orientation: int) -> tuple[float, float] | None:
     return (dy, dx) if orientation in (5, 6, 7, 8) else (dx, dy)
 
 
-def _meta_of(im, fmt: str, orientation: int) -> dict:
+def _meta_of(im, fmt: str | None, orientation: int) -> dict:
     """An opened Pillow image's :attr:`Image.meta`: ``format``, ``icc_profile``, ``dpi`` (of the
     pixels once oriented by ``orientation``) and what :func:`_carried_meta` finds."""
     meta: dict = {"format": fmt}
@@ -150,7 +151,7 @@ def _meta_of(im, fmt: str, orientation: int) -> dict:
     return meta
 
 
-def _carried_meta(im, fmt: str) -> dict:
+def _carried_meta(im, fmt: str | None) -> dict:
     """What a Pillow image holds beyond pixels, ICC and DPI, for the output: ``exif`` (bare TIFF
     structure, as read: the orientation is reset when written), ``xmp`` (bytes), ``comment``
     (bytes: JPEG COM, GIF comment, PNG "Comment", TIFF ImageDescription), ``text`` (other PNG
@@ -178,7 +179,7 @@ def _carried_meta(im, fmt: str) -> dict:
     return meta
 
 
-def _comment_and_text(im, fmt: str) -> tuple:
+def _comment_and_text(im, fmt: str | None) -> tuple:
     """The comment (JPEG COM that is not a clconv record, GIF comment, TIFF ImageDescription,
     PNG "Comment") and a PNG's other text chunks (a dict; None for other formats)."""
     if fmt == "JPEG":  # the first comment that is not a clconv record
@@ -301,7 +302,7 @@ def _exif_for_output(exif, width: int, height: int) -> bytes | None:
     return bytes(b)
 
 
-def _ifd_entries(b: bytes, bo: str, offset: int):
+def _ifd_entries(b: bytes | bytearray, bo: str, offset: int) -> Iterator[tuple[int, int, int, int]]:
     """(offset of the value field, tag, type, count) of each entry of the IFD at ``offset``."""
     (n,) = struct.unpack_from(bo + "H", b, offset)
     if offset + 2 + 12 * n + 4 > len(b):
@@ -312,6 +313,6 @@ def _ifd_entries(b: bytes, bo: str, offset: int):
         yield at + 8, tag, typ, count
 
 
-def _next_ifd(b: bytes, bo: str, offset: int) -> int:
+def _next_ifd(b: bytes | bytearray, bo: str, offset: int) -> int:
     (n,) = struct.unpack_from(bo + "H", b, offset)
     return struct.unpack_from(bo + "I", b, offset + 2 + 12 * n)[0]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import mmap
 import sys
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 from PIL import Image as PILImage
@@ -105,7 +107,7 @@ def _release_freed_heap() -> None:
         _malloc_trim(0)
 
 
-_malloc_trim = None
+_malloc_trim: Callable[[int], int] | Literal[False] | None = None  # looked up on first use; False where there is none
 
 
 # --------------------------------------------------------------------------

@@ -28,14 +28,16 @@ def _png_text_chunk(key: str, value: bytes | str) -> tuple[bytes, bytes]:
     keyword = key.encode("latin-1", "replace")[:79]
     if isinstance(value, bytes):
         try:
-            value = value.decode("utf-8")
+            text = value.decode("utf-8")
         except UnicodeDecodeError:
-            value = value.decode("latin-1")
-    value = value.replace("\x00", "")
+            text = value.decode("latin-1")
+    else:
+        text = value
+    text = text.replace("\x00", "")
     try:
-        return b"tEXt", keyword + b"\x00" + value.encode("latin-1")
+        return b"tEXt", keyword + b"\x00" + text.encode("latin-1")
     except UnicodeEncodeError:
-        return b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")
+        return b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + text.encode("utf-8")
 
 
 def _png_meta_chunks(exif, xmp, comment, text) -> list[tuple[bytes, bytes]]:
@@ -147,7 +149,7 @@ def _png_rle_pays(rows: np.ndarray, bpp: int) -> bool:
     sizes = []
     for strategy in (zlib.Z_RLE, zlib.Z_DEFAULT_STRATEGY):
         comp = zlib.compressobj(PNG_COMPRESS_LEVEL, zlib.DEFLATED, 15, 9, strategy)
-        sizes.append(len(comp.compress(sample)) + len(comp.flush()))
+        sizes.append(len(comp.compress(sample.data)) + len(comp.flush()))  # .data: the array's buffer, typed for zlib
     return sizes[0] <= PNG_RLE_TOLERANCE * sizes[1]
 
 
@@ -169,9 +171,9 @@ def _png8_segment(rows: np.ndarray, channels: int, y0: int, y1: int, last: bool)
     step = max(1, (1 << 20) // (stride + 1))
     for b0 in range(y0, y1, step):
         block = _png_average(rows[b0 : min(b0 + step, y1)], channels, rows[b0 - 1] if b0 else None)
-        adler = zlib.adler32(block, adler)
+        adler = zlib.adler32(block.data, adler)  # .data: the array's buffer, typed for zlib
         length += block.nbytes
-        pieces.append(comp.compress(block))
+        pieces.append(comp.compress(block.data))
     pieces.append(comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH))
     return pieces, adler, length
 

@@ -118,7 +118,7 @@ class Linear:
         u, s, vt = np.linalg.svd(w)
         budget = low_rank_eps(w.size) * float(np.abs(w).sum())
         approx = np.zeros_like(w)
-        terms = []
+        terms: list[tuple[np.ndarray, np.ndarray]] = []
         for t in range(min(MAX_TERMS, len(s))):
             if s[t] == 0.0 and terms:
                 break

@@ -20,7 +20,7 @@ _TOKEN_SPLIT = re.compile(r"[\s,;]+")
 
 def _parse_matrix(text: str, subject) -> np.ndarray:
     """Inline matrix: rows by ``;`` or newline (blank rows ignored), values by spaces/commas."""
-    rows = []
+    rows: list[list[str]] = []
     for raw in re.split(r"[;\n]", text):
         if raw.strip():
             rows.append(_row_tokens(raw, subject, f"row {len(rows) + 1}"))

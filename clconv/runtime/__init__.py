@@ -102,7 +102,7 @@ def _runtime_for(platform_index: int, device_index: int) -> Runtime:
 @functools.cache
 def _usable_runtime(spec: str | None) -> Runtime:
     entry = _cache.entry if spec is None else None
-    failure = None
+    failure: ClconvError | None = None
     deterministic = True  # every device passed over failed in a way that will repeat (see _record)
     named = (spec or "").lower() not in ("", "auto", "default", "cpu", "gpu")
     for info in candidates(spec, list_devices()):
@@ -126,6 +126,7 @@ def _usable_runtime(spec: str | None) -> Runtime:
         if spec is None and entry is None and deterministic:
             _record(rt)
         return rt
+    assert failure is not None, "candidates() raises when no device fits, so one was tried"
     raise failure
 
 

@@ -9,10 +9,14 @@ import shlex
 import threading
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 from clconv.errors import WARNINGS_LOCK, BuildError, DeviceError
 from clconv.runtime.choice import DeviceInfo, _code_path, _forced_kind, is_simulator
 from clconv.runtime.platforms import _cl
+
+if TYPE_CHECKING:  # (pyopencl is imported by this package only, and when a device is opened)
+    from pyopencl import Buffer as Buffer  # what alloc, scratch, upload and wrap return
 
 BUILD_OPTIONS_VARIABLE = "CLCONV_BUILD_OPTIONS"
 
@@ -164,7 +168,7 @@ class Runtime:
         """Total kernel execution time of ``events`` (they must have completed), from profiling."""
         return sum(e.profile.end - e.profile.start for e in events) * 1e-9
 
-    def alloc(self, nbytes: int):
+    def alloc(self, nbytes: int) -> Buffer:
         """A device buffer of at least one byte."""
         try:
             return self._made(self.cl.Buffer(self.context, self.cl.mem_flags.READ_WRITE, max(int(nbytes), 1)))
@@ -179,7 +183,7 @@ class Runtime:
             self._retained.append(buffer)
         return buffer
 
-    def scratch(self, name: str, nbytes: int):
+    def scratch(self, name: str, nbytes: int) -> Buffer:
         """A device buffer kept for reuse under ``name`` (grown when too small): intermediates
         that would otherwise be new memory, and page faults, on every call. Safe because the
         queue is in order; the largest size used stays allocated."""
@@ -209,12 +213,12 @@ class Runtime:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise DeviceError(self.info.describe(), f"{doing}: {first}") from exc
 
-    def upload(self, array):
+    def upload(self, array) -> Buffer:
         flags = self.cl.mem_flags.READ_ONLY | self.cl.mem_flags.COPY_HOST_PTR
         with self.device_errors(f"cannot copy {array.nbytes} bytes to the device"):
             return self._made(self.cl.Buffer(self.context, flags, hostbuf=array))
 
-    def wrap(self, array, writable: bool = False):
+    def wrap(self, array, writable: bool = False) -> Buffer:
         """A device buffer standing for a numpy array: the caller's input (``writable`` False) or
         the output it will receive (``writable`` True, every value written by the kernels, so
         never uploaded). With ``zero_copy``, a buffer over the array's own memory

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from typing import NoReturn
 
 from clconv.errors import DeviceError, warn
 from clconv.runtime.choice import requested_spec
@@ -310,7 +311,7 @@ def _record(rt) -> None:
     _write_cache(_cache.path, [entry] + kept)
 
 
-def _fall_back(miss: _CacheMiss) -> None:
+def _fall_back(miss: _CacheMiss) -> NoReturn:
     """The remembered ICD missed: run this command again, from the start, with every ICD."""
     _restore_environment()
     os.environ[_RETRY_ENV] = _cache.entry["library"] if _cache.entry else ""
