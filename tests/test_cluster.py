@@ -233,3 +233,35 @@ def test_a_worker_killed_mid_run_loses_nothing(run_cli, scheduler, kill_tree, tm
     assert sorted(f["input"] for f in report["files"]) == all_files(kill_tree)  # each file once
     for rel in all_files(kill_tree)[::25]:
         assert_filtered(kill_tree / rel, tmp_path / "local" / rel)
+
+
+def test_ctrl_c_cancels_leaves_no_temporary_writes_the_report_and_exits_130(
+    clconv_script, run_cli, scheduler, kill_tree, tmp_path
+):
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    cmd = [clconv_script, "batch", "-r", "-k", KERNEL, "--cluster", scheduler, "--report", str(report)]
+    proc = subprocess.Popen([*cmd, str(kill_tree), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, stdin=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.rglob("img*.png"))) < 20 and proc.poll() is None:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run finished before it could be interrupted; make the tree bigger"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("clconv: error: ")
+    assert temporaries(tmp_path) == []
+    written = all_files(out)
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["interrupted"] is True and 20 <= len(written) < KILL_TREE_COUNT
+    # Files of a group still running, or whose result was on its way, when Ctrl-C came may be
+    # written but not counted (at most a group per worker thread); every file there is whole.
+    from clconv.batch.cluster import GROUP_MAX
+
+    assert summary["ok"] <= len(written) <= summary["ok"] + 2 * GROUP_MAX
+    rerun = run_cli("batch", "-r", "-k", KERNEL, "--cluster", scheduler, "--skip-existing", kill_tree, out)
+    assert rerun.returncode == 0, rerun.stderr
+    local = run_cli("batch", "-r", "-k", KERNEL, "--jobs", "2", kill_tree, tmp_path / "local")
+    assert local.returncode == 0, local.stderr
+    assert_same_bytes(tmp_path / "local", out)

@@ -7,8 +7,9 @@ of N worker processes (default: the cores) started for the run and stopped after
 process opens the device once (clconv.batch.cluster_worker.RuntimePlugin) and does whole files:
 decode, filter, encode into a temporary name chosen here, rename onto the output, all on its own
 filesystem, which must be one every worker sees (a shared mount). This process plans the tasks,
-keeps at most ``2 * threads + 2`` files in flight (so a million-file tree is never a million
-futures), draws the progress bar and writes the report: the local batch's steps and rules.
+keeps at most ``2 * threads + 2`` tasks of at most GROUP_MAX files in flight (so a million-file
+tree is never a million futures), draws the progress bar and writes the report: the local
+batch's steps and rules.
 
 A worker killed mid-run loses its files in flight; the scheduler runs them again elsewhere, and
 each retry first removes the temporary its dead attempt may have left. Ctrl-C cancels the
@@ -34,6 +35,7 @@ from clconv.errors import DeviceError, OptionError
 CONNECT_TIMEOUT_S = 10  # a scheduler that does not answer in this time cannot be reached
 WORKERS_TIMEOUT_S = 60  # a scheduler with no worker after this time is an error
 SETTLE_TIMEOUT_S = 30  # after Ctrl-C, how long the files being written on workers may take
+GROUP_MAX = 4  # files per task at most (see group_size)
 
 
 def check_address(address: str, jobs: int | None) -> int | None:
@@ -165,7 +167,7 @@ def quiet_logs() -> None:
 
 class ClusterPipeline(Pipeline):
     """The local Pipeline's bookkeeping (progress, counts, warnings, the stop message) with one
-    future per file on the cluster in place of decode -> filter -> encode."""
+    future per file (or small group of files) on the cluster in place of decode -> filter -> encode."""
 
     def run(self, cluster: Cluster) -> None:
         from distributed import as_completed
@@ -173,7 +175,8 @@ class ClusterPipeline(Pipeline):
         from clconv.batch.cluster_worker import FileJob
 
         self.cluster, self.limit = cluster, 2 * max(cluster.jobs, 1) + 2
-        self.running: dict = {}  # future -> (task, temporary)
+        self.group = group_size(len(self.todo), cluster.jobs)
+        self.running: dict = {}  # future -> [(task, temporary), ...]
         self.run_id = uuid.uuid4().hex
         job = FileJob(cluster.device, self.work.options, self.work.save_options, self.run_id)
         self.job = cluster.client.scatter(job, broadcast=True, hash=False)
@@ -191,54 +194,64 @@ class ClusterPipeline(Pipeline):
             self.progress.close()
 
     def fill(self) -> None:
-        """Submit the next files, up to ``limit`` in flight."""
-        from clconv.batch.cluster_worker import filter_file
+        """Submit the next groups of files, up to ``limit`` groups in flight."""
+        from clconv.batch.cluster_worker import filter_files
 
         while self.todo and len(self.running) < self.limit:
-            task = self.todo.popleft()
-            task.started = time.monotonic()
-            temporary = temporary_path(task.output)
-            future = self.cluster.client.submit(
-                filter_file, self.job, os.path.abspath(task.input), os.path.abspath(task.output), temporary,
-                key=f"clconv-file-{uuid.uuid4().hex}", pure=False,
-            )  # fmt: skip
-            self.running[future] = (task, temporary)
+            group = []
+            while self.todo and len(group) < self.group:
+                task = self.todo.popleft()
+                task.started = time.monotonic()
+                group.append((task, temporary_path(task.output)))
+            files = [
+                (os.path.abspath(task.input), os.path.abspath(task.output), temporary) for task, temporary in group
+            ]
+            future = self.cluster.client.submit(filter_files, self.job, files, key=f"clconv-files-{uuid.uuid4().hex}",
+                                                pure=False)  # fmt: skip
+            self.running[future] = group
             self.completed.add(future)
 
     def on_filtered(self, future) -> None:
-        """A file's task ended: record it (its output is in place, or it failed and left nothing)."""
-        task, temporary = self.running.pop(future)
-        error, pixels, warnings = _outcome(future)
-        for message in warnings:
-            self.say(_as_given(message, task), task)
-        if error:
-            discard(temporary)  # a last attempt's, where its worker was killed
-        self.finished(task, error, pixels)
+        """A group's task ended: record each file (its output is in place, or it failed and left nothing)."""
+        group = self.running.pop(future)
+        for (task, temporary), (error, pixels, warnings) in zip(group, _outcomes(future, len(group))):
+            for message in warnings:
+                self.say(_as_given(message, task), task)
+            if error:
+                discard(temporary)  # a last attempt's, where its worker was killed
+            self.finished(task, error, pixels)
 
     def abort(self) -> None:
         """Cancel the futures, let the files being written end, remove their temporaries; the
         files in flight are pending again."""
         self.cluster.cancel(list(self.running), self.run_id)
         self.result.interrupted = True
-        for task, temporary in self.running.values():
-            task.status = "pending"
-            discard(temporary)
+        for group in self.running.values():
+            for task, temporary in group:
+                task.status = "pending"
+                discard(temporary)
         self.say(
             f"{shown(self.out_dir)}: stopped after {self.done} of {len(self.result.tasks)} files, "
             "no partial file left; run again with --skip-existing to finish"
         )
 
 
-def _outcome(future) -> tuple:
-    """(error, pixels, warnings) of a file's future; a worker lost too often fails the file."""
+def group_size(files: int, threads: int) -> int:
+    """Files per task: up to GROUP_MAX, where Dask's cost per task (a few ms) would be a large share
+    of a small file's, but never so many that a thread gets fewer than four tasks."""
+    return max(1, min(GROUP_MAX, files // (4 * max(threads, 1))))
+
+
+def _outcomes(future, count: int) -> list:
+    """(error, pixels, warnings) of each file of a group's future; a worker lost too often fails them."""
     from distributed import KilledWorker
 
     try:
         return future.result()
     except KilledWorker:
-        return DEAD_WORKER, None, []
-    except Exception as e:  # noqa: BLE001 - a bug or a lost cluster: that file fails, the run goes on
-        return f"internal error: {type(e).__name__}: {e}", None, []
+        return [(DEAD_WORKER, None, [])] * count
+    except Exception as e:  # noqa: BLE001 - a bug or a lost cluster: those files fail, the run goes on
+        return [(f"internal error: {type(e).__name__}: {e}", None, [])] * count
 
 
 def _as_given(message: str, task: Task) -> str:

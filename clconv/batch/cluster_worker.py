@@ -49,6 +49,7 @@ class RuntimePlugin(WorkerPlugin):
         self.device = device
 
     def setup(self, worker) -> None:
+        """Open the device as the worker starts, so that its first file does not wait for it."""
         runtime_of(self.device)
 
 
@@ -88,6 +89,12 @@ def _plans_of(run_id: str) -> dict:
             while len(_PLANS) > 4:
                 _PLANS.popitem(last=False)
         return _PLANS[run_id]
+
+
+def filter_files(job: FileJob, files: list) -> list:
+    """:func:`filter_file` of each (input, output, temporary) of ``files``, in order; files not
+    started when the client was interrupted are left alone."""
+    return [filter_file(job, *file) if job.run_id not in _STOPPED else ("interrupted", None, []) for file in files]
 
 
 def filter_file(job: FileJob, input: str, output: str, temporary: str) -> tuple:
