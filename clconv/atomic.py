@@ -68,6 +68,7 @@ def commit(tmp: str, path: str) -> None:
 
 
 def discard(tmp: str) -> None:
+    """Remove the temporary file ``tmp`` if it is there; never raises."""
     try:
         os.unlink(tmp)
     except OSError:

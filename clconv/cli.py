@@ -49,6 +49,7 @@ class ClconvGroup(click.Group):
     """Runs a command and turns every failure into one line on stderr and the SPEC's exit code."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Run the command; every failure becomes one ``clconv: error:`` line and the SPEC's exit code."""
         if args is None:
             args = sys.argv[1:]
         args = list(args)
@@ -488,6 +489,9 @@ def exit_now(code: int) -> None:
 
 
 def main(argv=None):
+    """The console script's entry (``argv`` None: the process's arguments). As the script itself,
+    `clconv apply` opens its device while parsing and ends without the OpenCL teardown (see
+    open_device_early and exit_now)."""
     if argv is None:  # the console script: this process is ours (a rerun, env variables, its exit)
         argv = sys.argv[1:]
         if open_device_early(argv):

@@ -9,7 +9,8 @@ from clconv.params import BORDER_ALIASES, BORDER_PICTURES, BORDERS, DEFAULT_MAX_
 
 
 def debug_option(fn):
-    # Read by ClconvGroup.main before parsing; declared so click accepts it anywhere.
+    """The --debug flag on a command: read by ClconvGroup.main before parsing, declared so that
+    click accepts it anywhere."""
     return click.option("--debug", is_flag=True, expose_value=False, help="Show tracebacks of errors.")(fn)
 
 
@@ -31,13 +32,14 @@ class AlgorithmChoice(click.Choice):
 
     @property
     def choices(self):
+        """The algorithm names, imported on first use."""
         from clconv.algorithms import CHOICES
 
         return tuple(CHOICES)
 
     @choices.setter
     def choices(self, value):
-        pass
+        """Ignored: click.Choice's __init__ assigns the empty tuple given to it."""
 
 
 def complete_kernel(ctx, param, incomplete: str) -> list:
@@ -193,6 +195,7 @@ def make_save_options(values: dict):
 
 
 def make_options(values: dict):
+    """The FilterOptions of the filter options' values (as click parsed them), not yet validated."""
     from clconv.files import FilterOptions
 
     return FilterOptions(

@@ -141,6 +141,7 @@ def describe(found: dict) -> str:
 
 
 def main(argv=None) -> int:
+    """The child process: check the device ``argv[0]`` and print the result as one JSON line."""
     index = (argv or sys.argv[1:])[0]
     print(json.dumps(check_device(index)), flush=True)
     return 0

@@ -54,6 +54,7 @@ def schedule_for(rt, plan: Plan, shape: tuple[int, int], bank: bool = False):
 
 
 def new_planes(rt, count: int, shape: tuple[int, int]) -> Planes:
+    """``count`` float32 planes of ``shape`` in a new device buffer."""
     return Planes(rt.alloc(count * shape[0] * shape[1] * FLOAT_BYTES), 0, count, shape)
 
 

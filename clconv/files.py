@@ -32,6 +32,7 @@ class FilterOptions(PlanOptions):
     max_pixels: int = DEFAULT_MAX_PIXELS
 
     def plan_for(self, in_dtype, channels: int, has_alpha: bool, out_dtype=None, device_kind="cpu"):
+        """The validated Plan of these options for an input of ``in_dtype`` and ``channels``."""
         from clconv.api import build_plan
 
         return build_plan(
@@ -112,6 +113,7 @@ def with_provenance(save_options: imageio.SaveOptions | None, options: FilterOpt
 
 
 def output_dtype(options: FilterOptions, output: str, in_dtype) -> np.dtype:
+    """The output's sample type: --dtype, float32 for .npy, else the input's."""
     if options.dtype:
         return np.dtype(options.dtype)
     if output.lower().endswith(".npy"):
@@ -186,6 +188,7 @@ def filter_image(
 
 
 def check_output_size(options: FilterOptions, output: str, shape) -> None:
+    """OutputError when an output of ``shape`` (h, w) would exceed --max-pixels."""
     out_h, out_w = shape
     if options.max_pixels and out_h * out_w > options.max_pixels:
         raise OutputError(output, f"output would be {out_w}x{out_h} pixels, over --max-pixels {options.max_pixels}")

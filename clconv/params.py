@@ -158,6 +158,7 @@ class Planes:
 
     @property
     def size(self) -> int:
+        """Pixels per plane."""
         return self.shape[0] * self.shape[1]
 
     @property
@@ -166,6 +167,7 @@ class Planes:
         return self.count // self.interleave
 
     def sub(self, first: int, count: int) -> Planes:
+        """``count`` of these separate planes from the ``first``, in the same buffer."""
         assert self.interleave == 1, "channels of an interleaved image are not separate planes"
         return Planes(self.buffer, self.offset + first * self.size, count, self.shape)
 
@@ -180,6 +182,8 @@ class Geometry:
 
     @classmethod
     def parse(cls, padding=None, stride=1, dilation=1) -> Geometry:
+        """The Geometry of --padding (None or 'same', 'valid', or N >= 0), --stride and --dilation
+        (>= 1); OptionError on bad values."""
         if padding is not None:
             if isinstance(padding, str):
                 if padding.strip().lower() == "valid":

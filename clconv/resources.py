@@ -9,6 +9,7 @@ from pathlib import Path
 
 @functools.cache
 def cl_dir() -> Path:
+    """The folder of the OpenCL sources: in the installed package, else the repository's cl/."""
     packaged = Path(str(files("clconv") / "cl"))
     if packaged.is_dir():
         return packaged
@@ -17,6 +18,7 @@ def cl_dir() -> Path:
 
 @functools.cache
 def read_cl(name: str) -> str:
+    """The text of one file of cl/ (read once)."""
     return (cl_dir() / name).read_text(encoding="utf-8")
 
 

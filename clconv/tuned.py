@@ -46,6 +46,7 @@ def device_key(rt) -> dict:
 
 
 def cache_path(rt) -> str:
+    """The file that holds ``rt``'s tuned measurements: named by the device and a hash of its key."""
     key = device_key(rt)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     slug = re.sub(r"[^A-Za-z0-9]+", "-", key["device"]).strip("-")[:40] or "device"

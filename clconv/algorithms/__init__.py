@@ -32,6 +32,9 @@ def _never(kernel) -> None:
 
 @dataclass(frozen=True)
 class Algorithm:
+    """One registered algorithm: its correlate functions, what it refuses, and what it can do (the
+    flags the engine asks instead of branching on names)."""
+
     name: str
     summary: str
     correlate: Callable
@@ -109,6 +112,7 @@ def params_text(params: dict) -> str:
 
 
 def check_name(name: str) -> str:
+    """``--algorithm``'s value, lower-cased: 'auto' or a REGISTRY name (empty: 'auto'); OptionError otherwise."""
     key = (name or "auto").lower()
     if key not in CHOICES:
         raise OptionError("--algorithm", f"unknown algorithm {name!r} (choose from {', '.join(CHOICES)})")
@@ -143,6 +147,7 @@ class Step:
     source: str = "model"  # "model", "tuned" or "forced"
 
     def correlate(self, rt, src, dst, window, border_code: int, cval: float, mapping=None) -> None:
+        """Run this step's kernel from ``src`` into ``dst`` with its algorithm and parameters."""
         extra = {"mapping": mapping} if mapping is not None else {}
         self.algorithm.correlate(rt, src, dst, self.kernel, window, border_code, cval, **extra, **self.params)
 
@@ -156,6 +161,7 @@ class Schedule:
     note: str = ""  # where the choices came from (for --explain)
 
     def step(self, kernel, shape: tuple[int, int]) -> Step:
+        """The Step of ``kernel`` (a linear part of the plan) on an input of ``shape``."""
         return self.steps[self.keys.index((id(kernel), tuple(shape)))]
 
     def __iter__(self):

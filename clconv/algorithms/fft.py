@@ -311,6 +311,7 @@ def program(rt) -> str:
 
 
 def max_radix(rt) -> int:
+    """The largest radix a pass of this device's FFT shape takes (MAX_RADIX of ``shape(rt)``)."""
     return MAX_RADIX[shape(rt)]
 
 
@@ -350,6 +351,8 @@ def _transpose(rt, src, dst, src_rows: int, src_pitch: int, dst_pitch: int, plan
 
 
 def correlate(rt, src, dst, kernel, window, border_code: int, cval: float) -> None:
+    """Correlate the float32 planes of ``src`` into ``dst`` through FFTs of overlap-save tiles:
+    the kernel's spectrum (cached per device) times each tile's, transformed back."""
     assert src.interleave == 1 and getattr(src, "dtype", "float32") == "float32", "fft reads float32 planes"
     (h, w), (out_h, out_w) = src.shape, dst.shape
     form = shape(rt)

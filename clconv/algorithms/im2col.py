@@ -19,6 +19,7 @@ BAND_BYTES = 64 << 20  # bound on the patch matrix of one band (plus one row of 
 
 
 def correlate(rt, src, dst, kernel, window, border_code: int, cval: float) -> None:
+    """One kernel over every plane of ``src``: a bank of one (see correlate_bank)."""
     correlate_bank(rt, src, [dst], [kernel], window, border_code, cval)
 
 

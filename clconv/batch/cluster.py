@@ -170,6 +170,8 @@ class ClusterPipeline(Pipeline):
     future per file (or small group of files) on the cluster in place of decode -> filter -> encode."""
 
     def run(self, cluster: Cluster) -> None:
+        """Every pending task through the cluster in groups of files, at most ``limit`` groups in
+        flight; any exception (Ctrl-C, SIGTERM) cancels the run's futures (see abort) and is raised again."""
         from distributed import as_completed
 
         from clconv.batch.cluster_worker import FileJob
@@ -198,7 +200,7 @@ class ClusterPipeline(Pipeline):
         from clconv.batch.cluster_worker import filter_files
 
         while self.todo and len(self.running) < self.limit:
-            group = []
+            group: list[tuple[Task, str]] = []  # (task, its temporary output)
             while self.todo and len(group) < self.group:
                 task = self.todo.popleft()
                 task.started = time.monotonic()

@@ -185,6 +185,7 @@ class Pipeline:
         )
 
     def finished(self, task: Task, error: str | None, pixels: int | None = None) -> None:
+        """Record how ``task`` ended (``error`` None: ok, with its pixel count) and move the bar on."""
         task.status, task.error = ("failed", error) if error else ("ok", None)
         task.pixels = pixels if not error else None
         task.seconds = time.monotonic() - task.started

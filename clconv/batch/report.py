@@ -11,19 +11,24 @@ from clconv.batch.tasks import Task
 
 @dataclass
 class BatchResult:
+    """What a batch run did: every task with its outcome, the settings, the seconds it took."""
+
     tasks: list[Task]
     settings: dict
     seconds: float
     interrupted: bool = False
 
     def count(self, status: str) -> int:
+        """How many tasks have ``status``."""
         return sum(t.status == status for t in self.tasks)
 
     @property
     def failures(self) -> list[Task]:
+        """The tasks that failed, in order."""
         return [t for t in self.tasks if t.status == "failed"]
 
     def summary(self) -> dict:
+        """The counts of ok, failed and skipped files and the run's seconds."""
         return {
             "ok": self.count("ok"),
             "failed": self.count("failed"),
@@ -32,6 +37,7 @@ class BatchResult:
         }
 
     def report(self) -> dict:
+        """The JSON report: clconv's version, the settings, the summary and each ended file's record."""
         from clconv import __version__
 
         summary = self.summary()
@@ -80,6 +86,7 @@ def settings_of(options, runtime_name: str, extra: dict) -> dict:
 
 
 def write_report(path: str, result: BatchResult) -> None:
+    """Write the JSON report of ``result`` to ``path`` atomically (ASCII, indented)."""
     from clconv.atomic import write_atomically
 
     text = json.dumps(result.report(), indent=2, ensure_ascii=True) + "\n"

@@ -33,6 +33,7 @@ class Task:
     started: float = field(default=0.0, repr=False)
 
     def record(self) -> dict:
+        """This file's entry in the JSON report."""
         error = f"{shown(self.error_path)}: {self.error}" if self.error and self.error_path else self.error
         return {
             "input": shown(self.rel_input),
@@ -128,6 +129,7 @@ def _wanted(name: str, extensions: frozenset[str] | None, patterns: list[str]) -
 
 
 def output_name(rel_input: str, format: str | None) -> str:
+    """The output's path relative to OUT_DIR: the input's, with the extension of ``format`` when given."""
     if not format:
         return rel_input
     return os.path.splitext(rel_input)[0] + "." + format
@@ -150,6 +152,8 @@ def normalized_format(format: str | None) -> str | None:
 
 
 def plan_tasks(in_dir: str, out_dir: str, rel_inputs: list[str], format: str | None) -> list[Task]:
+    """One Task per input; a second input whose output would be the same file (names compared
+    through os.path.normcase) fails at once rather than overwrite the first's."""
     tasks: list[Task] = []
     owners: dict[str, str] = {}  # normcase'd output name -> the input that writes it
     for rel in rel_inputs:

@@ -56,6 +56,7 @@ def speedup_against(rows: list, reference: str, algorithm: str = "auto"):
 
 
 def row_named(rows, name):
+    """The row of ``rows`` whose algorithm is ``name``, or None."""
     return next((r for r in rows if r["algorithm"] == name), None)
 
 

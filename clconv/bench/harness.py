@@ -91,11 +91,14 @@ class Candidate:
 
     @property
     def reference(self) -> bool:
+        """True for a reference library's call (no device runtime)."""
         return self.rt is None
 
 
 @dataclass
 class Measured:
+    """What ``measure`` found for one candidate: first call, largest error, failure, seconds per round."""
+
     first_s: float | None = None
     max_error: float | None = None
     error: str | None = None

@@ -27,6 +27,7 @@ def peak_rss() -> int:
 
 
 def main(argv: list[str]) -> None:
+    """The child process: ``argv`` is DEVICE SPEC H W C; prints the JSON line (see the module)."""
     import numpy as np
 
     import clconv

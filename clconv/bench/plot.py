@@ -30,6 +30,7 @@ X_LABELS = {"taps": "kernel taps (log scale)", "pixels": "image pixels (log scal
 
 
 def plot_available() -> bool:
+    """Whether matplotlib can be imported (--plot needs it)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -126,6 +127,7 @@ def _targets_legend(fig) -> None:
 
 
 def series_label(row: dict) -> str:
+    """The legend's name for a row: the reference's name, or clconv's algorithm and device."""
     return row["algorithm"] if row["reference"] else f"clconv {row['algorithm']} ({row['device'].split()[0]})"
 
 

@@ -97,6 +97,7 @@ def clconv_command() -> list[str]:
 
 
 def png_level() -> int:
+    """The zlib level clconv writes PNGs with, so that the other tools are asked for the same."""
     from clconv.imageio import PNG_COMPRESS_LEVEL
 
     return PNG_COMPRESS_LEVEL
@@ -180,6 +181,7 @@ def run_timed(command: list[str], env: dict | None = None) -> float:
 
 
 def have_cv2() -> bool:
+    """Whether OpenCV (cv2) is installed."""
     return opencv() is not None
 
 

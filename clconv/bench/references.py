@@ -27,6 +27,8 @@ BANDWIDTH_BYTES = 64 * MIB
 
 @dataclass(frozen=True)
 class Reference:
+    """A reference library's call on the host (no device), to time beside clconv's."""
+
     name: str
     device: str
     call: Callable[[], object]
@@ -43,6 +45,7 @@ def opencv():
 
 
 def host_description(library: str) -> str:
+    """The device column of a reference's rows: the library, its version (and OpenCV's threads)."""
     if library == "cv2":
         cv2 = opencv()
         return f"host: OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads" if cv2 else "host: OpenCV"
@@ -57,6 +60,7 @@ def reference_libraries() -> list[str]:
 
 
 def as_candidates(refs: list[Reference], check) -> list[Candidate]:
+    """``refs`` as the harness's Candidates, their outputs checked by ``check``."""
     return [Candidate(r.name, r.name, r.device, r.call, check, None, r.out_reused) for r in refs]
 
 

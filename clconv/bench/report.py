@@ -56,6 +56,8 @@ def format_table(rows: list[dict]) -> list[str]:
 
 
 def format_header(doc: dict) -> list[str]:
+    """The lines above the table: rounds and units, each device's start-up and copy bandwidth,
+    the host's."""
     s = doc["settings"]
     lines = [
         f"clconv {doc['clconv']} bench: medians of {s['repeat']} interleaved rounds; times in ms; "
@@ -94,6 +96,7 @@ def format_targets(evaluated: list[dict], details: dict | None = None) -> list[s
 
 
 def write_json(doc: dict, path: str) -> None:
+    """Write ``doc`` to ``path`` as JSON, atomically; NaN and infinities as null."""
     write_atomically(path, lambda fo: fo.write((json.dumps(_finite(doc), indent=1) + "\n").encode("utf-8")))
 
 

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class DeviceRun:
+    """One device of the run: its spec, Runtime, start-up time and copy bandwidth."""
+
     spec: str | None
     rt: Runtime
     startup_ms: float
@@ -153,6 +155,7 @@ def convolution_rows(
 
 
 def parse_kernel(spec):
+    """The linear kernel of ``spec``; OptionError for a gradient magnitude (bench times its parts)."""
     from clconv.kernels import Linear, parse_spec
 
     kernel = parse_spec(spec)

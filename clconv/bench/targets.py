@@ -11,6 +11,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Target:
+    """One performance goal: which value of which workload, compared by ``op`` with ``threshold``."""
+
     key: str
     workload: str
     figure: str  # what the value is

@@ -22,18 +22,22 @@ class Image:
 
     @property
     def max_value(self) -> float:
+        """Full scale of the pixels' sample type (1.0 for floats)."""
         return _max_value(self.pixels.dtype)
 
     @property
     def height(self) -> int:
+        """Rows of pixels."""
         return int(self.pixels.shape[0])
 
     @property
     def width(self) -> int:
+        """Columns of pixels."""
         return int(self.pixels.shape[1])
 
     @property
     def channels(self) -> int:
+        """Channels per pixel, alpha included."""
         return int(self.pixels.shape[2])
 
 

@@ -78,6 +78,7 @@ class Linear:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(height, width) of the weights."""
         return (int(self.weights.shape[0]), int(self.weights.shape[1]))
 
     @property
@@ -155,6 +156,7 @@ class Magnitude:
 
     @property
     def nonnegative(self) -> bool:
+        """Whether both gradients' weights are all >= 0."""
         return self.gx.nonnegative and self.gy.nonnegative
 
     @property
@@ -163,6 +165,7 @@ class Magnitude:
         return (self.gx, self.gy)
 
     def flipped(self) -> Magnitude:
+        """Both gradients rotated 180 degrees (``--flip``)."""
         return Magnitude(self.spec, self.gx.flipped(), self.gy.flipped(), self.abs, self.bias)
 
 

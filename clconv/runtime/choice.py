@@ -15,6 +15,8 @@ from clconv.errors import DeviceError
 
 @dataclass(frozen=True)
 class DeviceInfo:
+    """What clconv knows of one OpenCL device without opening it: where it is, its kind and limits."""
+
     platform_index: int
     device_index: int
     platform: str
@@ -27,13 +29,16 @@ class DeviceInfo:
 
     @property
     def pocl_version(self) -> tuple[int, ...]:
+        """The PoCL version of the platform, () when it is not PoCL."""
         return _pocl_version(f"{self.platform} {self.platform_version}")
 
     @property
     def index(self) -> str:
+        """'P:D', pyopencl's form of the device's place (as --device takes it)."""
         return f"{self.platform_index}:{self.device_index}"
 
     def describe(self) -> str:
+        """The device in one line, as messages and --explain name it."""
         return f"{self.index} {self.name} ({self.kind}, {self.platform})"
 
 
@@ -57,6 +62,7 @@ SIMULATORS = ("oclgrind",)  # platforms that simulate a device: used only when n
 
 
 def is_simulator(info: DeviceInfo) -> bool:
+    """Whether the device is a simulator (Oclgrind), never chosen unless named."""
     return any(name in info.platform.lower() for name in SIMULATORS)
 
 

@@ -214,6 +214,7 @@ class Runtime:
             raise DeviceError(self.info.describe(), f"{doing}: {first}") from exc
 
     def upload(self, array) -> Buffer:
+        """A new read-only device buffer holding a copy of ``array``."""
         flags = self.cl.mem_flags.READ_ONLY | self.cl.mem_flags.COPY_HOST_PTR
         with self.device_errors(f"cannot copy {array.nbytes} bytes to the device"):
             return self._made(self.cl.Buffer(self.context, flags, hostbuf=array))
@@ -256,6 +257,7 @@ class Runtime:
         return "zero-copy host memory" if self.zero_copy else "copies to and from device memory"
 
     def download(self, buffer, array):
+        """Copy ``buffer`` into ``array`` (blocking) and return ``array``."""
         with self.device_errors("running the filter"):
             self.cl.enqueue_copy(self.queue, array, buffer, is_blocking=True)
         return array

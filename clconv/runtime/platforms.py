@@ -75,4 +75,5 @@ def _platform_devices():
 
 
 def list_devices() -> list[DeviceInfo]:
+    """Every OpenCL device of every platform, as DeviceInfo (listed once per process)."""
     return [info for info, _ in _platform_devices()]
