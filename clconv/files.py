@@ -95,9 +95,9 @@ PROVENANCE_PREFIX = imageio.PROVENANCE_PREFIX
 
 def provenance(options: FilterOptions) -> str:
     """The record an output carries of how it was made: ``clconv 0.1.0: -k sharpen ...``."""
-    from clconv import __version__
+    from clconv.imageio.meta import provenance_record
 
-    return f"{PROVENANCE_PREFIX}{__version__}: {options.describe()}"
+    return provenance_record(options.describe())
 
 
 def settings_in(record: str | None) -> str | None:

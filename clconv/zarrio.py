@@ -226,7 +226,7 @@ def _create(path: str, result, source, options, strip: bool):
     ``strip``)."""
     import zarr
 
-    from clconv.files import provenance
+    from clconv.imageio.meta import provenance_record  # (not clconv.files, which imports this module)
 
     chunks = tuple(min(c, n) for c, n in zip(source.chunks, result.shape))
     extra: dict[str, Any] = {}  # zarr_format, where zarr 3 takes it
@@ -235,7 +235,7 @@ def _create(path: str, result, source, options, strip: bool):
         extra["zarr_format"] = fmt
     target = zarr.open_array(path, mode="w-", shape=result.shape, chunks=chunks, dtype=result.dtype, **extra)
     if not strip:
-        target.attrs.update({**dict(source.attrs), "clconv": provenance(options)})
+        target.attrs.update({**dict(source.attrs), "clconv": provenance_record(options.describe())})
     return target
 
 

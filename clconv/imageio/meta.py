@@ -87,6 +87,14 @@ _PNG_PROFILE_KEYS = (
 PROVENANCE_PREFIX = "clconv "
 
 
+def provenance_record(settings: str) -> str:
+    """The record an output carries of how it was made, from its filter ``settings``:
+    ``clconv 0.1.0: -k sharpen ...`` (see clconv.files.provenance)."""
+    from clconv import __version__
+
+    return f"{PROVENANCE_PREFIX}{__version__}: {settings}"
+
+
 # --------------------------------------------------------------------------
 # read
 
