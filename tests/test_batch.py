@@ -377,3 +377,22 @@ def test_progress_bar_on_a_terminal_stream(runtime, tree, tmp_path):
     assert result.summary()["ok"] == 4
     text = stream.getvalue()
     assert "\r[" in text and "4/4 files" in text and "images/s" in text and text.endswith("\n")
+
+
+def test_a_deep_tmpdir_still_starts_the_workers(run_cli, tmp_path, monkeypatch):
+    """The fork server's socket lives in $TMPDIR and a Unix socket path holds 107 bytes: a deeper
+    TMPDIR (pytest's own under xdist, say) used to be an internal error; now the pool spawns."""
+    import tempfile
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(deep))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((9, 7, 3), 40 * i, np.uint8)).save(src / f"f{i}.png")
+    r = run_cli("batch", "-q", "-k", KERNEL, "--jobs", "2", src, tmp_path / "out")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f0.png", "f1.png", "f2.png"]
+    assert list(deep.iterdir()) == []  # scratch files gone

@@ -121,10 +121,17 @@ class LocalWorkers:
             raise WorkerDied from None
 
 
+_UNIX_PATH_MAX = 107  # sockaddr_un.sun_path on Linux, less its terminating NUL
+
+
 def _start_pool(jobs: int) -> ProcessPoolExecutor:
     methods = multiprocessing.get_all_start_methods()
-    # Never fork a process that holds an OpenCL context (PoCL's threads do not survive it).
-    method = "forkserver" if "forkserver" in methods else "spawn"
+    # Never fork a process that holds an OpenCL context (PoCL's threads do not survive it). The
+    # fork server listens on a Unix socket in $TMPDIR, whose path may hold 107 bytes at most:
+    # a deep TMPDIR takes spawn (slower to start, same result).
+    socket_path = os.path.join(tempfile.gettempdir(), "pymp-12345678", "listener-12345678")
+    fits = len(os.fsencode(socket_path)) <= _UNIX_PATH_MAX
+    method = "forkserver" if "forkserver" in methods and fits else "spawn"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(["clconv.imageio"])
