@@ -6,7 +6,6 @@ import json
 import shutil
 import statistics
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -136,14 +135,14 @@ def test_without_opencv_scipy_is_the_only_reference(monkeypatch):
     assert {r["algorithm"] for r in doc["results"] if r["reference"]} == {"scipy.ndimage.correlate"}
 
 
-def test_quick_defaults_finish_within_a_minute():
-    start = time.perf_counter()
-    doc = bench.run({"quick": True}, lambda line: None)
-    assert time.perf_counter() - start < 60
-    assert doc["ok"]
-    assert doc["settings"]["sizes"] == ["512x512", "1024x1024"] and doc["settings"]["repeat"] == 3
-    assert {tuple(r["kernel_shape"]) for r in doc["results"]} == {(3, 3), (7, 7)}
-    assert {r["dtype"] for r in doc["results"]} == {"float32", "uint8"}
+def test_quick_settings_are_the_small_sweep():
+    """--quick's workloads (how long they take is the benchmark's business, README: under a
+    minute on 2 cores, not a unit test's); the run itself is exercised on tiny sizes above."""
+    s = bench.settings_from({"quick": True})
+    assert s.sizes == ((512, 512), (1024, 1024)) and s.repeat == 3
+    assert s.kernels == ("gaussian:size=3", "gaussian:size=7") and s.dtypes == ("float32", "uint8")
+    given = bench.settings_from({"quick": True, "sizes": [(64, 32)], "repeat": 2})
+    assert given.sizes == ((64, 32),) and given.repeat == 2  # what is given wins over --quick
 
 
 # ---------------------------------------------------------------- wrong outputs are reported
