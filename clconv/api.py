@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -128,8 +130,30 @@ def as_pixels(image) -> tuple[np.ndarray, bool]:
     return (pixels[:, :, None] if flat else pixels), flat
 
 
+def positional_options_deprecated(fn):
+    """Options after the image and kernel are keyword-only; 0.1.0 took ``border``, ``device`` and
+    ``algorithm`` by position too: still accepted, with a DeprecationWarning (removed in 0.3)."""
+    names = ("border", "device", "algorithm")
+
+    @functools.wraps(fn)
+    def wrapper(image, kernel, *args, **kwargs):
+        if args:
+            if len(args) > len(names):
+                raise TypeError(f"{fn.__name__}() takes 2 positional arguments and at most 3 deprecated ones")
+            warnings.warn(f"{fn.__name__}(): pass {', '.join(names[: len(args)])} by keyword "
+                          f"({names[0]}=...); by position is deprecated", DeprecationWarning, stacklevel=2)  # fmt: skip
+            for name, value in zip(names, args):
+                if name in kwargs:
+                    raise TypeError(f"{fn.__name__}() got multiple values for argument {name!r}")
+                kwargs[name] = value
+        return fn(image, kernel, **kwargs)
+
+    return wrapper
+
+
+@positional_options_deprecated
 def convolve(
-    image, kernel, border="reflect", device=None, algorithm="auto", *, dtype=None, out=None, **options
+    image, kernel, *, border="reflect", device=None, algorithm="auto", dtype=None, out=None, **options
 ) -> np.ndarray:
     """Filter ``image`` with ``kernel`` on an OpenCL device.
 
@@ -186,7 +210,8 @@ def convolve(
     return result[:, :, 0] if flat else result
 
 
-def convolve_bank(image, kernels, border="reflect", device=None, algorithm="auto", *, dtype=None, **options) -> list:
+@positional_options_deprecated
+def convolve_bank(image, kernels, *, border="reflect", device=None, algorithm="auto", dtype=None, **options) -> list:
     """Filter ``image`` with each kernel of ``kernels`` separately (a filter bank, not a chain).
 
     Returns one array per kernel, in order, each as ``convolve(image, kernel, ...)`` would return

@@ -43,7 +43,7 @@ from clconv.params import Geometry, Mapping, map_index
 DEVICE_LOCK = threading.Lock()  # one block on the device at a time in a process (see above)
 
 
-def convolve(array, kernel, border="reflect", device=None, algorithm="auto", *, dtype=None, **options):
+def convolve(array, kernel, *, border="reflect", device=None, algorithm="auto", dtype=None, **options):
     """``clconv.convolve`` on a dask array (HxW or HxWxC), lazily: returns a dask array of the
     output, equal to ``clconv.convolve(array.compute(), kernel, ...)`` (bit-equal where direct
     or gemm runs, to float32 round-off where separable or the FFT does). Same arguments and

@@ -291,15 +291,15 @@ def test_separable_bands_give_the_same_result(monkeypatch, border):
     for i, image in enumerate(images):
         for j, kernel in enumerate(kernels):
             for k, extra in enumerate(options):
-                whole[i, j, k] = clconv.convolve(image, kernel, border, algorithm="separable", border_value=2.5, **extra)
+                whole[i, j, k] = clconv.convolve(image, kernel, border=border, algorithm="separable", border_value=2.5, **extra)
     # the smallest band: SEP_ROWS output rows (band_bytes is correlate's default)
     monkeypatch.setattr(separable.correlate, "__defaults__", (None, 1, separable.SEP_ROWS))
     assert band_rows(1, 4 * 37 * 3, span=13, unit=separable.SEP_ROWS, most=53) == separable.SEP_ROWS
     for i, image in enumerate(images):
         for j, kernel in enumerate(kernels):
             for k, extra in enumerate(options):
-                banded = clconv.convolve(image, kernel, border, algorithm="separable", border_value=2.5, **extra)
-                direct = clconv.convolve(image, kernel, border, algorithm="direct", border_value=2.5, **extra)
+                banded = clconv.convolve(image, kernel, border=border, algorithm="separable", border_value=2.5, **extra)
+                direct = clconv.convolve(image, kernel, border=border, algorithm="direct", border_value=2.5, **extra)
                 np.testing.assert_array_equal(banded, whole[i, j, k])
                 tolerance = 1 if image.dtype == np.uint8 else 1e-3
                 assert np.abs(banded.astype(np.float64) - direct).max() <= tolerance, (i, j, extra)

@@ -160,7 +160,7 @@ def test_hidden_colour_never_reaches_a_visible_pixel(kernel, dtype, border, cval
     for algorithm in sorted(REGISTRY):
         if _refused(algorithm, kernel):
             continue
-        first, second = (clconv.convolve(x, kernel, border, algorithm=algorithm, border_value=cval, alpha="keep")
+        first, second = (clconv.convolve(x, kernel, border=border, algorithm=algorithm, border_value=cval, alpha="keep")
                          for x in (img, other))
         np.testing.assert_array_equal(first[..., 3], img[..., 3])
         assert np.array_equal(first[visible], second[visible]), (algorithm, kernel)
@@ -186,7 +186,7 @@ def test_matches_the_oracle(name, border, cval, dtype):
     spec = rng.integers(-3, 4, (3, 4)).astype(float) if name == "random" else name
     if name == "random":
         spec[0, 0] = -2.0
-    got = clconv.convolve(img, spec, border, border_value=cval, alpha="keep")
+    got = clconv.convolve(img, spec, border=border, border_value=cval, alpha="keep")
     want = _mapped(oracle(img, spec, border, cval), dtype, name)
     np.testing.assert_array_equal(got[..., 3], img[..., 3])
     abs_sum = 8.0 if name == "sobel" else float(np.abs(spec if name == "random" else WRITTEN[name]).sum())
@@ -253,8 +253,8 @@ def test_low_rank_kernel_whose_absolute_weights_are_not():
     w = np.outer(u[0], v[0]) + np.outer(u[1], v[1])
     assert not _refused("separable", w) and _refused("separable", np.abs(w))
     img = cutout(rng, 9, 8, np.float32, partial=False)
-    got = clconv.convolve(img, w, "nearest", algorithm="separable", alpha="keep")
-    other = clconv.convolve(rehide(img, rng), w, "nearest", algorithm="separable", alpha="keep")
+    got = clconv.convolve(img, w, border="nearest", algorithm="separable", alpha="keep")
+    other = clconv.convolve(rehide(img, rng), w, border="nearest", algorithm="separable", alpha="keep")
     visible = img[..., 3] > 0
     assert np.array_equal(got[visible], other[visible])
     np.testing.assert_allclose(got[..., :3], oracle(img, w, "nearest"), rtol=0, atol=1e-4 * np.abs(w).sum())

@@ -41,7 +41,7 @@ class Refused(Exception):
 def run(image, kernel, border="reflect", algorithm="auto", **kw):
     """clconv.convolve; raises Refused where an explicit algorithm refuses the case."""
     try:
-        return clconv.convolve(image, kernel, border, algorithm=algorithm, **kw)
+        return clconv.convolve(image, kernel, border=border, algorithm=algorithm, **kw)
     except OptionError as exc:
         if algorithm != "auto" and "algorithm" in str(exc.subject or ""):
             raise Refused(f"algorithm {algorithm} does not take this case: {exc}") from exc
@@ -192,7 +192,7 @@ def test_skimage_kernel_exact_on_small_integers():
     img = int_valued_f32((11, 12), seed=3)
     for flip in (False, True):
         for border in MODES:
-            out = clconv.convolve(img, SKIMAGE, border, flip=flip)
+            out = clconv.convolve(img, SKIMAGE, border=border, flip=flip)
             assert np.array_equal(out, reference(img, SKIMAGE, border, flip=flip).expected), (border, flip)
 
 
@@ -358,7 +358,7 @@ def test_border_aliases(alias):
     img = int_valued_f32((9, 11), seed=2)
     out, _ = check(img, GEO_KERNEL, alias)
     canon, _ = oracle.canonical_border(alias)
-    assert np.array_equal(out, clconv.convolve(img, GEO_KERNEL, canon))
+    assert np.array_equal(out, clconv.convolve(img, GEO_KERNEL, border=canon))
     check(IMAGES["u8-rgb"], "gaussian", alias)
 
 
@@ -368,7 +368,7 @@ def test_zero_alias_is_constant_zero():
     check(img, "box", "zero", border_value=0.0)
     check(img, "box", "zero")
     with pytest.raises(OptionError, match="zero"):
-        clconv.convolve(img, "box", "zero", border_value=37.5)
+        clconv.convolve(img, "box", border="zero", border_value=37.5)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -479,7 +479,7 @@ def _shape_on_transparent(background):
 def test_alpha_keep_no_fringe(background, spec, border):
     """Transparent pixels lend no colour: after a blur, visible pixels keep the shape's colours."""
     img, visible = _shape_on_transparent(background)
-    out = clconv.convolve(img, spec, border, alpha="keep")
+    out = clconv.convolve(img, spec, border=border, alpha="keep")
     assert np.array_equal(out[..., 3], img[..., 3])
     shown = out[visible].astype(int)
     for c, (lo, hi) in enumerate([(200, 219), (120, 139), (40, 59)]):
@@ -496,7 +496,7 @@ def test_alpha_keep_no_fringe(background, spec, border):
     assert np.array_equal(out[zero][:, :3], img[zero][:, :3])
     assert_matches(out, ref, f"fringe {spec} {border}")
     # without keep the background does bleed, so the check above is meaningful
-    plain = clconv.convolve(img, spec, border)[visible].astype(int)
+    plain = clconv.convolve(img, spec, border=border)[visible].astype(int)
     assert any(((plain[:, c] < lo - 1) | (plain[:, c] > hi + 1)).any()
                for c, (lo, hi) in enumerate([(200, 219), (120, 139), (40, 59)]))
 
@@ -609,7 +609,7 @@ def test_property_random_filters(h, w, kh, kw, dtype, channels, border, cval, fl
 def _check_or_refused(img, weights, border, algorithm, **kw):
     ref = reference(img, weights, border, **kw)
     try:
-        out = clconv.convolve(img, weights, border, algorithm=algorithm, **kw)
+        out = clconv.convolve(img, weights, border=border, algorithm=algorithm, **kw)
     except OptionError as exc:
         if algorithm != "auto" and "algorithm" in str(exc.subject or ""):
             event(f"{algorithm} refused")
@@ -633,7 +633,7 @@ def test_property_random_geometry(h, w, kh, kw, padding, stride, dilation, dtype
     oh, ow = formula_shape(h, w, kh, kw, padding, stride, dilation)
     if oh < 1 or ow < 1:
         with pytest.raises(OptionError):
-            clconv.convolve(img, weights, border, algorithm=algorithm, **kw_)
+            clconv.convolve(img, weights, border=border, algorithm=algorithm, **kw_)
         return
     _check_or_refused(img, weights, border, algorithm, **kw_)
 
@@ -653,7 +653,7 @@ def test_property_identity(h, w, dtype, channels, border, delta, flip, seed):
         # a delta at the anchor (k//2) is the identity, flipped or not: flipping rotates it to
         # k-1-k//2 == (k-1)//2, exactly where the flipped kernel's anchor moves
         kernel[tuple(k // 2 for k in delta)] = 1.0
-    out = clconv.convolve(img, kernel, border, flip=flip)
+    out = clconv.convolve(img, kernel, border=border, flip=flip)
     if np.dtype(dtype).kind == "u":
         assert np.array_equal(out, img)
     else:
@@ -673,7 +673,7 @@ def test_property_linearity_float(h, w, kh, kw, a, b, border, algorithm, seed):
     weights = _random_weights(rng, kh, kw, np.float32, "rank1" if algorithm == "separable" else "signed")
     a32, b32 = np.float32(a), np.float32(b)
     mix = (a32 * x + b32 * y).astype(np.float32)
-    f = lambda img: clconv.convolve(img, weights, border, algorithm=algorithm)  # noqa: E731
+    f = lambda img: clconv.convolve(img, weights, border=border, algorithm=algorithm)  # noqa: E731
     lhs = f(mix).astype(np.float64)
     rhs = float(a32) * f(x).astype(np.float64) + float(b32) * f(y).astype(np.float64)
     rng_scale = max(oracle.value_range(x), oracle.value_range(y)) * (1 + abs(a) + abs(b))
@@ -688,8 +688,8 @@ def test_property_flip_is_rot180_for_odd(h, w, r, q, dtype, border, seed):
     rng = np.random.default_rng(seed)
     img = _random_image(rng, h, w, 0, dtype)
     weights = _random_weights(rng, 2 * r + 1, 2 * q + 1, dtype, "signed")
-    a = clconv.convolve(img, weights, border, flip=True).astype(np.float64)
-    b = clconv.convolve(img, np.rot90(weights, 2), border).astype(np.float64)
+    a = clconv.convolve(img, weights, border=border, flip=True).astype(np.float64)
+    b = clconv.convolve(img, np.rot90(weights, 2), border=border).astype(np.float64)
     if np.dtype(dtype).kind == "u":
         assert np.abs(a - b).max(initial=0) <= 1
     else:
@@ -720,7 +720,7 @@ def test_property_alpha_keep(h, w, kh, kw, dtype, channels, border, kind, seed):
 def test_option_errors():
     img = IMAGES["u8-gray"]
     with pytest.raises(OptionError):
-        clconv.convolve(img, "box", "bogus")
+        clconv.convolve(img, "box", border="bogus")
     with pytest.raises(OptionError):
         clconv.convolve(img, "box", stride=0)
     with pytest.raises(OptionError):

@@ -43,7 +43,7 @@ def test_algorithms_on_this_device(algorithm, kernel_key, image_key, border):
         pytest.skip(f"{algorithm} does not run {kernel_key}")
     shape, dtype = IMAGES[image_key]
     image = make_image(shape, dtype, seed=len(shape))
-    out = clconv.convolve(image, weights, border, algorithm=algorithm, border_value=3.0)
+    out = clconv.convolve(image, weights, border=border, algorithm=algorithm, border_value=3.0)
     assert_matches(out, reference(image, weights, border, border_value=3.0), f"{algorithm} {kernel_key}")
 
 

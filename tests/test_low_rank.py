@@ -118,7 +118,7 @@ def test_common_low_rank_kernels(weights, rank):
 # ---------------------------------------------------------------- against the oracle
 def _check(image, weights, border, algorithm, **kw):
     ref = reference(image, weights, border, border_value=0.5 if border == "constant" else 0.0, **kw)
-    out = clconv.convolve(image, weights, border, algorithm=algorithm,
+    out = clconv.convolve(image, weights, border=border, algorithm=algorithm,
                           border_value=0.5 if border == "constant" else 0.0, **kw)
     assert_matches(out, ref, f"{np.shape(weights)} {border} {algorithm} {kw} {image.dtype}{image.shape}")
     return out
@@ -158,7 +158,7 @@ def test_real_kernels_every_algorithm_against_the_oracle(border, name, weights):
     outs = {}
     for algorithm in ("auto", "separable", "direct", "fft"):
         for x in (image, floats):
-            out = clconv.convolve(x, weights, border, algorithm=algorithm, border_value=cval)
+            out = clconv.convolve(x, weights, border=border, algorithm=algorithm, border_value=cval)
             assert_matches(out, refs[id(x)], f"{name} {border} {algorithm} {x.dtype}{x.shape}")
             outs.setdefault(algorithm, out)
     # rounding to integers may differ by one between algorithms, never more

@@ -80,7 +80,7 @@ def check_device(runtime, x, kernel, border="reflect", **kw):
     """M @ x == clconv.convolve(x) on the device, within float32 tolerance."""
     x = np.asarray(x, np.float32)
     try:
-        got = clconv.convolve(x, kernel, border, device=runtime, **kw)
+        got = clconv.convolve(x, kernel, border=border, device=runtime, **kw)
     except OptionError as e:  # an empty output: the matrix refuses exactly the same cases
         assert "empty" in str(e)
         with pytest.raises(OptionError, match="empty"):
@@ -182,7 +182,7 @@ def test_matches_device_property(runtime, h, w, kh, kw, border, flip, padding, s
     x = rng.uniform(-1.5, 3.5, (h, w)).astype(np.float32)
     kw_ = dict(flip=flip, padding=padding, stride=stride, dilation=dilation)
     try:
-        got = clconv.convolve(x, kernel, border, device=runtime, **kw_)
+        got = clconv.convolve(x, kernel, border=border, device=runtime, **kw_)
     except OptionError:
         # an empty output: the matrix refuses exactly the same cases
         with pytest.raises(OptionError):
@@ -372,7 +372,7 @@ def test_border_value_offset_matches_device_and_oracle(runtime, geo):
     k = RNG.standard_normal((3, 4))
     m, c = convolution_matrix(k, x.shape, "constant", border_value=2.5, return_offset=True, **geo)
     got = m @ x.astype(np.float64).ravel() + c
-    dev = clconv.convolve(x, k, "constant", device=runtime, border_value=2.5, **geo)
+    dev = clconv.convolve(x, k, border="constant", device=runtime, border_value=2.5, **geo)
     np.testing.assert_allclose(got, dev.ravel(), rtol=0, atol=device_atol(x, k, 2.5))
     ref = oracle.reference(x, k, "constant", border_value=2.5, **geo).raw
     np.testing.assert_allclose(got, np.asarray(ref).ravel(), rtol=0, atol=1e-10)

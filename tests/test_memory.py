@@ -36,7 +36,7 @@ def test_the_in_place_path_matches_the_oracle(runtime, zero_copy, paths, dtype, 
     image = make_image((37, 45, 3), dtype, seed=3)
     before = image.copy()
     for border in ("reflect", "constant"):
-        out = clconv.convolve(image, spec, border, device=runtime, border_value=2)
+        out = clconv.convolve(image, spec, border=border, device=runtime, border_value=2)
         assert_matches(out, reference(image, spec, border, border_value=2), f"{zero_copy} {border}")
     assert paths == ["_execute_in_place"] * 2
     np.testing.assert_array_equal(image, before)
@@ -59,7 +59,7 @@ def test_the_fused_bank_matches_the_oracle(runtime, zero_copy, paths):
     image = make_image((41, 39, 2), "float32", seed=5)
     before = image.copy()
     specs = ["sobel-x", "sobel-y", "laplacian"]
-    outs = clconv.convolve_bank(image, specs, "wrap", device=runtime, algorithm="direct")
+    outs = clconv.convolve_bank(image, specs, border="wrap", device=runtime, algorithm="direct")
     assert paths == ["_execute_bank_fused"]
     for spec, out in zip(specs, outs):
         assert_matches(out, reference(image, spec, "wrap"), f"{zero_copy} {spec}")

@@ -36,11 +36,11 @@ def test_tiled_equals_untiled_for_every_border_and_kind(runtime, tiny_limit):
     ]
     for border in BORDERS:
         for image, kernels, options in cases:
-            untiled = clconv.convolve(image, kernels, border, device=runtime, border_value=3.5 if image.dtype == np.float32 else 0,
+            untiled = clconv.convolve(image, kernels, border=border, device=runtime, border_value=3.5 if image.dtype == np.float32 else 0,
                                       **options)
             plan_bytes = image.shape[1] * (image.shape[2] if image.ndim == 3 else 1) * 4
             tiny_limit(plan_bytes * 4 * 9)  # room for about 9 input rows per band
-            tiled = clconv.convolve(image, kernels, border, device=runtime, border_value=3.5 if image.dtype == np.float32 else 0,
+            tiled = clconv.convolve(image, kernels, border=border, device=runtime, border_value=3.5 if image.dtype == np.float32 else 0,
                                     **options)
             tiny_limit(runtime.info.max_alloc)
             assert tiled.dtype == untiled.dtype and tiled.shape == untiled.shape
@@ -68,11 +68,11 @@ def test_property_tiled_equals_untiled(runtime, h, w, kh, kw, border, stride, ro
     rng = np.random.default_rng(seed)
     image = rng.standard_normal((h, w)).astype(np.float32)
     weights = rng.standard_normal((kh, kw))
-    untiled = clconv.convolve(image, weights, border, device=runtime, stride=stride, border_value=1.5)
+    untiled = clconv.convolve(image, weights, border=border, device=runtime, stride=stride, border_value=1.5)
     saved = runtime.max_alloc
     runtime.max_alloc = w * 4 * tiling.HEADROOM * rows
     try:
-        tiled = clconv.convolve(image, weights, border, device=runtime, stride=stride, border_value=1.5)
+        tiled = clconv.convolve(image, weights, border=border, device=runtime, stride=stride, border_value=1.5)
     finally:
         runtime.max_alloc = saved
     np.testing.assert_allclose(tiled, untiled, atol=1e-5 * max(1, np.abs(weights).sum()))
@@ -109,13 +109,13 @@ def test_a_run_over_its_share_of_global_memory_is_tiled_with_the_same_result(run
         (gray, ["sobel"], {"stride": 2}),  # gx and gy
     ]
     for image, kernels, options in cases:
-        untiled = clconv.convolve(image, kernels, border, device=runtime, border_value=2, **options)
+        untiled = clconv.convolve(image, kernels, border=border, device=runtime, border_value=2, **options)
         assert stages == []
         pixels, plan = _plan(image, kernels, border=border, alpha=options.get("alpha"),
                              stride=options.get("stride", 1))
         # a third of the general path's peak: a handful of bands whatever path runs
         monkeypatch.setattr(runtime, "global_mem", int(tiling.peak_bytes(pixels, plan) / 3 / tiling.GLOBAL_SHARE))
-        tiled = clconv.convolve(image, kernels, border, device=runtime, border_value=2, **options)
+        tiled = clconv.convolve(image, kernels, border=border, device=runtime, border_value=2, **options)
         monkeypatch.setattr(runtime, "global_mem", runtime.info.global_mem)
         assert len(stages) == len(kernels) and all(rows < image.shape[0] for rows, _ in stages), stages
         assert tiled.dtype == untiled.dtype and tiled.shape == untiled.shape

@@ -58,7 +58,7 @@ def test_filtered_block_by_block_equals_the_whole_image_and_the_oracle(runtime, 
     assert out.attrs["units"] == "counts"
     assert out.attrs["clconv"].endswith("-k sharpen -k gaussian:sigma=1.5 --border wrap")
     result = out[...]
-    np.testing.assert_array_equal(result, clconv.convolve(pixels, ["sharpen", "gaussian:sigma=1.5"], "wrap"))
+    np.testing.assert_array_equal(result, clconv.convolve(pixels, ["sharpen", "gaussian:sigma=1.5"], border="wrap"))
     assert_matches(result, reference(pixels, ["sharpen", "gaussian:sigma=1.5"], "wrap"), "zarr")
     assert leftovers(tmp_path) == []
 
@@ -71,7 +71,7 @@ def test_geometry_dtype_and_a_2d_float_array_in_bands(runtime, tmp_path, monkeyp
                             scale=1000.0)
     apply_zarr(str(tmp_path / "in.zarr"), str(tmp_path / "out.zarr"), options)
     out = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")
-    expected = clconv.convolve(pixels, "sobel-x", "mirror", padding=2, stride=3, dilation=2, dtype=np.uint16,
+    expected = clconv.convolve(pixels, "sobel-x", border="mirror", padding=2, stride=3, dilation=2, dtype=np.uint16,
                                scale=1000.0)
     assert out.shape == expected.shape == (17, 13) and tuple(out.chunks) == (7, 9)
     np.testing.assert_array_equal(out[...], expected)

@@ -138,7 +138,7 @@ def _same_pixels(d: DeviceRun, image: np.ndarray, kernel) -> tuple[int | None, s
     if not refs:
         return None, ""
     try:
-        mine = clconv.convolve(image, kernel.spec, "reflect", device=d.rt)
+        mine = clconv.convolve(image, kernel.spec, border="reflect", device=d.rt)
     except Exception as exc:  # noqa: BLE001 - the row above already says what failed
         return None, f"no pixel comparison: {describe_failure(exc)}"
     differ = int(np.count_nonzero(mine != refs[0].call()))
@@ -233,7 +233,7 @@ def _bank_rows(d: DeviceRun, repeat: int, bandwidth: dict, size=(2048, 2048)) ->
             f"auto@{d.rt.info.index}",
             "auto",
             d.rt.info.describe(),
-            lambda: clconv.convolve_bank(image, bank, "reflect", device=d.rt),
+            lambda: clconv.convolve_bank(image, bank, border="reflect", device=d.rt),
             check,
             d.rt,
         )

@@ -102,7 +102,7 @@ def _clconv_candidates(
             out = np.empty_like(image)
 
             def call(rt=d.rt, name=name, out=out):
-                return clconv.convolve(image, given, border, device=rt, algorithm=name, out=out)
+                return clconv.convolve(image, given, border=border, device=rt, algorithm=name, out=out)
 
             candidates.append(
                 Candidate(f"{name}@{d.rt.info.index}", name, d.rt.info.describe(), call, check, d.rt, out_reused=True)
