@@ -8,7 +8,6 @@ scipy.linalg.convolution_matrix in 1D) to float64 round-off.
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pytest
@@ -526,11 +525,11 @@ def test_parse_shape_errors(text):
 # ----------------------------------------------------------------------------------------------
 
 
-def test_large_matrix_builds_quickly():
+def test_a_large_matrix_is_right():
+    """512x512 with a 15x15 kernel (59 M entries). How fast it builds is for a benchmark (about
+    0.5 s here), not a unit test."""
     k = weights("gaussian:sigma=2.5,size=15")
-    start = time.perf_counter()
     m = convolution_matrix(k, (512, 512))
-    elapsed = time.perf_counter() - start
     assert m.shape == (512 * 512, 512 * 512)
     assert 0.9 * 512 * 512 * 225 < m.nnz <= 512 * 512 * 225
     np.testing.assert_allclose(m.sum(axis=1), k.sum(), rtol=1e-12)
@@ -539,4 +538,3 @@ def test_large_matrix_builds_quickly():
     rows = [0, 7, 512 * 300 + 41, 512 * 512 - 1]
     ref = ndi.correlate(x, k, mode="reflect").ravel()[rows]
     np.testing.assert_allclose(m[rows] @ x.ravel(), ref, rtol=0, atol=1e-12)
-    assert elapsed < 15, f"512x512 with 15x15 took {elapsed:.2f}s"  # about 0.5 s here; generous for CI
