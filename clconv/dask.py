@@ -38,7 +38,7 @@ import numpy as np
 
 from clconv.api import SUPPORTED_DTYPES, PlanOptions, build_plan
 from clconv.errors import OptionError
-from clconv.params import Geometry, Mapping, map_index
+from clconv.params import Geometry, chain_stages, map_index
 
 DEVICE_LOCK = threading.Lock()  # one block on the device at a time in a process (see above)
 
@@ -61,14 +61,7 @@ def convolve(array, kernel, *, border="reflect", device=None, algorithm="auto", 
     )
     plan.output_shape(pixels.shape[:2])  # an empty output is an OptionError now, not at compute time
     image = pixels
-    for index, step in enumerate(plan.kernels):
-        last = index == len(plan.kernels) - 1
-        stage = replace(
-            plan,
-            kernels=(step,),
-            mapping=plan.mapping if last else Mapping(),
-            out_dtype=plan.out_dtype if last else np.dtype(np.float32),
-        )
+    for _, stage in chain_stages(plan):
         image = _stage(rt, image, stage, device)
     return image[:, :, 0] if flat else image
 

@@ -220,3 +220,16 @@ class Geometry:
                 off.append(self.padding)
                 sample.append(self.padding - d * centre)
         return Window((out[0], out[1]), (off[0], off[1]), (sample[0], sample[1]), s, d)
+
+
+def chain_stages(plan):
+    """(last, stage) for each kernel of ``plan``'s chain, each stage a plan of its own kernel:
+    float32 between kernels, the output mapping and dtype at the last (as one run computes it)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    for index, kernel in enumerate(plan.kernels):
+        last = index == len(plan.kernels) - 1
+        yield last, replace(plan, kernels=(kernel,), mapping=plan.mapping if last else Mapping(),
+                            out_dtype=plan.out_dtype if last else np.dtype(np.float32))  # fmt: skip

@@ -13,14 +13,12 @@ each band (``run_window``: engine.execute_window); this module only cuts and gat
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from clconv.algorithms import fft, im2col, separable
 from clconv.constants import FLOAT_BYTES
 from clconv.kernels import Magnitude
-from clconv.params import Mapping, Window, band_rows, map_index
+from clconv.params import Window, band_rows, chain_stages, map_index
 
 HEADROOM = 4  # a band's input uses at most max_alloc / HEADROOM: alpha weighting holds several planes
 # A run plans to hold at most this share of the device's global memory: the rest is for what the
@@ -117,14 +115,7 @@ def execute_tiled(rt, pixels: np.ndarray, plan, out: np.ndarray, run_window) -> 
     """``plan`` over ``pixels`` in bands, one kernel at a time, into ``out``; ``run_window(rt,
     tile, stage, window)`` filters one band (engine.execute_window)."""
     image = pixels
-    for index, kernel in enumerate(plan.kernels):
-        last = index == len(plan.kernels) - 1
-        stage = replace(
-            plan,
-            kernels=(kernel,),
-            mapping=plan.mapping if last else Mapping(),
-            out_dtype=plan.out_dtype if last else np.dtype(np.float32),
-        )
+    for last, stage in chain_stages(plan):
         image = _stage(rt, image, stage, out if last else None, run_window)
     return image
 
