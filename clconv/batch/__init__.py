@@ -70,12 +70,12 @@ def run(
     from clconv.batch.pipeline import Work
     from clconv.files import with_provenance
 
-    in_dir, out_dir = os.fspath(in_dir), os.fspath(out_dir)
+    in_dir, out_dir = _as_path(os.fspath(in_dir)), _as_path(os.fspath(out_dir))
     options = options.validate()
     format = normalized_format(format)
     local_workers = _cluster_usage(cluster, jobs)
     jobs = _checked_jobs(jobs)
-    _check_folders(in_dir, out_dir, report)
+    _check_folders(in_dir, out_dir, report, cluster)
     if skip_existing and force:
         raise OptionError("--skip-existing", "cannot be combined with --force")
     _check_report(report)
@@ -88,7 +88,7 @@ def run(
     with _device_or_cluster(options.device, cluster, local_workers) as rt:
         _make_folder(out_dir)
         _say_once(warn_line, tasks, in_dir, out_dir, format, save_options, passed_over if hints else [])
-        folders = {"input_folder": shown(os.path.abspath(in_dir)), "output_folder": shown(os.path.abspath(out_dir)),
+        folders = {"input_folder": _folder_shown(in_dir), "output_folder": _folder_shown(out_dir),
                    "recursive": recursive, "subfolders_passed_over": [shown(p) for p in passed_over],
                    "patterns": list(patterns), "format": format}  # fmt: skip
         where = {"jobs": jobs} if cluster is None else {"jobs": rt.jobs, "cluster": cluster}
@@ -158,7 +158,30 @@ def _checked_jobs(jobs: int | None) -> int:
     return jobs
 
 
-def _check_folders(in_dir: str, out_dir: str, report: str | None) -> None:
+def _as_path(where: str) -> str:
+    """A ``file://`` URL as its path; a remote URL (clconv.batch.remote) or a path as given."""
+    if "://" not in where:
+        return where
+    from clconv.batch.remote import as_path
+
+    return as_path(where)
+
+
+def _folder_shown(where: str) -> str:
+    """A folder as the report names it: a URL as given, a path made absolute."""
+    return where if "://" in where else shown(os.path.abspath(where))
+
+
+def _check_folders(in_dir: str, out_dir: str, report: str | None, cluster: str | None) -> None:
+    if "://" in in_dir or "://" in out_dir:  # a remote URL: its own checks, then the local side's
+        from clconv.batch.remote import check_folders
+
+        check_folders(in_dir, out_dir, cluster)
+        if "://" not in out_dir and os.path.exists(out_dir) and not os.path.isdir(out_dir):
+            raise OutputError(out_dir, "is not a folder")
+        if "://" not in in_dir and not os.path.isdir(in_dir):
+            raise ImageError(in_dir, "is not a folder" if os.path.exists(in_dir) else "no such folder")
+        return
     if not os.path.isdir(in_dir):
         raise ImageError(in_dir, "is not a folder" if os.path.exists(in_dir) else "no such folder")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -193,6 +216,10 @@ def _planned(
 
 
 def _make_folder(out_dir: str) -> None:
+    if "://" in out_dir:
+        from clconv.batch.remote import make_folder
+
+        return make_folder(out_dir)
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:

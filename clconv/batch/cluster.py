@@ -204,10 +204,8 @@ class ClusterPipeline(Pipeline):
             while self.todo and len(group) < self.group:
                 task = self.todo.popleft()
                 task.started = time.monotonic()
-                group.append((task, temporary_path(task.output)))
-            files = [
-                (os.path.abspath(task.input), os.path.abspath(task.output), temporary) for task, temporary in group
-            ]
+                group.append((task, "" if "://" in task.output else temporary_path(task.output)))
+            files = [(_absolute(task.input), _absolute(task.output), temporary) for task, temporary in group]
             future = self.cluster.client.submit(filter_files, self.job, files, key=f"clconv-files-{uuid.uuid4().hex}",
                                                 pure=False)  # fmt: skip
             self.running[future] = group
@@ -256,8 +254,13 @@ def _outcomes(future, count: int) -> list:
         return [(f"internal error: {type(e).__name__}: {e}", None, [])] * count
 
 
+def _absolute(where: str) -> str:
+    """A path made absolute (the workers may run elsewhere); a remote URL as given."""
+    return where if "://" in where else os.path.abspath(where)
+
+
 def _as_given(message: str, task: Task) -> str:
     """A worker's message with the absolute paths it was given back to the paths as given here."""
     for given in (task.input, task.output):
-        message = message.replace(os.path.abspath(given), given)
+        message = message.replace(_absolute(given), given)
     return message

@@ -119,19 +119,23 @@ def filter_file(job: FileJob, input: str, output: str, temporary: str) -> tuple:
 
 def _filter_and_write(job: FileJob, input: str, output: str, temporary: str) -> int:
     from clconv import imageio
+    from clconv.batch import remote  # fsspec is imported only for a URL
     from clconv.dask import DEVICE_LOCK  # the Runtime is not thread-safe: one image at a time
     from clconv.files import filter_image
 
     rt = runtime_of(job.device)
     if isinstance(rt, str):
         raise ClconvError(None, rt)
-    image = imageio.load(input, gray=job.options.gray, max_pixels=job.options.max_pixels)
+    image = remote.load(input, gray=job.options.gray, max_pixels=job.options.max_pixels)
     with DEVICE_LOCK:
         result = filter_image(rt, image, job.options, output, _plans_of(job.run_id))
-    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
-    discard(temporary)  # left by an attempt whose worker was killed: this task is its retry
     write = imageio.writer(output, result, has_alpha=image.has_alpha, color=image.color, meta=image.meta,
                            options=job.save_options)  # fmt: skip
+    if remote.is_remote(output):  # one put of the whole file (no temporary key)
+        remote.upload(write, output, stopped=lambda: job.run_id in _STOPPED)
+        return int(result.shape[0] * result.shape[1])
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    discard(temporary)  # left by an attempt whose worker was killed: this task is its retry
     write_temporary(temporary, output, write)
     if job.run_id in _STOPPED:  # the client was interrupted and will not count this file: leave no output
         discard(temporary)

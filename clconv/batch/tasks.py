@@ -72,6 +72,10 @@ def find_inputs(
     the run never reads what it writes. Without ``recursive``, the subfolders not entered are
     appended to ``passed_over`` (when given).
     """
+    if "://" in in_dir:  # a remote URL (see clconv.batch.remote)
+        from clconv.batch import remote
+
+        return remote.find_inputs(in_dir, out_dir, recursive, patterns, passed_over)
     extensions = None if patterns else readable_extensions()
     lowered = [p.lower() for p in patterns]
     try:
@@ -158,7 +162,7 @@ def plan_tasks(in_dir: str, out_dir: str, rel_inputs: list[str], format: str | N
     owners: dict[str, str] = {}  # normcase'd output name -> the input that writes it
     for rel in rel_inputs:
         rel_out = output_name(rel, format)
-        task = Task(rel, rel_out, os.path.join(in_dir, rel), os.path.join(out_dir, rel_out))
+        task = Task(rel, rel_out, _under(in_dir, rel), _under(out_dir, rel_out))
         key = os.path.normcase(rel_out)
         if key in owners:
             task.status, task.error = "failed", f"same output {shown(rel_out)} as {shown(owners[key])}"
@@ -168,13 +172,22 @@ def plan_tasks(in_dir: str, out_dir: str, rel_inputs: list[str], format: str | N
     return tasks
 
 
+def _under(folder: str, rel: str) -> str:
+    """The path of ``rel`` under ``folder``, a path or a remote URL (with ``/`` between)."""
+    return folder.rstrip("/") + "/" + rel.replace(os.sep, "/") if "://" in folder else os.path.join(folder, rel)
+
+
 def mark_existing(tasks: list[Task], options, skip_existing: bool, force: bool) -> None:
     """Outputs that exist already: passed over with ``skip_existing`` (noting those another filter
     made), else failed unless ``force``; an output that is its own input always fails."""
     from clconv.files import check_paths
 
+    if any("://" in task.output for task in tasks):  # a remote OUT_DIR: checked through fsspec
+        from clconv.batch import remote
+
+        remote.mark_existing(tasks, options, skip_existing, force)
     for task in tasks:
-        if task.status != "pending":
+        if task.status != "pending" or "://" in task.output:
             continue
         if skip_existing and os.path.lexists(task.output):
             task.status = "skipped"

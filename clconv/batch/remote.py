@@ -1,0 +1,210 @@
+"""IN_DIR and OUT_DIR of ``clconv batch`` as fsspec URLs (``s3://bucket/in``, ``file:///data/in``).
+
+fsspec (and s3fs for ``s3://``) is imported only when a URL is given. A URL whose filesystem is
+the local one (``file://``) becomes its plain path, so the local rules hold (links, atomic
+renames). Any other URL is remote, and needs ``--cluster``: this process lists the inputs and
+checks the outputs through fsspec; a worker copies its input into a local temporary file to
+decode it, and encodes its output into a local temporary file that it uploads in one
+``put_file``. On an object store that is a single PUT (or a multipart upload, which shows
+nothing until it completes), so an output is whole or absent, and no temporary key is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import tempfile
+
+from clconv.errors import ClconvError, ImageError, OptionError, OutputError, collected_warnings, warn
+
+
+def is_remote(path: str) -> bool:
+    """A URL of a filesystem other than the local one (``file://`` URLs are made paths first)."""
+    return "://" in path
+
+
+def as_path(where: str) -> str:
+    """A ``file://`` URL as its local path; anything else as given."""
+    if not is_remote(where):
+        return where
+    from fsspec.implementations.local import LocalFileSystem
+
+    fs, path = filesystem(where)
+    return path if isinstance(fs, LocalFileSystem) else where
+
+
+def filesystem(url: str):
+    """(the fsspec filesystem of ``url``, the path in it); a URL fsspec cannot open: exit 2."""
+    try:
+        from fsspec.core import url_to_fs
+    except ImportError:
+        raise OptionError(None, f"{url}: URLs need fsspec: pip install 'clconv[dask]'") from None
+    try:
+        return url_to_fs(url)
+    except ImportError as e:  # a known protocol whose package is missing (s3fs for s3://)
+        raise OptionError(None, f"{url}: {e}") from None
+    except ValueError as e:  # a protocol fsspec does not know
+        raise OptionError(None, f"{url}: {e}") from None
+
+
+def check_folders(in_dir: str, out_dir: str, cluster: str | None) -> None:
+    """The local _check_folders' rules for URLs: IN_DIR a folder, OUT_DIR not a file, neither
+    inside the other's way; a remote folder needs ``--cluster`` (workers do the transfers)."""
+    if cluster is None:
+        remote = in_dir if is_remote(in_dir) else out_dir
+        raise OptionError("--cluster", f"{remote}: a remote URL needs --cluster (local:N runs on this machine)")
+    for where in (in_dir, out_dir):  # listings cached by an earlier run in this process are stale
+        if is_remote(where):
+            filesystem(where)[0].invalidate_cache()
+    if is_remote(in_dir):
+        fs, path = filesystem(in_dir)
+        if not fs.isdir(path):
+            raise ImageError(in_dir, "is not a folder" if fs.exists(path) else "no such folder")
+    if is_remote(out_dir):
+        fs, path = filesystem(out_dir)
+        if fs.isfile(path):
+            raise OutputError(out_dir, "is not a folder")
+    if is_remote(in_dir) and is_remote(out_dir) and _inside(in_dir, out_dir):
+        if _key(in_dir) == _key(out_dir):
+            raise OutputError(out_dir, "is IN_DIR; write the results to another folder")
+        raise OutputError(out_dir, "contains IN_DIR; write the results to a folder outside it")
+
+
+def _prefix(fs) -> str:
+    """``s3://`` of an s3fs filesystem: what makes its paths comparable with another's."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return f"{protocol}://"
+
+
+def _key(url: str) -> str:
+    fs, path = filesystem(url)
+    return _prefix(fs) + path.rstrip("/")
+
+
+def _inside(url: str, folder: str) -> bool:
+    url, folder = _key(url), _key(folder)
+    return url == folder or url.startswith(folder + "/")
+
+
+def find_inputs(
+    in_dir: str, out_dir: str, recursive: bool, patterns: tuple[str, ...], passed_over: list | None = None
+) -> list[str]:
+    """tasks.find_inputs for a remote IN_DIR: the same filters, sorted; OUT_DIR (when it lies
+    inside IN_DIR) left out. Object stores have no links, so none are followed."""
+    from clconv.batch.tasks import _wanted as wanted
+    from clconv.batch.tasks import readable_extensions
+
+    fs, root = filesystem(in_dir)
+    root = root.rstrip("/")
+    out_key = _key(out_dir) if is_remote(out_dir) else None
+    protocol = _prefix(fs)
+    extensions = None if patterns else readable_extensions()
+    lowered = [p.lower() for p in patterns]
+    try:
+        entries = fs.find(root, maxdepth=None if recursive else 1, withdirs=not recursive, detail=True)
+    except OSError as e:
+        raise ImageError(in_dir, f"cannot read the folder: {e.strerror or e}") from e
+    found: list[str] = []
+    for path, info in entries.items():
+        rel = posixpath.relpath(path.rstrip("/"), root)
+        if rel == "." or (out_key and (protocol + path).startswith(out_key + "/")):
+            continue
+        if info.get("type") == "directory":
+            if passed_over is not None and protocol + path.rstrip("/") != out_key:
+                passed_over.append(rel)
+            continue
+        if wanted(posixpath.basename(rel), extensions, lowered):
+            found.append(rel.replace("/", os.sep))
+    return sorted(found)
+
+
+def mark_existing(tasks: list, options, skip_existing: bool, force: bool) -> None:
+    """tasks.mark_existing for remote outputs: skipped (naming those another filter made) or
+    failed unless ``force``; one listing per output folder, not a request per file."""
+    from clconv.batch.tasks import _made_otherwise as made_otherwise
+    from clconv.batch.tasks import shown
+
+    listed: dict[str, set] = {}
+    for task in tasks:
+        if task.status != "pending" or not is_remote(task.output):
+            continue
+        fs, path = filesystem(task.output)
+        folder = posixpath.dirname(path)
+        if folder not in listed:
+            try:
+                listed[folder] = {p.rstrip("/") for p in fs.ls(folder, detail=False)}
+            except FileNotFoundError:
+                listed[folder] = set()
+        if path not in listed[folder]:
+            continue
+        if skip_existing:
+            task.status = "skipped"
+            with local_copy(task.output) as copy:
+                other = made_otherwise(copy, options)
+            if other is not None:
+                task.warnings.append(f"{shown(task.output)}: exists, made with other settings ({other}); skipped")
+                task.made_with = other
+        elif force and fs.isdir(path):
+            task.status, task.error, task.error_path = "failed", "is a directory", task.output
+        elif not force:
+            task.status, task.error, task.error_path = "failed", "exists (use --force to overwrite)", task.output
+
+
+def make_folder(out_dir: str) -> None:
+    """Create the remote OUT_DIR (a no-op on object stores, whose folders are key prefixes)."""
+    fs, path = filesystem(out_dir)
+    try:
+        fs.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise OutputError(out_dir, f"cannot create the folder: {e.strerror or e}") from e
+
+
+@contextlib.contextmanager
+def local_copy(url: str):
+    """``url`` copied into a local temporary file of the same name (removed after); a plain path as is."""
+    if not is_remote(url):
+        yield url
+        return
+    fs, path = filesystem(url)
+    with tempfile.TemporaryDirectory(prefix="clconv-") as folder:
+        copy = os.path.join(folder, posixpath.basename(path))
+        try:
+            fs.get_file(path, copy)
+        except FileNotFoundError as e:
+            raise ImageError(url, "no such file") from e
+        except OSError as e:
+            raise ImageError(url, f"cannot read: {e.strerror or e}") from e
+        yield copy
+
+
+def load(url: str, *, gray: bool, max_pixels: int):
+    """imageio.load of ``url`` (a path, or a remote URL read through a local copy); the
+    warnings name the URL, not the copy."""
+    from clconv import imageio
+
+    with local_copy(url) as copy, collected_warnings() as said:
+        try:
+            image = imageio.load(copy, gray=gray, max_pixels=max_pixels)
+        except ImageError as e:
+            raise ImageError(url, e.cause) from None
+    for message in said:
+        warn(message.replace(copy, url))
+    return image
+
+
+def upload(write, url: str, stopped) -> None:
+    """Encode through ``write(fileobj)`` into a local temporary file, then put it at ``url`` in
+    one put_file (all or nothing on an object store); nothing is put when ``stopped()``."""
+    from clconv.atomic import write_temporary
+
+    fs, path = filesystem(url)
+    with tempfile.TemporaryDirectory(prefix="clconv-") as folder:
+        encoded = os.path.join(folder, "output" + posixpath.splitext(path)[1])
+        write_temporary(encoded, url, write)
+        if stopped():  # the client was interrupted and will not count this file: put nothing
+            raise ClconvError(None, "interrupted")
+        try:
+            fs.put_file(encoded, path)
+        except OSError as e:
+            raise OutputError(url, f"cannot write: {e.strerror or e}") from e

@@ -1,0 +1,215 @@
+"""`clconv batch` with IN_DIR / OUT_DIR as fsspec URLs: ``file://`` (the local batch and a
+LocalCluster) and ``s3://`` against a real S3-compatible server (moto in server mode on
+127.0.0.1, a random port, started here; never a mock of fsspec). Every output is compared byte
+for byte with the local batch's output of the same tree, itself checked against the oracle."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from test_batch import all_files, assert_filtered, temporaries, write_bad_files, write_png
+from test_cluster import assert_same_bytes, comparable
+
+pytest.importorskip("distributed")
+pytest.importorskip("fsspec")
+
+KERNEL = "gaussian:sigma=1"
+BUCKET = "clconv-test"
+
+
+@pytest.fixture(scope="module")
+def url_tree(tmp_path_factory) -> Path:
+    """Nested images, a file that is not an image, bad images (no link: object stores have none)."""
+    root = tmp_path_factory.mktemp("urls") / "in"
+    write_png(root / "a.png", seed=1)
+    write_png(root / "gray.png", shape=(20, 31), seed=2, mode="L")
+    write_png(root / "sub" / "b.png", shape=(16, 16, 4), seed=3)
+    write_png(root / "sub" / "deeper" / "c.png", shape=(9, 40, 3), seed=4)
+    (root / "readme.txt").write_text("not an image")
+    (root / "bad").mkdir()
+    write_bad_files(root / "bad", root / "a.png")
+    (root / "bad" / "dangling.png").unlink()
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_run(url_tree, tmp_path_factory) -> tuple[Path, dict, str]:
+    """The plain local batch of url_tree: (OUT_DIR, report, stderr), checked against the oracle."""
+    from click.testing import CliRunner
+
+    from clconv.cli import cli
+
+    folder = tmp_path_factory.mktemp("local-run")
+    out, report = folder / "out", folder / "r.json"
+    args = ["batch", "-r", "-k", KERNEL, "--jobs", "2", "--report", str(report), str(url_tree), str(out)]
+    result = CliRunner().invoke(cli, args, prog_name="clconv", catch_exceptions=False)
+    assert result.exit_code == 1  # the bad files
+    for rel in ("a.png", "gray.png", "sub/b.png", "sub/deeper/c.png"):
+        assert_filtered(url_tree / rel, out / rel)
+    return out, json.loads(report.read_text()), result.stderr
+
+
+def test_file_urls_on_a_local_cluster_equal_the_local_batch(run_cli, url_tree, local_run, tmp_path):
+    local_out, local_report, local_stderr = local_run
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    result = run_cli("batch", "-r", "-k", KERNEL, "--cluster", "local:2", "--report", report,
+                     url_tree.as_uri(), out.as_uri())  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.replace(str(out), "OUT") == local_stderr.replace(str(local_out), "OUT")
+    assert_same_bytes(local_out, out)
+    doc = json.loads(report.read_text())
+    assert comparable(doc) == comparable(local_report)
+    assert temporaries(tmp_path) == []
+
+
+def test_file_urls_in_the_local_batch(run_cli, url_tree, local_run, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("batch", "-r", "-k", KERNEL, "--jobs", "2", url_tree.as_uri(), out.as_uri())
+    assert result.returncode == 1
+    assert_same_bytes(local_run[0], out)
+
+
+def test_a_remote_url_without_cluster_is_exit_2(run_cli, url_tree, tmp_path):
+    pytest.importorskip("s3fs")
+    result = run_cli("batch", "-k", KERNEL, url_tree, f"s3://{BUCKET}/nowhere")
+    assert result.returncode == 2 and "needs --cluster" in result.stderr and result.stderr.count("\n") == 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """``http://127.0.0.1:PORT`` of a moto S3 server (a thread of this process), stopped after."""
+    pytest.importorskip("s3fs", reason="S3 tests need s3fs: pip install s3fs")
+    server_module = pytest.importorskip("moto.server", reason="S3 tests need moto: pip install 'moto[server]'")
+    port = free_port()
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def s3(s3_server, monkeypatch, url_tree):
+    """A fresh bucket holding url_tree under ``in/``, the environment that points s3fs (here and in
+    the workers the cluster starts) at the server; yields a boto3 client for checking."""
+    import boto3
+
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": s3_server, "FSSPEC_S3_ENDPOINT_URL": s3_server}  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3", endpoint_url=s3_server)
+    for key in _keys(client):
+        client.delete_object(Bucket=BUCKET, Key=key)
+    client.create_bucket(Bucket=BUCKET)
+    for rel in all_files(url_tree):
+        client.upload_file(str(url_tree / rel), BUCKET, f"in/{rel}")
+    return client
+
+
+def _keys(client, prefix: str = "") -> list[str]:
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+    except client.exceptions.NoSuchBucket:
+        return []
+
+
+def download(client, prefix: str, folder: Path) -> None:
+    for key in _keys(client, prefix):
+        target = folder / key[len(prefix) :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(BUCKET, key, str(target))
+
+
+def test_s3_urls_equal_the_local_batch(run_cli, s3, url_tree, local_run, tmp_path):
+    local_out, local_report, _ = local_run
+    report = tmp_path / "r.json"
+    result = run_cli("batch", "-r", "-k", KERNEL, "--cluster", "local:2", "--report", report,
+                     f"s3://{BUCKET}/in", f"s3://{BUCKET}/out/")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    bad = sorted(line for line in result.stderr.splitlines() if line.startswith("clconv: error: "))
+    assert [line.split(": ")[2] for line in bad] == [f"s3://{BUCKET}/in/bad/{name}"
+                                                      for name in ("crc.png", "empty.png", "text.png", "truncated.png")]  # fmt: skip
+    download(s3, "out/", tmp_path / "out")
+    assert_same_bytes(local_out, tmp_path / "out")  # the good files written, byte for byte
+    expected = sorted(f"out/{rel}" for rel in all_files(local_out))
+    assert _keys(s3, "out/") == expected  # nothing else: no temporary key, no partial output
+    assert _keys(s3) == sorted([f"in/{rel}" for rel in all_files(url_tree)] + expected)
+    doc = json.loads(report.read_text())
+    local_files = [{k: v for k, v in f.items() if k != "seconds"} for f in local_report["files"]]
+    assert [{k: v for k, v in f.items() if k != "seconds"} for f in doc["files"]] == local_files
+    assert doc["settings"]["input_folder"] == f"s3://{BUCKET}/in"
+    assert doc["settings"]["output_folder"] == f"s3://{BUCKET}/out/"
+
+
+def test_s3_skip_existing_and_existing_outputs(run_cli, s3, url_tree, local_run, tmp_path):
+    s3.upload_file(str(url_tree / "a.png"), BUCKET, "out/a.png")  # made by another program
+    args = ("batch", "-r", "-k", KERNEL, "--cluster", "local:2", f"s3://{BUCKET}/in", f"s3://{BUCKET}/out")
+    refused = run_cli(*args)
+    assert refused.returncode == 1
+    assert f"clconv: error: s3://{BUCKET}/out/a.png: exists (use --force to overwrite)" in refused.stderr
+    assert s3.get_object(Bucket=BUCKET, Key="out/a.png")["Body"].read() == (url_tree / "a.png").read_bytes()
+    forced = run_cli(*args, "--force")
+    assert forced.returncode == 1
+    download(s3, "out/", tmp_path / "out")
+    assert_same_bytes(local_run[0], tmp_path / "out")
+    again = run_cli(*args, "--skip-existing", "--report", tmp_path / "r.json")
+    assert again.returncode == 1  # the bad files fail again; the good ones are passed over
+    assert json.loads((tmp_path / "r.json").read_text())["summary"]["skipped"] == 4
+
+
+def test_s3_out_dir_inside_in_dir_is_never_read(run_cli, s3, url_tree, local_run, tmp_path):
+    args = ("batch", "-k", KERNEL, "--cluster", "local:2", f"s3://{BUCKET}/in", f"s3://{BUCKET}/in/out")
+    first = run_cli(*args)  # not recursive: the top folder's images, the subfolders named
+    assert first.returncode == 0, first.stderr
+    assert f"s3://{BUCKET}/in: passed over 2 subfolders (add --recursive" in first.stderr
+    assert _keys(s3, "in/out/") == ["in/out/a.png", "in/out/gray.png"]
+    again = run_cli(*args[:1], "-r", *args[1:], "--skip-existing", "--report", tmp_path / "r.json")
+    assert again.returncode == 1, again.stderr  # the bad files
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert sorted(f["input"] for f in doc["files"]) == sorted(f["input"] for f in local_run[1]["files"])
+    download(s3, "in/out/", tmp_path / "out")
+    assert_same_bytes(local_run[0], tmp_path / "out")
+
+
+def test_s3_missing_in_dir_is_exit_2_before_anything(run_cli, s3, tmp_path):
+    result = run_cli("batch", "-k", KERNEL, "--cluster", "local:2", f"s3://{BUCKET}/missing", f"s3://{BUCKET}/out")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"clconv: error: s3://{BUCKET}/missing: no such folder\n"
+    assert _keys(s3, "out/") == []
+
+
+def test_s3_to_a_local_folder_and_back(run_cli, s3, url_tree, local_run, tmp_path):
+    down = run_cli("batch", "-r", "-k", KERNEL, "--cluster", "local:2", f"s3://{BUCKET}/in", tmp_path / "down")
+    assert down.returncode == 1, down.stderr
+    assert_same_bytes(local_run[0], tmp_path / "down")
+    assert temporaries(tmp_path) == []
+    up = run_cli("batch", "-r", "-k", KERNEL, "--cluster", "local:2", url_tree, f"s3://{BUCKET}/up")
+    assert up.returncode == 1, up.stderr
+    assert f"clconv: error: {url_tree / 'bad' / 'empty.png'}: empty file (not an image)" in up.stderr
+    download(s3, "up/", tmp_path / "up")
+    assert_same_bytes(local_run[0], tmp_path / "up")
+
+
+def test_the_plain_batch_imports_no_fsspec(url_tree, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom clconv.cli import cli\n"
+            f"try:\n    cli(['batch', '-k', 'blur', '--jobs', '1', {str(url_tree)!r}, {str(tmp_path / 'out')!r}])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('fsspec', 's3fs', 'dask', 'distributed') if m in sys.modules))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
+    assert (tmp_path / "out" / "a.png").exists()
