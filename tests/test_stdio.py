@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image as PILImage
 
 from clconv.cli import cli
-from tests.oracle import assert_matches, reference
+from oracle import assert_matches, reference
 
 
 @pytest.fixture
