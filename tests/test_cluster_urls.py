@@ -72,12 +72,6 @@ def test_file_urls_in_the_local_batch(run_cli, url_tree, local_run, tmp_path):
     assert_same_bytes(local_run[0], out)
 
 
-def test_a_remote_url_without_cluster_is_exit_2(run_cli, url_tree, tmp_path):
-    pytest.importorskip("s3fs")
-    result = run_cli("batch", "-k", KERNEL, url_tree, f"s3://{BUCKET}/nowhere")
-    assert result.returncode == 2 and "needs --cluster" in result.stderr and result.stderr.count("\n") == 1
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -151,6 +145,23 @@ def test_s3_urls_equal_the_local_batch(run_cli, s3, url_tree, local_run, tmp_pat
     assert [{k: v for k, v in f.items() if k != "seconds"} for f in doc["files"]] == local_files
     assert doc["settings"]["input_folder"] == f"s3://{BUCKET}/in"
     assert doc["settings"]["output_folder"] == f"s3://{BUCKET}/out/"
+
+
+def test_s3_urls_in_the_local_batch(run_clconv, s3, url_tree, local_run, tmp_path, monkeypatch):
+    # The installed script, not run_cli: the batch's worker processes come from a forkserver that
+    # an earlier test of this process may have started before the s3 fixture set the environment.
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # where the encoded files wait
+    (tmp_path / "tmp").mkdir()
+    result = run_clconv("batch", "-r", "-k", KERNEL, "--jobs", "2", "--report", tmp_path / "r.json",
+                        f"s3://{BUCKET}/in", f"s3://{BUCKET}/out")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert f"clconv: error: s3://{BUCKET}/in/bad/empty.png: empty file (not an image)" in result.stderr
+    download(s3, "out/", tmp_path / "out")
+    assert_same_bytes(local_run[0], tmp_path / "out")
+    assert _keys(s3, "out/") == sorted(f"out/{rel}" for rel in all_files(local_run[0]))
+    assert list((tmp_path / "tmp").iterdir()) == []  # no local temporary left either
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert comparable(doc)["files"] == comparable(local_run[1])["files"]
 
 
 def test_s3_skip_existing_and_existing_outputs(run_cli, s3, url_tree, local_run, tmp_path):

@@ -75,7 +75,7 @@ def run(
     format = normalized_format(format)
     local_workers = _cluster_usage(cluster, jobs)
     jobs = _checked_jobs(jobs)
-    _check_folders(in_dir, out_dir, report, cluster)
+    _check_folders(in_dir, out_dir, report)
     if skip_existing and force:
         raise OptionError("--skip-existing", "cannot be combined with --force")
     _check_report(report)
@@ -172,11 +172,11 @@ def _folder_shown(where: str) -> str:
     return where if "://" in where else shown(os.path.abspath(where))
 
 
-def _check_folders(in_dir: str, out_dir: str, report: str | None, cluster: str | None) -> None:
+def _check_folders(in_dir: str, out_dir: str, report: str | None) -> None:
     if "://" in in_dir or "://" in out_dir:  # a remote URL: its own checks, then the local side's
         from clconv.batch.remote import check_folders
 
-        check_folders(in_dir, out_dir, cluster)
+        check_folders(in_dir, out_dir)
         if "://" not in out_dir and os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise OutputError(out_dir, "is not a folder")
         if "://" not in in_dir and not os.path.isdir(in_dir):

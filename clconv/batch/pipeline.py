@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -119,7 +120,7 @@ class Pipeline:
         except OSError as e:
             self.finished(task, f"cannot write: {e.strerror or e}")
             return
-        temporary = temporary_path(task.output)
+        temporary = _temporary_for(task.output)
         try:
             self.encoding[self.workers.encode(task, facts, temporary, self.work.save_options)] = (
                 task,
@@ -141,7 +142,8 @@ class Pipeline:
         finally:
             for message in filtering:
                 self.say(message, task)
-        os.makedirs(os.path.dirname(task.output) or ".", exist_ok=True)
+        if "://" not in task.output:  # a remote output's folder is made (where needed) by its put
+            os.makedirs(os.path.dirname(task.output) or ".", exist_ok=True)
         return facts, count
 
     def on_encoded(self, future) -> None:
@@ -155,7 +157,7 @@ class Pipeline:
             task, count, temporary = self.encoding.pop(future)
             if error is None:
                 try:
-                    commit(temporary, task.output)
+                    _commit(temporary, task.output)
                 except ClconvError as e:
                     error = e.cause
             else:
@@ -197,6 +199,28 @@ class Pipeline:
         self.progress.say(self.warn_line, message)
         if task is not None:
             task.warnings.append(message)
+
+
+def _temporary_for(output: str) -> str:
+    """The file a worker encodes ``output`` into: beside it, or for a remote URL in the local
+    temporary folder (clconv.batch.remote)."""
+    if "://" in output:
+        return temporary_path(os.path.join(tempfile.gettempdir(), os.path.basename(output)))
+    return temporary_path(output)
+
+
+def _commit(temporary: str, output: str) -> None:
+    """The encoded ``temporary`` onto ``output``: a rename, or for a remote URL one put of the
+    whole file (all or nothing on an object store), the local file removed after."""
+    if "://" not in output:
+        commit(temporary, output)
+        return
+    from clconv.batch.remote import put
+
+    try:
+        put(temporary, output)
+    finally:
+        discard(temporary)
 
 
 @contextlib.contextmanager

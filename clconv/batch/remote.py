@@ -2,11 +2,12 @@
 
 fsspec (and s3fs for ``s3://``) is imported only when a URL is given. A URL whose filesystem is
 the local one (``file://``) becomes its plain path, so the local rules hold (links, atomic
-renames). Any other URL is remote, and needs ``--cluster``: this process lists the inputs and
-checks the outputs through fsspec; a worker copies its input into a local temporary file to
-decode it, and encodes its output into a local temporary file that it uploads in one
-``put_file``. On an object store that is a single PUT (or a multipart upload, which shows
-nothing until it completes), so an output is whole or absent, and no temporary key is written.
+renames). Any other URL is remote: this process lists the inputs and checks the outputs through
+fsspec; a worker copies its input into a local temporary file to decode it; the output is encoded
+into a local temporary file, put at its URL in one ``put_file`` (by the worker of ``--cluster``;
+by this process in the local batch, where it renames otherwise). On an object store that is a
+single PUT (or a multipart upload, which shows nothing until it completes), so an output is whole
+or absent, and no temporary key is written.
 """
 
 from __future__ import annotations
@@ -48,12 +49,9 @@ def filesystem(url: str):
         raise OptionError(None, f"{url}: {e}") from None
 
 
-def check_folders(in_dir: str, out_dir: str, cluster: str | None) -> None:
-    """The local _check_folders' rules for URLs: IN_DIR a folder, OUT_DIR not a file, neither
-    inside the other's way; a remote folder needs ``--cluster`` (workers do the transfers)."""
-    if cluster is None:
-        remote = in_dir if is_remote(in_dir) else out_dir
-        raise OptionError("--cluster", f"{remote}: a remote URL needs --cluster (local:N runs on this machine)")
+def check_folders(in_dir: str, out_dir: str) -> None:
+    """The local _check_folders' rules for URLs: IN_DIR a folder, OUT_DIR not a file, not IN_DIR
+    and not holding it."""
     for where in (in_dir, out_dir):  # listings cached by an earlier run in this process are stale
         if is_remote(where):
             filesystem(where)[0].invalidate_cache()
@@ -198,13 +196,18 @@ def upload(write, url: str, stopped) -> None:
     one put_file (all or nothing on an object store); nothing is put when ``stopped()``."""
     from clconv.atomic import write_temporary
 
-    fs, path = filesystem(url)
     with tempfile.TemporaryDirectory(prefix="clconv-") as folder:
-        encoded = os.path.join(folder, "output" + posixpath.splitext(path)[1])
+        encoded = os.path.join(folder, "output" + posixpath.splitext(url)[1])
         write_temporary(encoded, url, write)
         if stopped():  # the client was interrupted and will not count this file: put nothing
             raise ClconvError(None, "interrupted")
-        try:
-            fs.put_file(encoded, path)
-        except OSError as e:
-            raise OutputError(url, f"cannot write: {e.strerror or e}") from e
+        put(encoded, url)
+
+
+def put(local: str, url: str) -> None:
+    """The finished local file ``local`` put at ``url`` in one put_file."""
+    fs, path = filesystem(url)
+    try:
+        fs.put_file(local, path)
+    except OSError as e:
+        raise OutputError(url, f"cannot write: {e.strerror or e}") from e

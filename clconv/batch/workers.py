@@ -148,11 +148,11 @@ def _worker_init() -> None:
 
 def _decode(path: str, scratch: str, gray: bool, max_pixels: int):
     """Decode ``path`` into the raw file ``scratch``: (facts, error, warnings)."""
-    from clconv import imageio
+    from clconv.batch import remote  # a remote URL is read through a local copy (fsspec only then)
 
     with collected_warnings() as warnings:
         try:
-            image = imageio.load(path, gray=gray, max_pixels=max_pixels)
+            image = remote.load(path, gray=gray, max_pixels=max_pixels)
             image.pixels.tofile(scratch)
         except ClconvError as e:
             return None, e.cause, warnings
