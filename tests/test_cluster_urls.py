@@ -178,6 +178,13 @@ def test_s3_skip_existing_and_existing_outputs(run_cli, s3, url_tree, local_run,
     again = run_cli(*args, "--skip-existing", "--report", tmp_path / "r.json")
     assert again.returncode == 1  # the bad files fail again; the good ones are passed over
     assert json.loads((tmp_path / "r.json").read_text())["summary"]["skipped"] == 4
+    other = run_cli(*args[:3], "sharpen", *args[4:], "--skip-existing")  # read back through a local copy
+    assert other.returncode == 1
+    said = [line for line in other.stderr.splitlines() if line.startswith("clconv: warning: ")]
+    assert len(said) == 1 and said[0].startswith(
+        f"clconv: warning: s3://{BUCKET}/out: 4 existing outputs were made with other settings "
+        f"(s3://{BUCKET}/out/a.png: "
+    ) and "gaussian" in said[0], other.stderr  # fmt: skip
 
 
 def test_s3_out_dir_inside_in_dir_is_never_read(run_cli, s3, url_tree, local_run, tmp_path):
@@ -224,3 +231,15 @@ def test_the_plain_batch_imports_no_fsspec(url_tree, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
     assert (tmp_path / "out" / "a.png").exists()
+
+
+def test_s3_without_credentials_is_exit_2_naming_the_url(run_clconv, s3, url_tree, tmp_path, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    for name in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+        monkeypatch.setenv(name, str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    result = run_clconv("batch", "-k", KERNEL, "--jobs", "1", url_tree, f"s3://{BUCKET}/out")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"clconv: error: s3://{BUCKET}/out: cannot reach it: NoCredentialsError")
+    assert result.stderr.count("\n") == 1 and _keys(s3, "out/") == []

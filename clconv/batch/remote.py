@@ -56,17 +56,32 @@ def check_folders(in_dir: str, out_dir: str) -> None:
         if is_remote(where):
             filesystem(where)[0].invalidate_cache()
     if is_remote(in_dir):
-        fs, path = filesystem(in_dir)
-        if not fs.isdir(path):
-            raise ImageError(in_dir, "is not a folder" if fs.exists(path) else "no such folder")
-    if is_remote(out_dir):
-        fs, path = filesystem(out_dir)
-        if fs.isfile(path):
-            raise OutputError(out_dir, "is not a folder")
+        kind = _asked(in_dir, ImageError, _kind, *filesystem(in_dir))
+        if kind != "directory":
+            raise ImageError(in_dir, "is not a folder" if kind else "no such folder")
+    if is_remote(out_dir) and _asked(out_dir, OutputError, _kind, *filesystem(out_dir)) == "file":
+        raise OutputError(out_dir, "is not a folder")
     if is_remote(in_dir) and is_remote(out_dir) and _inside(in_dir, out_dir):
         if _key(in_dir) == _key(out_dir):
             raise OutputError(out_dir, "is IN_DIR; write the results to another folder")
         raise OutputError(out_dir, "contains IN_DIR; write the results to a folder outside it")
+
+
+def _kind(fs, path: str) -> str | None:
+    """The type of ``path``: file, directory (a key prefix on an object store), or None where nothing is."""
+    try:
+        return fs.info(path)["type"]
+    except FileNotFoundError:
+        return None
+
+
+def _asked(url: str, error, question, *args, **kwargs):
+    """``question(*args, **kwargs)`` of a remote filesystem; one it cannot answer (no credentials,
+    no network, no permission) is ``error(url, cause)``, exit 2, rather than an internal error."""
+    try:
+        return question(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - botocore's errors are not OSErrors: each is a cause to name
+        raise error(url, f"cannot reach it: {type(e).__name__}: {e}") from None
 
 
 def _prefix(fs) -> str:
@@ -85,24 +100,15 @@ def _inside(url: str, folder: str) -> bool:
     return url == folder or url.startswith(folder + "/")
 
 
-def find_inputs(
-    in_dir: str, out_dir: str, recursive: bool, patterns: tuple[str, ...], passed_over: list | None = None
-) -> list[str]:
-    """tasks.find_inputs for a remote IN_DIR: the same filters, sorted; OUT_DIR (when it lies
-    inside IN_DIR) left out. Object stores have no links, so none are followed."""
-    from clconv.batch.tasks import _wanted as wanted
-    from clconv.batch.tasks import readable_extensions
-
+def find_inputs(in_dir: str, out_dir: str, recursive: bool, wanted, passed_over: list | None = None) -> list[str]:
+    """tasks.find_inputs for a remote IN_DIR: the files whose name is ``wanted(name)``, sorted;
+    OUT_DIR (when it lies inside IN_DIR) left out. Object stores have no links to follow."""
     fs, root = filesystem(in_dir)
     root = root.rstrip("/")
     out_key = _key(out_dir) if is_remote(out_dir) else None
     protocol = _prefix(fs)
-    extensions = None if patterns else readable_extensions()
-    lowered = [p.lower() for p in patterns]
-    try:
-        entries = fs.find(root, maxdepth=None if recursive else 1, withdirs=not recursive, detail=True)
-    except OSError as e:
-        raise ImageError(in_dir, f"cannot read the folder: {e.strerror or e}") from e
+    entries = _asked(in_dir, ImageError, fs.find, root, maxdepth=None if recursive else 1,
+                     withdirs=not recursive, detail=True)  # fmt: skip
     found: list[str] = []
     for path, info in entries.items():
         rel = posixpath.relpath(path.rstrip("/"), root)
@@ -112,50 +118,37 @@ def find_inputs(
             if passed_over is not None and protocol + path.rstrip("/") != out_key:
                 passed_over.append(rel)
             continue
-        if wanted(posixpath.basename(rel), extensions, lowered):
+        if wanted(posixpath.basename(rel)):
             found.append(rel.replace("/", os.sep))
     return sorted(found)
 
 
-def mark_existing(tasks: list, options, skip_existing: bool, force: bool) -> None:
-    """tasks.mark_existing for remote outputs: skipped (naming those another filter made) or
-    failed unless ``force``; one listing per output folder, not a request per file."""
-    from clconv.batch.tasks import _made_otherwise as made_otherwise
-    from clconv.batch.tasks import shown
-
+def existing(urls: list[str]) -> set[str]:
+    """Those of the remote ``urls`` that exist: one listing per folder, not a request per file."""
     listed: dict[str, set] = {}
-    for task in tasks:
-        if task.status != "pending" or not is_remote(task.output):
-            continue
-        fs, path = filesystem(task.output)
+    found = set()
+    for url in urls:
+        fs, path = filesystem(url)
         folder = posixpath.dirname(path)
         if folder not in listed:
-            try:
-                listed[folder] = {p.rstrip("/") for p in fs.ls(folder, detail=False)}
-            except FileNotFoundError:
-                listed[folder] = set()
-        if path not in listed[folder]:
-            continue
-        if skip_existing:
-            task.status = "skipped"
-            with local_copy(task.output) as copy:
-                other = made_otherwise(copy, options)
-            if other is not None:
-                task.warnings.append(f"{shown(task.output)}: exists, made with other settings ({other}); skipped")
-                task.made_with = other
-        elif force and fs.isdir(path):
-            task.status, task.error, task.error_path = "failed", "is a directory", task.output
-        elif not force:
-            task.status, task.error, task.error_path = "failed", "exists (use --force to overwrite)", task.output
+            listed[folder] = _asked(url, OutputError, _names_in, fs, folder)
+        if path in listed[folder]:
+            found.add(url)
+    return found
+
+
+def _names_in(fs, folder: str) -> set[str]:
+    """The paths in ``folder`` (none where it does not exist)."""
+    try:
+        return {p.rstrip("/") for p in fs.ls(folder, detail=False)}
+    except FileNotFoundError:
+        return set()
 
 
 def make_folder(out_dir: str) -> None:
     """Create the remote OUT_DIR (a no-op on object stores, whose folders are key prefixes)."""
     fs, path = filesystem(out_dir)
-    try:
-        fs.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise OutputError(out_dir, f"cannot create the folder: {e.strerror or e}") from e
+    _asked(out_dir, OutputError, fs.makedirs, path, exist_ok=True)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 from dataclasses import dataclass, field
 
@@ -72,12 +73,13 @@ def find_inputs(
     the run never reads what it writes. Without ``recursive``, the subfolders not entered are
     appended to ``passed_over`` (when given).
     """
+    extensions = None if patterns else readable_extensions()
+    lowered = [p.lower() for p in patterns]
     if "://" in in_dir:  # a remote URL (see clconv.batch.remote)
         from clconv.batch import remote
 
-        return remote.find_inputs(in_dir, out_dir, recursive, patterns, passed_over)
-    extensions = None if patterns else readable_extensions()
-    lowered = [p.lower() for p in patterns]
+        wanted = functools.partial(_wanted, extensions=extensions, patterns=lowered)
+        return remote.find_inputs(in_dir, out_dir, recursive, wanted, passed_over)
     try:
         out_stat = os.stat(out_dir)
     except OSError:
@@ -182,19 +184,21 @@ def mark_existing(tasks: list[Task], options, skip_existing: bool, force: bool) 
     made), else failed unless ``force``; an output that is its own input always fails."""
     from clconv.files import check_paths
 
-    if any("://" in task.output for task in tasks):  # a remote OUT_DIR: checked through fsspec
-        from clconv.batch import remote
-
-        remote.mark_existing(tasks, options, skip_existing, force)
+    there = _remote_existing([t.output for t in tasks if t.status == "pending" and "://" in t.output])
     for task in tasks:
-        if task.status != "pending" or "://" in task.output:
+        if task.status != "pending":
             continue
-        if skip_existing and os.path.lexists(task.output):
+        exists = task.output in there if "://" in task.output else os.path.lexists(task.output)
+        if skip_existing and exists:
             task.status = "skipped"
             other = _made_otherwise(task.output, options)
             if other is not None:
                 task.warnings.append(f"{shown(task.output)}: exists, made with other settings ({other}); skipped")
                 task.made_with = other
+            continue
+        if "://" in task.output:  # remote: never the input (OUT_DIR cannot hold IN_DIR)
+            if exists and not force:
+                task.status, task.error, task.error_path = "failed", "exists (use --force to overwrite)", task.output
             continue
         try:
             check_paths(task.input, task.output, force, need_folder=False)
@@ -202,11 +206,22 @@ def mark_existing(tasks: list[Task], options, skip_existing: bool, force: bool) 
             task.status, task.error, task.error_path = "failed", e.cause, task.output
 
 
+def _remote_existing(outputs: list[str]) -> set[str]:
+    """Those of the remote ``outputs`` that exist (fsspec imported only when there are some)."""
+    if not outputs:
+        return set()
+    from clconv.batch.remote import existing
+
+    return existing(outputs)
+
+
 def _made_otherwise(output: str, options) -> str | None:
     """How an existing ``output`` was made, where its record says other filter settings than
     ``options``; None when they agree or it has no record (another program's, or --strip)."""
+    from clconv.batch.remote import local_copy  # a remote output is read through a local copy
     from clconv.files import settings_in
     from clconv.imageio import read_provenance
 
-    made = settings_in(read_provenance(output))
+    with local_copy(output) as copy:
+        made = settings_in(read_provenance(copy))
     return made if made is not None and made != options.describe() else None
