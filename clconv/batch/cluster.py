@@ -6,7 +6,8 @@ ADDRESS is a running scheduler (``tcp://host:8786``) or ``local`` / ``local:N``:
 of N worker processes (default: the cores) started for the run and stopped after it. Each worker
 process opens the device once (clconv.batch.cluster_worker.RuntimePlugin) and does whole files:
 decode, filter, encode into a temporary name chosen here, rename onto the output, all on its own
-filesystem, which must be one every worker sees (a shared mount). This process plans the tasks,
+filesystem, which must be one every worker sees (a shared mount); or, for fsspec URLs
+(``s3://``), read through a local copy and put in one put_file (clconv.batch.remote). This process plans the tasks,
 keeps at most ``2 * threads + 2`` tasks of at most GROUP_MAX files in flight (so a million-file
 tree is never a million futures), draws the progress bar and writes the report: the local
 batch's steps and rules.

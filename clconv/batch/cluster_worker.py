@@ -6,7 +6,8 @@ device cannot be opened keeps the one-line cause, and every file it is given fai
 
 :func:`filter_file` is a whole file on the worker: decode, filter, encode into the temporary
 name the client chose, rename onto the output (both on the worker's filesystem, which every
-worker shares). The functions are those of the local batch (imageio.load, files.filter_image,
+worker shares); a remote URL's input is read through a local copy and its output put in one
+put_file (clconv.batch.remote). The functions are those of the local batch (imageio.load, files.filter_image,
 imageio.writer, clconv.atomic), so outputs are the same bytes.
 """
 

@@ -1,7 +1,7 @@
 """The batch's loop: decode (workers) -> filter (this process) -> encode (workers) -> commit (this process).
 
 The main process owns the one OpenCL runtime, runs the filter, and is the only
-writer (atomic renames), so an interrupted run can stop its workers at once and
+writer (atomic renames; one put_file for a remote URL, see clconv.batch.remote), so an interrupted run can stop its workers at once and
 still leave no partial file. At most ``2 * jobs + 2`` images are in flight, so
 memory does not grow with the number of files.
 
