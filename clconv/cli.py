@@ -169,7 +169,8 @@ def apply(input, output, force, each, explain, format, **values):
     default=None,
     metavar="ADDRESS",
     help="Run on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local[:N] to start N "
-    "worker processes for the run (needs clconv[dask]; paths on a filesystem every worker sees).",
+    "worker processes for the run (needs clconv[dask]; paths on a filesystem every worker sees, or "
+    "fsspec URLs such as s3://bucket/in).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; failures are still listed.")
 @click.argument("in_dir", type=click.Path(file_okay=False))
@@ -185,6 +186,7 @@ def batch(in_dir, out_dir, recursive, patterns, format, skip_existing, force, jo
       clconv batch -k gaussian:sigma=2 photos/ blurred/
       clconv batch -r -k sharpen --format jpg --report run.json scans/ out/
       clconv batch -r -k sharpen --skip-existing scans/ out/    # finish a stopped run
+      clconv batch -r -k sharpen --cluster local:4 s3://bucket/in s3://bucket/out
     """
     from clconv import batch as library
 
