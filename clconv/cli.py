@@ -14,7 +14,14 @@ import warnings
 import click
 
 from clconv import __version__
-from clconv.cli_options import debug_option, filter_options, make_options, make_save_options, output_options
+from clconv.cli_options import (
+    CLUSTER_HELP,
+    debug_option,
+    filter_options,
+    make_options,
+    make_save_options,
+    output_options,
+)
 from clconv.errors import ClconvError, warn
 
 EXIT_INTERRUPTED = 130
@@ -164,14 +171,7 @@ def apply(input, output, force, each, explain, format, **values):
 @click.option("--force", is_flag=True, help="Overwrite existing outputs (never an input).")
 @click.option("-j", "--jobs", type=int, default=None, help="Processes decoding and encoding (default: the cores).")
 @click.option("--report", default=None, metavar="FILE.json", help="Write a report: settings, and each file's outcome.")
-@click.option(
-    "--cluster",
-    default=None,
-    metavar="ADDRESS",
-    help="Run on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local[:N] to start N "
-    "worker processes for the run (needs clconv[dask]; paths on a filesystem every worker sees, or "
-    "fsspec URLs such as s3://bucket/in).",
-)
+@click.option("--cluster", default=None, metavar="ADDRESS", help=CLUSTER_HELP)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; failures are still listed.")
 @click.argument("in_dir", type=click.Path(file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
@@ -229,9 +229,7 @@ def batch(in_dir, out_dir, recursive, patterns, format, skip_existing, force, jo
 @click.option("--flip", is_flag=True, help="Mathematical convolution instead of correlation.")
 @click.option("--padding", default=None, metavar="N|valid", help="CNN geometry (as for apply).")
 @click.option("--stride", default=1, type=int, show_default=True, help="Output every S-th pixel (as for apply).")
-@click.option(
-    "--dilation", default=1, type=int, show_default=True, help="Spread kernel taps D pixels apart (as for apply)."
-)
+@click.option("--dilation", default=1, type=int, show_default=True, help="Spread kernel taps D pixels apart.")
 @click.option("-o", "--output", default=None, metavar="FILE.npz", help="Save the sparse matrix instead of printing it.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --output.")
 @debug_option

@@ -216,3 +216,10 @@ def make_options(values: dict):
         device=values["device"],
         max_pixels=values["max_pixels"],
     )
+
+
+CLUSTER_HELP = (
+    "Run on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local[:N] to start N worker "
+    "processes for the run (needs clconv[dask]; paths on a filesystem every worker sees, or fsspec "
+    "URLs such as s3://bucket/in)."
+)
