@@ -92,16 +92,32 @@ def s3_server():
         server.stop()
 
 
-@pytest.fixture()
-def s3(s3_server, monkeypatch, url_tree):
-    """A fresh bucket holding url_tree under ``in/``, the environment that points s3fs (here and in
-    the workers the cluster starts) at the server; yields a boto3 client for checking."""
-    import boto3
-
+@pytest.fixture(scope="module")
+def s3_env(s3_server):
+    """The environment that points s3fs (here and in the workers of s3_cluster) at the server."""
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_ENDPOINT_URL": s3_server, "FSSPEC_S3_ENDPOINT_URL": s3_server}  # fmt: skip
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        yield env
+
+
+@pytest.fixture(scope="module")
+def s3_cluster(s3_env):
+    """One LocalCluster of 2 worker processes for the module's S3 runs (started with the S3
+    environment, which the workers inherit): a run's own local:2 would start one each time."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture()
+def s3(s3_env, s3_server, url_tree):
+    """A fresh bucket holding url_tree under ``in/``; yields a boto3 client for checking."""
+    import boto3
+
     client = boto3.client("s3", endpoint_url=s3_server)
     for key in _keys(client):
         client.delete_object(Bucket=BUCKET, Key=key)
@@ -126,10 +142,10 @@ def download(client, prefix: str, folder: Path) -> None:
         client.download_file(BUCKET, key, str(target))
 
 
-def test_s3_urls_equal_the_local_batch(run_cli, s3, url_tree, local_run, tmp_path):
+def test_s3_urls_equal_the_local_batch(s3_cluster, run_cli, s3, url_tree, local_run, tmp_path):
     local_out, local_report, _ = local_run
     report = tmp_path / "r.json"
-    result = run_cli("batch", "-r", "-k", KERNEL, "--cluster", "local:2", "--report", report,
+    result = run_cli("batch", "-r", "-k", KERNEL, "--cluster", s3_cluster, "--report", report,
                      f"s3://{BUCKET}/in", f"s3://{BUCKET}/out/")  # fmt: skip
     assert result.returncode == 1, result.stderr
     bad = sorted(line for line in result.stderr.splitlines() if line.startswith("clconv: error: "))
@@ -164,9 +180,9 @@ def test_s3_urls_in_the_local_batch(run_clconv, s3, url_tree, local_run, tmp_pat
     assert comparable(doc)["files"] == comparable(local_run[1])["files"]
 
 
-def test_s3_skip_existing_and_existing_outputs(run_cli, s3, url_tree, local_run, tmp_path):
+def test_s3_skip_existing_and_existing_outputs(s3_cluster, run_cli, s3, url_tree, local_run, tmp_path):
     s3.upload_file(str(url_tree / "a.png"), BUCKET, "out/a.png")  # made by another program
-    args = ("batch", "-r", "-k", KERNEL, "--cluster", "local:2", f"s3://{BUCKET}/in", f"s3://{BUCKET}/out")
+    args = ("batch", "-r", "-k", KERNEL, "--cluster", s3_cluster, f"s3://{BUCKET}/in", f"s3://{BUCKET}/out")
     refused = run_cli(*args)
     assert refused.returncode == 1
     assert f"clconv: error: s3://{BUCKET}/out/a.png: exists (use --force to overwrite)" in refused.stderr
@@ -187,8 +203,8 @@ def test_s3_skip_existing_and_existing_outputs(run_cli, s3, url_tree, local_run,
     ) and "gaussian" in said[0], other.stderr  # fmt: skip
 
 
-def test_s3_out_dir_inside_in_dir_is_never_read(run_cli, s3, url_tree, local_run, tmp_path):
-    args = ("batch", "-k", KERNEL, "--cluster", "local:2", f"s3://{BUCKET}/in", f"s3://{BUCKET}/in/out")
+def test_s3_out_dir_inside_in_dir_is_never_read(s3_cluster, run_cli, s3, url_tree, local_run, tmp_path):
+    args = ("batch", "-k", KERNEL, "--cluster", s3_cluster, f"s3://{BUCKET}/in", f"s3://{BUCKET}/in/out")
     first = run_cli(*args)  # not recursive: the top folder's images, the subfolders named
     assert first.returncode == 0, first.stderr
     assert f"s3://{BUCKET}/in: passed over 2 subfolders (add --recursive" in first.stderr
@@ -201,19 +217,19 @@ def test_s3_out_dir_inside_in_dir_is_never_read(run_cli, s3, url_tree, local_run
     assert_same_bytes(local_run[0], tmp_path / "out")
 
 
-def test_s3_missing_in_dir_is_exit_2_before_anything(run_cli, s3, tmp_path):
-    result = run_cli("batch", "-k", KERNEL, "--cluster", "local:2", f"s3://{BUCKET}/missing", f"s3://{BUCKET}/out")
+def test_s3_missing_in_dir_is_exit_2_before_anything(s3_cluster, run_cli, s3, tmp_path):
+    result = run_cli("batch", "-k", KERNEL, "--cluster", s3_cluster, f"s3://{BUCKET}/missing", f"s3://{BUCKET}/out")
     assert result.returncode == 2, result.stderr
     assert result.stderr == f"clconv: error: s3://{BUCKET}/missing: no such folder\n"
     assert _keys(s3, "out/") == []
 
 
-def test_s3_to_a_local_folder_and_back(run_cli, s3, url_tree, local_run, tmp_path):
-    down = run_cli("batch", "-r", "-k", KERNEL, "--cluster", "local:2", f"s3://{BUCKET}/in", tmp_path / "down")
+def test_s3_to_a_local_folder_and_back(s3_cluster, run_cli, s3, url_tree, local_run, tmp_path):
+    down = run_cli("batch", "-r", "-k", KERNEL, "--cluster", s3_cluster, f"s3://{BUCKET}/in", tmp_path / "down")
     assert down.returncode == 1, down.stderr
     assert_same_bytes(local_run[0], tmp_path / "down")
     assert temporaries(tmp_path) == []
-    up = run_cli("batch", "-r", "-k", KERNEL, "--cluster", "local:2", url_tree, f"s3://{BUCKET}/up")
+    up = run_cli("batch", "-r", "-k", KERNEL, "--cluster", s3_cluster, url_tree, f"s3://{BUCKET}/up")
     assert up.returncode == 1, up.stderr
     assert f"clconv: error: {url_tree / 'bad' / 'empty.png'}: empty file (not an image)" in up.stderr
     download(s3, "up/", tmp_path / "up")
