@@ -211,6 +211,9 @@ def _write_png8(fo, rows: np.ndarray, channels: int, icc, dpi, chunks=()) -> Non
 
     def pieces():
         yield b"\x78\x5e"  # zlib header: 32K window, "fast" level
+        if bands == 1:  # one band: deflated here, no thread
+            yield from _joined(_png8_segment(rows, channels, 0, h, True))
+            return
         with ThreadPoolExecutor(workers, thread_name_prefix="clconv-png") as pool:
             in_flight: deque = deque()
             for i in range(bands):
