@@ -3,7 +3,7 @@ checks that flag wrong outputs, the interleaved ratios, the plot, and the target
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import statistics
 import sys
 
@@ -440,84 +440,90 @@ def test_process_details_say_the_times_and_the_checks():
     assert goals.process_detail(no_vips, "vips") == "vips not on PATH: skipped"
 
 
-def test_apply_against_the_one_liner_on_a_small_png():
-    pytest.importorskip("cv2")
-    found = process.measure_apply_vs(None, rounds=2, size=(40, 56), vips="")
-    assert "error" not in found, found
-    assert len(found["clconv"]) == len(found["cv2"]) == 2 and "vips" not in found
-    assert found["ok"] == {"clconv": True, "cv2": True} and found["differ_cv2"] == 0
-    assert found["vs_cv2"] > 0 and found["vs_vips"] is None
-    assert "vips not on PATH" in found["left_out"]["vips"] and found["left_out"]["vips"] in found["notes"]
-
-
-def test_without_opencv_the_process_comparisons_say_so(monkeypatch):
-    monkeypatch.setattr(process, "have_cv2", lambda: False)
-    found = process.measure_apply_vs(None, rounds=1, size=(24, 32), vips="")
-    assert "error" not in found and "cv2" not in found and found["vs_cv2"] is None
-    assert found["ok"] == {"clconv": True} and found["differ_cv2"] is None
-    assert "OpenCV not installed" in goals.process_detail(found, "cv2")
-    assert process.measure_batch_vs(None, rounds=1, files=1) == {"skipped": process.NO_CV2}
-
-
+# A `vips` that fails as libvips' command line does on an operation it lacks, and one that does
+# the work of `vips conv IN OUT[compression=N] MASK --precision integer` (correlation, negative
+# sums clipped to 0, edges copied) with numpy alone: the stand-in tool, checked by the bench against
+# the scipy oracle like any reference.
+FAILING_VIPS = """#!{python}
+import sys
+sys.exit("vips: no such operation")
+"""
 FAKE_VIPS = """#!{python}
-# vips conv IN OUT[compression=N] MASK --precision integer: correlation, negatives clipped, edges copied
 import sys
 import numpy as np
-import scipy.ndimage as ndi
 from PIL import Image
-{fail}
 _, src, out, mask = sys.argv[1:5]
 rows = open(mask).read().split("\\n")
 w = np.array([[float(v) for v in r.split()] for r in rows[1:] if r.strip()])
 a = np.asarray(Image.open(src)).astype(np.float64)
-o = ndi.correlate(a, w[:, :, None], mode="nearest")
+kh, kw = w.shape
+p = np.pad(a, ((kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)), mode="edge")
+o = sum(w[i, j] * p[i:i + a.shape[0], j:j + a.shape[1]] for i in range(kh) for j in range(kw))
 Image.fromarray(np.clip(o, 0, 255).astype(np.uint8)).save(out.split("[")[0])
 """
 
 
-@pytest.mark.parametrize("fails", [False, True])
-def test_apply_against_vips_when_it_is_there(tmp_path, fails):
+def write_script(path, text):
+    path.write_text(text.format(python=sys.executable))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="module")
+def preset_run(tmp_path_factory):
+    """run_targets end to end once on tiny images (not the goals' sizes), with a `vips` first on
+    PATH that fails. Its whole-process comparisons are the apply and batch tests below: clconv
+    apply against the Pillow + cv2 one-liner (2 rounds, a 56x40 PNG), and clconv batch against a
+    Pool of 2 (3 PNGs of 32x24)."""
     pytest.importorskip("cv2")
-    vips = tmp_path / "vips"
-    vips.write_text(FAKE_VIPS.format(python=sys.executable, fail="sys.exit('vips: no such operation')" if fails
-                                     else ""))
-    vips.chmod(0o755)
-    found = process.measure_apply_vs(None, rounds=1, size=(32, 40), vips=str(vips))
+    folder = tmp_path_factory.mktemp("preset")
+    (folder / "bin").mkdir()
+    write_script(folder / "bin" / "vips", FAILING_VIPS)
+    sizes = targets.TargetSizes(large=(40, 48), uhd=(24, 40), medium=(40, 40), sgemm=32, png=(40, 56), batch_files=3,
+                                batch_png=(24, 32), jobs=2, apply_rounds=2, batch_rounds=1)
+    keys = set(ISSUE_GOALS) | {"apply_warm"}
+    lines: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", f"{folder / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+        doc = goals.run_targets(bench.settings_from({"preset": "targets", "repeat": 1}), lines.append, sizes, keys)
+    return {"doc": doc, "lines": lines, "keys": keys}
+
+
+def test_apply_against_the_one_liner_on_a_small_png(preset_run):
+    found = preset_run["doc"]["process"]["apply"]
     assert "error" not in found, found
-    if fails:
-        assert "vips" not in found and found["vs_vips"] is None
-        assert "no such operation" in found["left_out"]["vips"]
-        assert "vips failed" in goals.process_detail(found, "vips")
-    else:
-        assert len(found["vips"]) == 1 and found["ok"]["vips"] and found["vs_vips"] > 0
-        assert found["errors"]["vips"] == 0.0  # checked without abs, away from the edges
+    assert len(found["clconv"]) == len(found["cv2"]) == 2 and "vips" not in found
+    assert found["ok"] == {"clconv": True, "cv2": True} and found["differ_cv2"] == 0
+    assert found["vs_cv2"] > 0 and found["vs_vips"] is None
+    assert found["left_out"]["vips"] in found["notes"]
 
 
-def test_batch_against_a_pool_on_small_pngs():
-    pytest.importorskip("cv2")
-    found = process.measure_batch_vs(None, rounds=1, files=3, size=(24, 32), jobs=2)
+def test_apply_against_a_vips_that_fails(preset_run):
+    found = preset_run["doc"]["process"]["apply"]
+    assert "error" not in found, found
+    assert "vips" not in found and found["vs_vips"] is None
+    assert "no such operation" in found["left_out"]["vips"]
+    assert "vips failed" in goals.process_detail(found, "vips")
+
+
+def test_batch_against_a_pool_on_small_pngs(preset_run):
+    found = preset_run["doc"]["process"]["batch"]
     assert "error" not in found, found
     assert len(found["clconv"]) == len(found["cv2"]) == 1
     assert found["ok"] == {"clconv": True, "cv2": True} and found["differ_cv2"] == 0
     assert found["vs_cv2"] > 0 and found["files"] == 3 and found["jobs"] == 2
 
 
-def test_the_preset_on_tiny_sizes_covers_every_goal(tmp_path):
-    """run_targets end to end on tiny images (not the goals' sizes): every goal has a value or
-    says why not, and --plot draws it; the cold-cache and memory subprocesses are tested above."""
-    pytest.importorskip("cv2")
-    sizes = targets.TargetSizes(large=(40, 48), uhd=(24, 40), medium=(40, 40), sgemm=32, png=(32, 40), batch_files=2,
-                              batch_png=(24, 32), apply_rounds=1, batch_rounds=1)
-    keys = set(ISSUE_GOALS) | {"apply_warm"}
-    lines: list[str] = []
-    doc = goals.run_targets(bench.settings_from({"preset": "targets", "repeat": 1}), lines.append, sizes, keys)
-    assert doc["ok"], "\n".join(lines)
+def test_the_preset_on_tiny_sizes_covers_every_goal(preset_run, tmp_path):
+    """Every goal has a value or says why not, and --plot draws it; the cold-cache and memory
+    subprocesses are tested below."""
+    doc = preset_run["doc"]
+    assert doc["ok"], "\n".join(preset_run["lines"])
     by_key = {e["key"]: e for e in doc["targets"]}
-    assert set(by_key) == keys
-    vips = shutil.which("vips")
+    assert set(by_key) == preset_run["keys"]
     for key, e in by_key.items():
-        if key == "apply_vs_vips" and not vips:
-            assert e["value"] is None and "not on PATH" in e["detail"]
+        if key == "apply_vs_vips":  # the vips on PATH fails (not on PATH: see the test without OpenCV)
+            assert e["value"] is None and "vips failed" in e["detail"]
             continue
         assert e["value"] is not None and e["value"] > 0, (key, e["detail"])
         assert e["detail"]
@@ -535,6 +541,29 @@ def test_the_preset_on_tiny_sizes_covers_every_goal(tmp_path):
         assert (tmp_path / "targets.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_without_opencv_the_process_comparisons_say_so(monkeypatch):
+    """And without vips: the comparisons that cannot run are named, with the reason."""
+    monkeypatch.setattr(process, "have_cv2", lambda: False)
+    found = process.measure_apply_vs(None, rounds=1, size=(24, 32), vips="")
+    assert "error" not in found and "cv2" not in found and found["vs_cv2"] is None
+    assert found["ok"] == {"clconv": True} and found["differ_cv2"] is None
+    assert "OpenCV not installed" in goals.process_detail(found, "cv2")
+    assert "vips" not in found and found["vs_vips"] is None
+    assert "vips not on PATH" in found["left_out"]["vips"] and found["left_out"]["vips"] in found["notes"]
+    assert "not on PATH" in goals.process_detail(found, "vips")  # the preset's detail line for apply_vs_vips
+    assert process.measure_batch_vs(None, rounds=1, files=1) == {"skipped": process.NO_CV2}
+
+
+def test_apply_against_vips_when_it_is_there(tmp_path, monkeypatch):
+    """A vips that works; without OpenCV, whose one-liner is measured in the preset run above."""
+    monkeypatch.setattr(process, "have_cv2", lambda: False)
+    vips = write_script(tmp_path / "vips", FAKE_VIPS)
+    found = process.measure_apply_vs(None, rounds=1, size=(32, 40), vips=str(vips))
+    assert "error" not in found, found
+    assert len(found["vips"]) == 1 and found["ok"]["vips"] and found["vs_vips"] > 0
+    assert found["errors"]["vips"] == 0.0  # checked without abs, away from the edges
+
+
 def test_the_preset_refuses_unknown_target_keys():
     with pytest.raises(ValueError, match="gauss15_f32"):
         goals.run_targets(bench.settings_from({"preset": "targets"}), lambda line: None, only={"gauss15_f32"})
@@ -548,7 +577,9 @@ def test_peak_memory_is_measured_in_a_subprocess():
     assert found["over_mib"] == pytest.approx((found["peak"] - 2 * found["input"]) / 2**20)
 
 
-def test_apply_is_timed_as_the_installed_script():
+def test_apply_is_timed_as_the_installed_script(monkeypatch):
+    real = process.gradient_png  # its input at 64x48, not 1 MP: the times are not the test's business
+    monkeypatch.setattr(process, "gradient_png", lambda path: real(path, size=(48, 64)))
     found = process.measure_apply(None, warm_runs=1, cold_runs=0)
     assert "error" not in found, found
     assert found["warm_s"] > 0 and found["command"].split()[1:4] == ["apply", "-k", "sharpen"]
