@@ -1,8 +1,13 @@
 """Start-up of `clconv apply`: what is imported, the device cache, the device thread, the fast PNG
 writer. Real PoCL device, the installed console script (or its main() in a fresh process), and a
-temporary XDG_CACHE_HOME in every test (PoCL keeps its own kernel cache where it was)."""
+temporary XDG_CACHE_HOME in every test (PoCL keeps its own kernel cache where it was).
+
+A first run and a second run with the cache it wrote (``cache_runs``, once for the module) serve
+several tests: the first run's imports, the cache it writes, the second run's use of it and its
+device thread. Tests that need a cache to start from write the first run's into their own folder."""
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -11,6 +16,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +24,7 @@ from PIL import Image
 
 from clconv import imageio, runtime
 from clconv.errors import OutputError
+from clconv.runtime import device_cache
 
 # Runs clconv's console entry point (main() with no arguments, as the script does) in a fresh
 # process, and on the way out (os._exit: apply ends without the OpenCL teardown) reports what
@@ -42,47 +49,63 @@ cli.main()
 """
 
 
-@pytest.fixture()
-def env(tmp_path):
-    """The user's environment with an empty XDG_CACHE_HOME; PoCL's kernel cache stays where it is
-    (else every program would compile again, seconds each)."""
+ENV_LEFT_OUT = ("PYTHONWARNINGS", "CLCONV_DEVICE", "PYOPENCL_CTX", "CLCONV_DEVICE_CACHE", "PYOPENCL_HOME",
+                runtime._RETRY_ENV)  # as in a shell (pyopencl sets PYOPENCL_HOME in this process)
+
+
+def make_env(folder: Path) -> dict:
+    """The user's environment with an empty XDG_CACHE_HOME in ``folder``; PoCL's kernel cache stays
+    where it is (else every program would compile again, seconds each)."""
     e = dict(os.environ)
-    for name in ("PYTHONWARNINGS", "CLCONV_DEVICE", "PYOPENCL_CTX", "CLCONV_DEVICE_CACHE", "PYOPENCL_HOME",
-                 runtime._RETRY_ENV):  # as in a shell (pyopencl sets PYOPENCL_HOME in this process)
+    for name in ENV_LEFT_OUT:
         e.pop(name, None)
     xdg = e.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     e.setdefault("POCL_CACHE_DIR", os.path.join(xdg, "pocl", "kcache"))
-    e["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    e["XDG_CACHE_HOME"] = str(folder / "xdg")
     return e
 
 
 @pytest.fixture()
-def png(tmp_path) -> Path:
+def env(tmp_path):
+    return make_env(tmp_path)
+
+
+def write_png(path: Path) -> Path:
     rng = np.random.default_rng(3)
-    path = tmp_path / "in.png"
     Image.fromarray((rng.random((48, 64, 3)) * 255).astype(np.uint8)).save(path)
     return path
+
+
+@pytest.fixture()
+def png(tmp_path) -> Path:
+    return write_png(tmp_path / "in.png")
 
 
 def cache_file(env) -> Path:
     return Path(env["XDG_CACHE_HOME"]) / "clconv" / "device.json"
 
 
-def run(args, env, cwd, script=None):
-    """The installed script (or the PROBE, when ``script`` is "probe")."""
+def run(args, env, cwd, script=None, importtime=False):
+    """The installed script (or the PROBE, when ``script`` is "probe", under python -X importtime
+    when ``importtime``)."""
     if script == "probe":
-        command = [sys.executable, "-c", PROBE, *map(str, args)]
+        command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", PROBE, *map(str, args)]
     else:
         command = [str(Path(sys.executable).with_name("clconv")), *map(str, args)]
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL)
 
 
-def probe(args, env, cwd):
-    result = run(args, env, cwd, script="probe")
+def import_names(stderr: str) -> set[str]:
+    return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+def probe(args, env, cwd, importtime=False):
+    """(result, what the PROBE reported, the other stderr lines: python -X importtime's left out)."""
+    result = run(args, env, cwd, script="probe", importtime=importtime)
     lines = [line for line in result.stderr.splitlines() if line.startswith("PROBE ")]
-    other = [line for line in result.stderr.splitlines() if not line.startswith("PROBE ")]
-    assert len(lines) == 1, result.stderr
+    other = [line for line in result.stderr.splitlines() if not line.startswith(("PROBE ", "import time:"))]
+    assert len(lines) == 1, result.stderr[-4000:]
     return result, json.loads(lines[0][6:]), other
 
 
@@ -91,8 +114,35 @@ def imported(args, env, cwd) -> tuple[subprocess.CompletedProcess, set[str]]:
     script = str(Path(sys.executable).with_name("clconv"))
     result = subprocess.run([sys.executable, "-X", "importtime", script, *map(str, args)], env=env, cwd=cwd,
                             capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    names = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    return result, names
+    return result, import_names(result.stderr)
+
+
+@pytest.fixture(scope="module")
+def cache_runs(tmp_path_factory):
+    """``clconv apply -k sobel-x`` twice in one folder, as the PROBE: first with an empty
+    XDG_CACHE_HOME under python -X importtime (what start-up imports; the cache it writes), then
+    with the cache it wrote (which it uses; the first run has put every program in PoCL's
+    kernel cache, so the second one's device thread builds them all)."""
+    folder = tmp_path_factory.mktemp("cache-runs")
+    env, png = make_env(folder), write_png(folder / "in.png")
+    first, seen, first_other = probe(["apply", "-k", "sobel-x", png, folder / "a.png"], env, folder, importtime=True)
+    doc = json.loads(cache_file(env).read_text()) if cache_file(env).exists() else None
+    second, cached, second_other = probe(["apply", "-k", "sobel-x", png, folder / "b.png"], env, folder)
+    doc_after = json.loads(cache_file(env).read_text()) if cache_file(env).exists() else None
+
+    def pixels(name):
+        return np.asarray(Image.open(folder / name)) if (folder / name).exists() else None
+
+    return SimpleNamespace(env=env, png=png, first=first, seen=seen, first_other=first_other,
+                           names=import_names(first.stderr), doc=doc, a=pixels("a.png"), second=second,
+                           cached=cached, second_other=second_other, doc_after=doc_after, b=pixels("b.png"))
+
+
+def write_cache(env, doc) -> Path:
+    path = cache_file(env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path
 
 
 # ---------------------------------------------------------------------------------------- imports
@@ -108,8 +158,9 @@ def test_help_and_kernels_do_not_touch_opencl(args, env, tmp_path):
     assert not (tmp_path / "xdg" / "clconv").exists()
 
 
-def test_apply_imports_what_it_needs_and_nothing_else(env, png, tmp_path):
-    result, names = imported(["apply", "-k", "sobel-x", png, tmp_path / "out.png"], env, tmp_path)
+def test_apply_imports_what_it_needs_and_nothing_else(cache_runs):
+    """The first run of cache_runs: main() in a fresh process, under python -X importtime."""
+    result, names = cache_runs.first, cache_runs.names
     assert result.returncode == 0, result.stderr[-2000:]
     assert {"numpy", "PIL.Image", "pyopencl", "click"} <= names
     for heavy in ("scipy", "matplotlib", "hypothesis", "cv2", "dask", "zarr", "fsspec", "pandas"):
@@ -119,16 +170,16 @@ def test_apply_imports_what_it_needs_and_nothing_else(env, png, tmp_path):
 # ---------------------------------------------------------------------------------------- device cache
 
 
-def test_the_device_cache_remembers_the_icd_and_loads_only_it(env, png, tmp_path):
-    first, seen, other = probe(["apply", "-k", "sobel-x", png, tmp_path / "a.png"], env, tmp_path)
-    assert first.returncode == 0 and other == [], first.stderr
+def test_the_device_cache_remembers_the_icd_and_loads_only_it(cache_runs):
+    first, seen, env = cache_runs.first, cache_runs.seen, cache_runs.env
+    assert first.returncode == 0 and cache_runs.first_other == [], first.stderr[-4000:]
     assert not seen["cached"]
-    doc = json.loads(cache_file(env).read_text())
+    doc = cache_runs.doc
     (entry,) = doc["entries"]
     assert entry["restrict"] and os.path.exists(entry["library"]) and entry["key"]["clconv"]
 
-    second, cached, other = probe(["apply", "-k", "sobel-x", png, tmp_path / "b.png"], env, tmp_path)
-    assert second.returncode == 0 and other == [], second.stderr
+    second, cached = cache_runs.second, cache_runs.cached
+    assert second.returncode == 0 and cache_runs.second_other == [], second.stderr
     assert cached["cached"]
     assert cached["platforms"] == [entry["platform_index"]]
     assert os.path.realpath(entry["library"]) in {os.path.realpath(p) for p in cached["libs"]}
@@ -136,28 +187,42 @@ def test_the_device_cache_remembers_the_icd_and_loads_only_it(env, png, tmp_path
     if len(seen["platforms"]) > 1:  # several ICDs: the others are not even loaded
         assert len(cached["libs"]) < len(seen["libs"])
     assert cached["ocl_icd_vendors"] == env.get("OCL_ICD_VENDORS")  # given back once the loader read it
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))
-    assert json.loads(cache_file(env).read_text()) == doc  # nothing to write the second time
+    assert np.array_equal(cache_runs.a, cache_runs.b)
+    assert cache_runs.doc_after == doc  # nothing to write the second time
 
 
-def test_a_corrupt_cache_warns_once_and_is_rewritten(env, png, tmp_path):
+def test_the_device_thread_builds_the_probe_and_the_likely_next_program(cache_runs):
+    """The second run of cache_runs (after the first, PoCL's kernel cache holds every program)."""
+    result, seen = cache_runs.second, cache_runs.cached
+    assert result.returncode == 0 and cache_runs.second_other == [], result.stderr
+    assert {runtime.PROBE_PROGRAM, *runtime.SPECULATIVE_PROGRAMS} <= set(seen["programs"])
+
+
+GARBAGE = (b"{not json", b"\xff\xfe\x00", b'{"schema": 1, "entries": [{"key": 3}]}', b"[]")
+
+
+def test_a_corrupt_cache_warns_once_and_is_rewritten(env, png, tmp_path, cache_runs, capsys):
     path = cache_file(env)
     path.parent.mkdir(parents=True)
-    rewritten = []
-    for garbage in (b"{not json", b"\xff\xfe\x00", b'{"schema": 1, "entries": [{"key": 3}]}', b"[]"):
+    # Each kind of garbage, as the run reads it: one warning line, and no entry taken from it (so
+    # the run goes on as a first run, and writes what a first run writes).
+    for garbage in GARBAGE:
         path.write_bytes(garbage)
-        result = run(["apply", "-k", "sobel-x", "--force", png, tmp_path / "out.png"], env, tmp_path)
-        assert result.returncode == 0, result.stderr
-        lines = result.stderr.splitlines()
-        assert len(lines) == 1 and lines[0].startswith("clconv: warning: device cache "), result.stderr
+        assert device_cache._read_cache(str(path)) == [], garbage
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("clconv: warning: device cache "), (garbage, lines)
         assert str(path) in lines[0] and "corrupt" in lines[0]
-        rewritten.append(json.loads(path.read_text()))
-        assert rewritten[-1]["entries"]
-    # Whatever the garbage, the same file is written; read back once, it says nothing.
-    assert all(doc == rewritten[0] for doc in rewritten)
-    again = run(["apply", "-k", "sobel-x", "--force", png, tmp_path / "out.png"], env, tmp_path)
-    assert again.returncode == 0 and again.stderr == "", again.stderr
-    assert json.loads(path.read_text()) == rewritten[0]
+    # And a run on the garbage that parses furthest (JSON of this schema, entries of the wrong shape).
+    path.write_bytes(GARBAGE[2])
+    result = run(["apply", "-k", "sobel-x", "--force", png, tmp_path / "out.png"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("clconv: warning: device cache "), result.stderr
+    assert str(path) in lines[0] and "corrupt" in lines[0]
+    rewritten = json.loads(path.read_text())
+    assert rewritten["entries"]
+    # The same file a first run writes: read back (the second run of cache_runs), it says nothing.
+    assert rewritten == cache_runs.doc
 
 
 def test_a_cache_of_another_schema_is_passed_over_silently(env, png, tmp_path):
@@ -205,35 +270,39 @@ def test_a_named_device_or_a_disabled_cache_bypasses_it(named, env, png, tmp_pat
     assert not (tmp_path / "xdg" / "clconv").exists()
 
 
-def test_devices_lists_every_platform_whatever_the_cache(env, png, tmp_path):
-    before = run(["devices"], env, tmp_path)
+def test_devices_lists_every_platform_whatever_the_cache(env, tmp_path, cache_runs, run_cli, monkeypatch):
+    """`clconv devices` run with the cache an apply wrote (cache_runs' first run) lists what
+    the command line lists without one (in this process, which never uses the cache)."""
+    for name in ENV_LEFT_OUT:
+        monkeypatch.delenv(name, raising=False)
+    before = run_cli("devices", env={"XDG_CACHE_HOME": tmp_path / "empty"})
     assert before.returncode == 0, before.stderr
-    assert run(["apply", "-k", "sobel-x", png, tmp_path / "out.png"], env, tmp_path).returncode == 0
+    write_cache(env, cache_runs.doc)
     assert cache_file(env).exists()
     after = run(["devices"], env, tmp_path)
     assert after.stdout == before.stdout and after.stderr == before.stderr
     assert len(after.stdout.splitlines()) == len(runtime.list_devices())
 
 
-def test_a_remembered_icd_that_misses_falls_back_to_every_icd(env, png, tmp_path):
-    args = ["apply", "-k", "sobel-x", "--force", png, tmp_path / "out.png"]
-    assert run(args, env, tmp_path).returncode == 0
-    expected = np.asarray(Image.open(tmp_path / "out.png"))
-    (tmp_path / "out.png").unlink()
-    doc = json.loads(cache_file(env).read_text())
+def test_a_remembered_icd_that_misses_falls_back_to_every_icd(env, tmp_path, cache_runs):
+    args = ["apply", "-k", "sobel-x", "--force", cache_runs.png, tmp_path / "out.png"]
+    expected = cache_runs.a  # the same input and kernel
+    doc = copy.deepcopy(cache_runs.doc)  # the cache a first run wrote
     good = dict(doc["entries"][0])
     # a "library" that exists, unchanged since it was remembered, but gives no OpenCL platform
     impostor = tmp_path / "libnot-an-icd.so"
     impostor.write_bytes(b"not a shared object")
     doc["entries"][0].update(library=str(impostor), library_stat=runtime._stat(str(impostor)))
-    cache_file(env).write_text(json.dumps(doc))
+    write_cache(env, doc)
     result, seen, other = probe(args, env, tmp_path)
     assert result.returncode == 0 and other == [], result.stderr  # rerun with every ICD: no word of it
     assert not seen["cached"] and seen["ocl_icd_vendors"] == env.get("OCL_ICD_VENDORS")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), expected)
-    (entry,) = json.loads(cache_file(env).read_text())["entries"]
+    rewritten = json.loads(cache_file(env).read_text())
+    (entry,) = rewritten["entries"]
     assert entry["library"] == good["library"] and entry["restrict"]
-    assert probe(args, env, tmp_path)[1]["cached"]
+    # The very cache a first run writes: the next run uses it (the second run of cache_runs).
+    assert rewritten == cache_runs.doc
 
 
 def test_the_library_never_uses_the_cache(env, tmp_path):
@@ -395,14 +464,6 @@ def test_adler32_combine_matches_zlib():
 
 
 # ---------------------------------------------------------------------------------------- builds in two threads
-
-
-def test_the_device_thread_builds_the_probe_and_the_likely_next_program(env, png, tmp_path):
-    args = ["apply", "-k", "sobel-x", "--force", png, tmp_path / "out.png"]
-    probe(args, env, tmp_path)  # warm: PoCL's kernel cache holds every program now
-    result, seen, other = probe(args, env, tmp_path)
-    assert result.returncode == 0 and other == [], result.stderr
-    assert {runtime.PROBE_PROGRAM, *runtime.SPECULATIVE_PROGRAMS} <= set(seen["programs"])
 
 
 def test_a_program_asked_for_by_two_threads_is_built_once(runtime):
