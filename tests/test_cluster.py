@@ -1,6 +1,6 @@
 """`clconv batch --cluster`: a real Dask cluster (a `dask scheduler` and two `dask worker`
-subprocesses on 127.0.0.1, random ports, one per module) and LocalCluster runs. Every output of a
-cluster run is compared byte for byte with the local `clconv batch` output of the same tree, and
+subprocesses on 127.0.0.1, random ports: conftest's ``scheduler``, one per session) and
+LocalCluster runs. Every output of a cluster run is compared byte for byte with the local `clconv batch` output of the same tree, and
 the local outputs are checked against the float64 oracle."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,47 +20,10 @@ from PIL import Image
 from test_batch import all_files, assert_filtered, temporaries, write_bad_files, write_png
 
 pytest.importorskip("distributed")
+pytestmark = pytest.mark.xdist_group("dask")  # one pytest-xdist worker starts the scheduler, once
 
 KERNEL = "gaussian:sigma=1"
 KILL_TREE_COUNT = 200
-
-
-def dask_command(*args: str) -> list[str]:
-    return [str(Path(sys.executable).with_name("dask")), *args]
-
-
-@pytest.fixture(scope="module")
-def scheduler(tmp_path_factory):
-    """``tcp://127.0.0.1:PORT`` of a `dask scheduler` with two `dask worker` processes (one thread
-    each), all subprocesses on random ports, stopped after the module."""
-    from distributed import Client
-
-    folder = tmp_path_factory.mktemp("dask")
-    address_file = folder / "scheduler.json"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "stdin": subprocess.DEVNULL}
-    processes = [subprocess.Popen(dask_command("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                               "--scheduler-file", str(address_file)), **quiet)]  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not address_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert address_file.exists(), "the scheduler did not start"
-        for _ in range(2):
-            processes.append(subprocess.Popen(dask_command("worker", "--scheduler-file", str(address_file),
-                                                           "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
-                                                           "--local-directory", str(folder)), **quiet))  # fmt: skip
-        address = json.loads(address_file.read_text())["address"]
-        with Client(address, timeout="30s", set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield address
-    finally:
-        for p in reversed(processes):  # the workers first: they leave at once while the scheduler is up
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +161,23 @@ def kill_tree(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def kill_tree_local(kill_tree, tmp_path_factory) -> Path:
+    """kill_tree through the local batch (what every cluster run of it must equal), some files
+    checked against the oracle."""
+    from click.testing import CliRunner
+
+    from clconv.cli import cli
+
+    out = tmp_path_factory.mktemp("kill-local") / "out"
+    result = CliRunner().invoke(cli, ["batch", "-r", "-k", KERNEL, "--jobs", "2", str(kill_tree), str(out)],
+                                prog_name="clconv", catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for rel in all_files(kill_tree)[::25]:
+        assert_filtered(kill_tree / rel, out / rel)
+    return out
+
+
 def kill_a_worker_when(out: Path, outputs: int, scheduler: str, killed: dict) -> None:
     """Once ``outputs`` files are in ``out``, SIGKILL one worker process (not its nanny)."""
     from distributed import Client
@@ -213,9 +192,7 @@ def kill_a_worker_when(out: Path, outputs: int, scheduler: str, killed: dict) ->
         killed["pid"] = pids[0]
 
 
-def test_a_worker_killed_mid_run_loses_nothing(run_cli, scheduler, kill_tree, tmp_path):
-    local = run_cli("batch", "-r", "-k", KERNEL, "--jobs", "2", kill_tree, tmp_path / "local")
-    assert local.returncode == 0, local.stderr
+def test_a_worker_killed_mid_run_loses_nothing(run_cli, scheduler, kill_tree, kill_tree_local, tmp_path):
     out, killed = tmp_path / "cluster", {}
     killer = threading.Thread(target=kill_a_worker_when, args=(out, 40, scheduler, killed))
     killer.start()
@@ -226,17 +203,15 @@ def test_a_worker_killed_mid_run_loses_nothing(run_cli, scheduler, kill_tree, tm
         killer.join(150)
     assert "pid" in killed and killed["outputs_then"] < KILL_TREE_COUNT, killed  # killed in the middle
     assert result.returncode == 0, result.stderr
-    assert_same_bytes(tmp_path / "local", out)
+    assert_same_bytes(kill_tree_local, out)
     assert temporaries(tmp_path) == []
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["summary"]["ok"] == KILL_TREE_COUNT and report["summary"]["failed"] == 0
     assert sorted(f["input"] for f in report["files"]) == all_files(kill_tree)  # each file once
-    for rel in all_files(kill_tree)[::25]:
-        assert_filtered(kill_tree / rel, tmp_path / "local" / rel)
 
 
 def test_ctrl_c_cancels_leaves_no_temporary_writes_the_report_and_exits_130(
-    clconv_script, run_cli, scheduler, kill_tree, tmp_path
+    clconv_script, run_cli, scheduler, kill_tree, kill_tree_local, tmp_path
 ):
     out, report = tmp_path / "out", tmp_path / "r.json"
     cmd = [clconv_script, "batch", "-r", "-k", KERNEL, "--cluster", scheduler, "--report", str(report)]
@@ -265,6 +240,4 @@ def test_ctrl_c_cancels_leaves_no_temporary_writes_the_report_and_exits_130(
     assert summary["ok"] <= len(written) <= summary["ok"] + in_flight
     rerun = run_cli("batch", "-r", "-k", KERNEL, "--cluster", scheduler, "--skip-existing", kill_tree, out)
     assert rerun.returncode == 0, rerun.stderr
-    local = run_cli("batch", "-r", "-k", KERNEL, "--jobs", "2", kill_tree, tmp_path / "local")
-    assert local.returncode == 0, local.stderr
-    assert_same_bytes(tmp_path / "local", out)
+    assert_same_bytes(kill_tree_local, out)

@@ -1,5 +1,5 @@
 """`clconv batch` with IN_DIR / OUT_DIR as fsspec URLs: ``file://`` (the local batch and a
-LocalCluster) and ``s3://`` against a real S3-compatible server (moto in server mode on
+cluster of `dask` processes) and ``s3://`` against a real S3-compatible server (moto in server mode on
 127.0.0.1, a random port, started here; never a mock of fsspec). Every output is compared byte
 for byte with the local batch's output of the same tree, itself checked against the oracle."""
 
@@ -15,6 +15,7 @@ from test_cluster import assert_same_bytes, comparable
 
 pytest.importorskip("distributed")
 pytest.importorskip("fsspec")
+pytestmark = pytest.mark.xdist_group("dask")  # one pytest-xdist worker starts each server and cluster, once
 
 KERNEL = "gaussian:sigma=1"
 BUCKET = "clconv-test"
@@ -52,10 +53,10 @@ def local_run(url_tree, tmp_path_factory) -> tuple[Path, dict, str]:
     return out, json.loads(report.read_text()), result.stderr
 
 
-def test_file_urls_on_a_local_cluster_equal_the_local_batch(run_cli, url_tree, local_run, tmp_path):
+def test_file_urls_on_a_cluster_equal_the_local_batch(run_cli, scheduler, url_tree, local_run, tmp_path):
     local_out, local_report, local_stderr = local_run
     out, report = tmp_path / "out", tmp_path / "r.json"
-    result = run_cli("batch", "-r", "-k", KERNEL, "--cluster", "local:2", "--report", report,
+    result = run_cli("batch", "-r", "-k", KERNEL, "--cluster", scheduler, "--report", report,
                      url_tree.as_uri(), out.as_uri())  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.replace(str(out), "OUT") == local_stderr.replace(str(local_out), "OUT")
@@ -94,7 +95,7 @@ def s3_server():
 
 @pytest.fixture(scope="module")
 def s3_env(s3_server):
-    """The environment that points s3fs (here and in the workers of s3_cluster) at the server."""
+    """The environment that points s3fs (here, and in the workers of s3_cluster) at the server."""
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_ENDPOINT_URL": s3_server, "FSSPEC_S3_ENDPOINT_URL": s3_server}  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
@@ -104,13 +105,17 @@ def s3_env(s3_server):
 
 
 @pytest.fixture(scope="module")
-def s3_cluster(s3_env):
-    """One LocalCluster of 2 worker processes for the module's S3 runs (started with the S3
-    environment, which the workers inherit): a run's own local:2 would start one each time."""
-    from distributed import LocalCluster
+def s3_cluster(s3_env, scheduler):
+    """conftest's cluster of `dask` processes, its workers pointed at the S3 server by their
+    environment, as a user's workers would be (set in each worker process for this module, then
+    taken back): one cluster for every S3 run, not a local:2 started per run."""
+    from distributed import Client
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
-        yield cluster.scheduler_address
+    with Client(scheduler, timeout="30s", set_as_default=False) as client:
+        # exec, not a function of this module: the workers cannot import the test modules
+        client.run(exec, f"import os; os.environ.update({s3_env!r})")
+        yield scheduler
+        client.run(exec, f"import os; [os.environ.pop(name, None) for name in {sorted(s3_env)!r}]")
 
 
 @pytest.fixture()
