@@ -12,7 +12,7 @@ PROBE_PROGRAM = "direct.cl"  # nearly every run needs it, so building it to prob
 # `auto` picks for the other common case (rank-1 kernels). Only when the probe came from PoCL's
 # kernel cache (fast): a cold build takes seconds, and the process would wait for it at exit.
 SPECULATIVE_PROGRAMS = ("separable.cl",)
-SPECULATE_BELOW_S = 0.25
+SPECULATE_BELOW_S = 0.25  # CPU seconds the probe's build took in its thread (Runtime.build_seconds)
 
 PROBE_SHAPE = (6, 20)  # rows, columns: direct's interior tile (2 x 16) fits once, the rest is its frame
 
