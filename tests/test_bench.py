@@ -17,6 +17,8 @@ from clconv.algorithms import REGISTRY
 from clconv.errors import ClconvError, OptionError
 from clconv.kernels import parse_spec
 
+pytestmark = pytest.mark.xdist_group("bench")  # one pytest-xdist worker: the module fixtures run once
+
 SPEC_ROW_KEYS = {"algorithm", "device", "size", "kernel", "dtype", "median_ms", "min_ms", "mpix_s", "gflop_s",
                  "gb_s", "max_error", "reference"}
 TINY = {"quick": True, "sizes": [(24, 40), (33, 50)], "kernels": ["gaussian:size=3", "sharpen"],

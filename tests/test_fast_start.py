@@ -26,6 +26,8 @@ from clconv import imageio, runtime
 from clconv.errors import OutputError
 from clconv.runtime import device_cache
 
+pytestmark = pytest.mark.xdist_group("fast_start")  # one pytest-xdist worker: the module fixtures run once
+
 # Runs clconv's console entry point (main() with no arguments, as the script does) in a fresh
 # process, and on the way out (os._exit: apply ends without the OpenCL teardown) reports what
 # the process holds: which platforms it listed, whether the device cache chose the ICD, and the
