@@ -9,8 +9,7 @@ and Pillow's image of it while the input still lived; libjpeg's optimised Huffma
 which hold every coefficient (2 bytes a sample); Pillow's decoded RGB (4 bytes a pixel) beside
 the array (now decoded into the array's own memory); the decoder's freed rows kept by malloc;
 and a PNG's compressed bands held until all were done. Measured in a fresh child each time, by
-getrusage(RUSAGE_CHILDREN).ru_maxrss of a small Python wrapper (the wrapper is not its own
-child, so only clconv's peak is counted).
+the ru_maxrss that os.wait4 reports for that child alone.
 """
 from __future__ import annotations
 
@@ -29,24 +28,21 @@ DECODED = WIDTH * HEIGHT * 3  # 18 MB of 8-bit RGB
 # device's working rows (a few MB measured), not a third image.
 SLACK = 6 << 20
 
-_WRAPPER = ("import resource, subprocess, sys\n"
-            "r = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,"
-            " stderr=subprocess.PIPE, text=True)\n"
-            "sys.stderr.write(r.stderr)\n"
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-            "sys.exit(r.returncode)\n")
-
-
 def peak_bytes(*args) -> int:
-    """The peak resident memory of one fresh run of ``args`` (min of two: noise only adds)."""
+    """The peak resident memory of one fresh run of ``args`` (min of two: noise only adds), from
+    os.wait4: the rusage of that child alone."""
     env = dict(os.environ)
     env.pop("PYTHONWARNINGS", None)
     peaks = []
     for _ in range(2):
-        r = subprocess.run([sys.executable, "-c", _WRAPPER, *map(str, args)], capture_output=True, text=True,
-                           env=env, timeout=300)
-        assert r.returncode == 0, r.stderr
-        peaks.append(int(r.stdout.split()[-1]) * 1024)  # ru_maxrss is in KiB on Linux
+        proc = subprocess.Popen([*map(str, args)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, env=env)  # fmt: skip
+        stderr = proc.stderr.read().decode()  # small: a line or two
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+        proc.stderr.close()
+        assert proc.returncode == 0, stderr
+        peaks.append(usage.ru_maxrss * 1024)  # ru_maxrss is in KiB on Linux
     return min(peaks)
 
 
