@@ -3,14 +3,15 @@
 Needs the extra ``clconv[dask]``; imported only when ``--cluster`` is given.
 
 ADDRESS is a running scheduler (``tcp://host:8786``) or ``local`` / ``local:N``: a LocalCluster
-of N worker processes (default: the cores) started for the run and stopped after it. Each worker
-process opens the device once (clconv.batch.cluster_worker.RuntimePlugin) and does whole files:
+of N worker processes (default: the cores) started for the run and stopped after it (see
+start_local_cluster). Each worker process opens the device once and imports what a file needs
+(clconv.batch.cluster_worker.RuntimePlugin) and does whole files:
 decode, filter, encode into a temporary name chosen here, rename onto the output, all on its own
 filesystem, which must be one every worker sees (a shared mount); or, for fsspec URLs
 (``s3://``), read through a local copy and put in one put_file (clconv.batch.remote). This process plans the tasks,
 keeps at most ``2 * threads + 2`` tasks of at most GROUP_MAX files in flight (so a million-file
-tree is never a million futures), draws the progress bar and writes the report: the local
-batch's steps and rules.
+tree is never a million futures; see group_size), draws the progress bar and writes the report:
+the local batch's steps and rules.
 
 A worker killed mid-run loses its files in flight; the scheduler runs them again elsewhere, and
 each retry first removes the temporary its dead attempt may have left. Ctrl-C cancels the
@@ -36,7 +37,12 @@ from clconv.errors import DeviceError, OptionError
 CONNECT_TIMEOUT_S = 10  # a scheduler that does not answer in this time cannot be reached
 WORKERS_TIMEOUT_S = 60  # a scheduler with no worker after this time is an error
 SETTLE_TIMEOUT_S = 30  # after Ctrl-C, how long the files being written on workers may take
-GROUP_MAX = 4  # files per task at most (see group_size)
+GROUP_MAX = 16  # files per task at most (see group_size)
+# A LocalCluster's workers: no statistical profiler (it samples the task thread every 10 ms) and no
+# work stealing (the tasks wait in the scheduler's queue until a worker is free: nothing to steal).
+LOCAL_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.scheduler.work-stealing": False}
+# PoCL's threads per worker process (PoCL 3: POCL_MAX_PTHREAD_COUNT, 4 and later: POCL_CPU_MAX_CU_NUM)
+POCL_THREADS = ("POCL_MAX_PTHREAD_COUNT", "POCL_CPU_MAX_CU_NUM")
 
 
 def check_address(address: str, jobs: int | None) -> int | None:
@@ -81,17 +87,13 @@ class Cluster:
     def connect(cls, address: str, device: str | None, local_workers: int | None) -> Cluster:
         """Connect (or start ``local_workers`` processes), open the device on every worker.
         A scheduler that cannot be reached, or no worker that can open the device: exit 2."""
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         quiet_logs()
         local_cluster = None
         try:
             if local_workers is not None:
-                local_cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
-                                             dashboard_address=None, silence_logs=logging.ERROR,
-                                             # its HTTP server (health, metrics) on a free port: not a warning
-                                             # that 8787 is taken
-                                             scheduler_kwargs={"dashboard_address": ":0"})  # fmt: skip
+                local_cluster = start_local_cluster(local_workers)
                 client = Client(local_cluster, set_as_default=False)
             else:
                 client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
@@ -154,6 +156,24 @@ class Cluster:
                 self.local_cluster.close()
 
 
+def start_local_cluster(workers: int):
+    """A LocalCluster of ``workers`` one-thread worker processes, each with its share of the cores
+    for PoCL's threads (a worker filters one image at a time, and the others decode and encode
+    meanwhile: threads on every core in every worker would only contend), unless the environment
+    says otherwise; distributed's own log lines off (see quiet_logs)."""
+    import dask
+    from distributed import LocalCluster
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    share = str(max(1, cores // workers))
+    env = {name: share for name in POCL_THREADS if name not in os.environ}
+    with dask.config.set(LOCAL_CONFIG):  # read as the scheduler and the nannies are made
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, env=env,
+                            dashboard_address=None, silence_logs=logging.CRITICAL,
+                            # its HTTP server (health, metrics) on a free port: not a warning that 8787 is taken
+                            scheduler_kwargs={"dashboard_address": ":0"})  # fmt: skip
+
+
 def _joined(values) -> str:
     return ", ".join(sorted(set(values)))
 
@@ -178,7 +198,6 @@ class ClusterPipeline(Pipeline):
         from clconv.batch.cluster_worker import FileJob
 
         self.cluster, self.limit = cluster, 2 * max(cluster.jobs, 1) + 2
-        self.group = group_size(len(self.todo), cluster.jobs)
         self.running: dict = {}  # future -> [(task, temporary), ...]
         self.run_id = uuid.uuid4().hex
         job = FileJob(cluster.device, self.work.options, self.work.save_options, self.run_id)
@@ -202,7 +221,8 @@ class ClusterPipeline(Pipeline):
 
         while self.todo and len(self.running) < self.limit:
             group: list[tuple[Task, str]] = []  # (task, its temporary output)
-            while self.todo and len(group) < self.group:
+            size = group_size(len(self.todo), self.cluster.jobs)
+            while self.todo and len(group) < size:
                 task = self.todo.popleft()
                 task.started = time.monotonic()
                 group.append((task, "" if "://" in task.output else temporary_path(task.output)))
@@ -238,8 +258,10 @@ class ClusterPipeline(Pipeline):
 
 
 def group_size(files: int, threads: int) -> int:
-    """Files per task: up to GROUP_MAX, where Dask's cost per task (a few ms) would be a large share
-    of a small file's, but never so many that a thread gets fewer than four tasks."""
+    """Files in the next task, ``files`` being those not yet submitted: up to GROUP_MAX, so that
+    Dask's cost per task (a few ms) is a small share of its files', and a quarter of a thread's
+    share of what is left, so that groups shrink towards the end and no thread is left working
+    alone on a large group while the others are idle."""
     return max(1, min(GROUP_MAX, files // (4 * max(threads, 1))))
 
 
