@@ -38,11 +38,6 @@ CONNECT_TIMEOUT_S = 10  # a scheduler that does not answer in this time cannot b
 WORKERS_TIMEOUT_S = 60  # a scheduler with no worker after this time is an error
 SETTLE_TIMEOUT_S = 30  # after Ctrl-C, how long the files being written on workers may take
 GROUP_MAX = 16  # files per task at most (see group_size)
-# A LocalCluster's workers: no statistical profiler (it samples the task thread every 10 ms) and no
-# work stealing (the tasks wait in the scheduler's queue until a worker is free: nothing to steal).
-LOCAL_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.scheduler.work-stealing": False}
-# PoCL's threads per worker process (PoCL 3: POCL_MAX_PTHREAD_COUNT, 4 and later: POCL_CPU_MAX_CU_NUM)
-POCL_THREADS = ("POCL_MAX_PTHREAD_COUNT", "POCL_CPU_MAX_CU_NUM")
 
 
 def check_address(address: str, jobs: int | None) -> int | None:
@@ -89,6 +84,8 @@ class Cluster:
         A scheduler that cannot be reached, or no worker that can open the device: exit 2."""
         from distributed import Client
 
+        from clconv.batch.cluster_worker import quiet_logs
+
         quiet_logs()
         local_cluster = None
         try:
@@ -120,7 +117,9 @@ class Cluster:
             raise OptionError(
                 "--cluster", f"no worker joined the scheduler at {address} in {WORKERS_TIMEOUT_S} s"
             ) from None
-        self.client.register_plugin(RuntimePlugin(self.device), name=f"clconv-runtime-{self.device}")
+        # The workers of a LocalCluster write to this command's stderr: their log lines off too
+        plugin = RuntimePlugin(self.device, quiet=self.local_cluster is not None)
+        self.client.register_plugin(plugin, name=f"clconv-runtime-{self.device}")
         facts = self.client.run(device_facts, self.device, on_error="return")
         good = {w: f for w, f in facts.items() if isinstance(f, dict) and "name" in f}
         self.failed_workers = {w: f.get("error", str(f)) if isinstance(f, dict) else str(f)
@@ -157,33 +156,17 @@ class Cluster:
 
 
 def start_local_cluster(workers: int):
-    """A LocalCluster of ``workers`` one-thread worker processes, each with its share of the cores
-    for PoCL's threads (a worker filters one image at a time, and the others decode and encode
-    meanwhile: threads on every core in every worker would only contend), unless the environment
-    says otherwise; distributed's own log lines off (see quiet_logs)."""
-    import dask
+    """A LocalCluster of ``workers`` one-thread worker processes."""
     from distributed import LocalCluster
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    share = str(max(1, cores // workers))
-    env = {name: share for name in POCL_THREADS if name not in os.environ}
-    with dask.config.set(LOCAL_CONFIG):  # read as the scheduler and the nannies are made
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, env=env,
-                            dashboard_address=None, silence_logs=logging.CRITICAL,
-                            # its HTTP server (health, metrics) on a free port: not a warning that 8787 is taken
-                            scheduler_kwargs={"dashboard_address": ":0"})  # fmt: skip
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                        # its HTTP server (health, metrics) on a free port: not a warning that 8787 is taken
+                        scheduler_kwargs={"dashboard_address": ":0"})  # fmt: skip
 
 
 def _joined(values) -> str:
     return ", ".join(sorted(set(values)))
-
-
-def quiet_logs() -> None:
-    """distributed's log lines (a worker lost, a connection closed) stay off stderr: what happened
-    to each file is said the clconv way, and the report holds it."""
-    for name in ("distributed", "distributed.client", "distributed.scheduler", "distributed.worker",
-                 "distributed.nanny", "distributed.core", "distributed.comm"):  # fmt: skip
-        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 class ClusterPipeline(Pipeline):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -46,20 +47,32 @@ class FileJob:
 
 
 class RuntimePlugin(WorkerPlugin):
-    """Opens the device ``device`` in each worker process as it starts (or joins)."""
+    """Opens the device ``device`` in each worker process as it starts (or joins); ``quiet``:
+    distributed's log lines off there as in the client (see quiet_logs)."""
 
-    def __init__(self, device: str | None):
-        self.device = device
+    def __init__(self, device: str | None, quiet: bool = False):
+        self.device, self.quiet = device, quiet
 
     def setup(self, worker) -> None:
         """Open the device and import the modules of a file's work as the worker starts, so that
         its first file does not wait for them (clconv.dask, for its device lock, imports
         dask.array: half a second). One that cannot be imported fails each file, as before."""
+        if self.quiet:
+            quiet_logs()
         runtime_of(self.device)
         with contextlib.suppress(ImportError):
             from clconv import files, imageio  # noqa: F401
             from clconv.batch import remote  # noqa: F401
             from clconv.dask import DEVICE_LOCK  # noqa: F401
+
+
+def quiet_logs() -> None:
+    """distributed's log lines (a worker lost, a connection closed, a heartbeat that failed as the
+    cluster stopped) stay off stderr: what happened to each file is said the clconv way, and the
+    report holds it."""
+    for name in ("distributed", "distributed.client", "distributed.scheduler", "distributed.worker",
+                 "distributed.nanny", "distributed.core", "distributed.comm"):  # fmt: skip
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 _STATE_LOCK = threading.Lock()
