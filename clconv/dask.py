@@ -30,7 +30,6 @@ parallel, and the device uses every core for each block anyway.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, replace
 
 import dask.array as da
@@ -39,8 +38,7 @@ import numpy as np
 from clconv.api import SUPPORTED_DTYPES, PlanOptions, build_plan
 from clconv.errors import OptionError
 from clconv.params import Geometry, chain_stages, map_index
-
-DEVICE_LOCK = threading.Lock()  # one block on the device at a time in a process (see above)
+from clconv.runtime import DEVICE_LOCK  # one block on the device at a time in a process (see above)
 
 
 def convolve(array, kernel, *, border="reflect", device=None, algorithm="auto", dtype=None, **options):

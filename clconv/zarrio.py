@@ -23,7 +23,7 @@ from clconv.errors import ImageError, OptionError, OutputError, warn
 EXTENSION = ".zarr"
 FLOAT_BYTES = 4  # blocks are filtered in float32
 BAND_BYTES = 16 << 20  # a band's chunk row, in float32 (_store_in_bands)
-# dask threads: one block filters at a time (clconv.dask.DEVICE_LOCK), the others read, decompress,
+# dask threads: one block filters at a time (clconv.runtime.DEVICE_LOCK), the others read, decompress,
 # compress and write; each holds blocks, so more would only add memory
 WORKERS = 4
 

@@ -108,6 +108,25 @@ def test_local_cluster_equals_the_local_batch(run_cli, mixed_tree, tmp_path):
     assert cluster_report["settings"]["jobs"] == 2
 
 
+@pytest.mark.parametrize("files, threads", [(1, 2), (7, 2), (200, 2), (10_000, 8), (1_000_000, 400)])
+def test_groups_cover_every_file_and_shrink_to_one_at_the_end(files, threads):
+    """The tasks' sizes as the cluster submits them: each 1..GROUP_MAX, all the files once, the
+    largest allowed while many files are left, and single files at the end (no thread left alone
+    with a big group while the others idle)."""
+    from clconv.batch.cluster import GROUP_MAX, group_size
+
+    left, sizes = files, []
+    while left:
+        sizes.append(group_size(left, threads))
+        left -= sizes[-1]
+    assert sum(sizes) == files and all(1 <= size <= GROUP_MAX for size in sizes)
+    assert sizes == sorted(sizes, reverse=True)  # never larger later
+    assert sizes[-1] == 1 and sizes.count(1) >= min(files, 4 * threads)
+    if files >= 4 * threads * GROUP_MAX:
+        assert sizes[0] == GROUP_MAX
+    assert len(sizes) <= files // GROUP_MAX + 4 * threads * (GROUP_MAX.bit_length() + 1)  # few tasks
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -55,15 +55,13 @@ class RuntimePlugin(WorkerPlugin):
 
     def setup(self, worker) -> None:
         """Open the device and import the modules of a file's work as the worker starts, so that
-        its first file does not wait for them (clconv.dask, for its device lock, imports
-        dask.array: half a second). One that cannot be imported fails each file, as before."""
+        its first file does not wait for them. One that cannot be imported fails each file, as before."""
         if self.quiet:
             quiet_logs()
         runtime_of(self.device)
         with contextlib.suppress(ImportError):
             from clconv import files, imageio  # noqa: F401
             from clconv.batch import remote  # noqa: F401
-            from clconv.dask import DEVICE_LOCK  # noqa: F401
 
 
 def quiet_logs() -> None:
@@ -142,8 +140,8 @@ def filter_file(job: FileJob, input: str, output: str, temporary: str) -> tuple:
 def _filter_and_write(job: FileJob, input: str, output: str, temporary: str) -> int:
     from clconv import imageio
     from clconv.batch import remote  # fsspec is imported only for a URL
-    from clconv.dask import DEVICE_LOCK  # the Runtime is not thread-safe: one image at a time
     from clconv.files import filter_image
+    from clconv.runtime import DEVICE_LOCK  # the Runtime is not thread-safe: one image at a time
 
     rt = runtime_of(job.device)
     if isinstance(rt, str):

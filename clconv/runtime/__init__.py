@@ -64,6 +64,7 @@ from clconv.runtime.probe import PROBE_PROGRAM, PROBE_SHAPE, SPECULATE_BELOW_S, 
 
 __all__ = [
     "BUILD_OPTIONS_VARIABLE",
+    "DEVICE_LOCK",
     "CACHE_ENTRIES",
     "CACHE_SCHEMA",
     "CODE_PATH_VARIABLE",
@@ -87,6 +88,11 @@ __all__ = [
     "select_device",
     "user_cache_dir",
 ]
+
+# A Runtime is not thread-safe (kernel arguments set on shared kernel objects, scratch buffers
+# reused): the threads of one process that share it (dask's, a cluster worker's) filter one image
+# or block at a time under this lock. Here, not in clconv.dask, so that taking it imports no dask.
+DEVICE_LOCK = threading.Lock()
 # _usable_runtime looks list_devices and _runtime_for up here, where a test can stand other
 # devices in for them.
 
