@@ -2,13 +2,15 @@
 
     python benchmarks/cluster_bench.py [--files 200] [--size 640x480] [--jobs 2] [--rounds 3]
                                        [--kernel gaussian:sigma=1,size=5] [--tasks 2000] [--json FILE]
+                                       [--address tcp://HOST:PORT]
 
 Throughput: a generated folder of photo-like PNGs (clconv.bench.process.make_folder). Each round
 runs both, in an order that rotates from round to round (clconv.bench.harness.interleaved), as
 the installed script into a fresh OUT_DIR with --report:
   local    clconv batch --jobs N
   cluster  clconv batch --cluster local:N (a LocalCluster of N one-thread worker processes,
-           started and stopped by the run)
+           started and stopped by the run), or --cluster ADDRESS with --address (a running
+           scheduler and its workers: the whole command then pays no cluster start-up)
 Three figures each, in images/s:
   pipeline      files / the report's seconds: from the first file submitted to the last one
                 written (the local batch's own figure; the cluster's workers are up by then)
@@ -98,6 +100,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--kernel", default="gaussian:sigma=1,size=5")
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--json", default=None, metavar="FILE")
+    parser.add_argument("--address", default=None, metavar="tcp://HOST:PORT",
+                        help="run the cluster side on this running scheduler, not a local:N of its own")  # fmt: skip
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="clconv-cluster-bench-") as folder:
@@ -106,7 +110,7 @@ def main(argv=None) -> dict:
         make_folder(src, args.files, height, width)
         pipeline: dict = {}
         steady: dict = {}
-        wheres = {"local": ["--jobs", str(args.jobs)], "cluster": ["--cluster", f"local:{args.jobs}"]}
+        wheres = {"local": ["--jobs", str(args.jobs)], "cluster": ["--cluster", args.address or f"local:{args.jobs}"]}
         runs = {name: (lambda w=where: batch_run(src, work, args.kernel, w, pipeline, steady))
                 for name, where in wheres.items()}  # fmt: skip
         walls = interleaved(runs, args.rounds)
