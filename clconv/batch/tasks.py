@@ -69,9 +69,8 @@ def find_inputs(
     Files match ``patterns`` (case-insensitive globs on the name) or, with none,
     an extension Pillow reads. Symbolic links to files are followed; symbolic
     links to folders are not descended into, and no folder is visited twice, so
-    links cannot loop. ``out_dir`` (when it lies inside ``in_dir``) is left out:
-    the run never reads what it writes. Without ``recursive``, the subfolders not entered are
-    appended to ``passed_over`` (when given).
+    links cannot loop. ``out_dir`` (when it lies inside ``in_dir``) is left out: the run never
+    reads what it writes. Without ``recursive``, the subfolders not entered go to ``passed_over``.
     """
     extensions = None if patterns else readable_extensions()
     lowered = [p.lower() for p in patterns]
