@@ -1,5 +1,6 @@
 """Session-wide set-up: one OpenCL runtime (real PoCL device, no mocks), clconv's command line in
-this process (run_cli), and the installed script (run_clconv)."""
+this process (run_cli), the installed script (run_clconv), and a `dask scheduler` with two workers
+(scheduler) for the cluster tests."""
 from __future__ import annotations
 
 import inspect

@@ -26,19 +26,24 @@ KERNEL = "gaussian:sigma=1"
 KILL_TREE_COUNT = 200
 
 
-@pytest.fixture(scope="module")
-def mixed_tree(tmp_path_factory) -> Path:
-    """Nested images (gray, RGB, RGBA, 16-bit), files that are not images, and bad images."""
-    root = tmp_path_factory.mktemp("mixed") / "in"
+def write_tree(root: Path) -> Path:
+    """Nested images (gray, RGB, RGBA), a file that is not an image, and bad images under ``root``."""
     write_png(root / "a.png", seed=1)
     write_png(root / "gray.png", shape=(20, 31), seed=2, mode="L")
     write_png(root / "sub" / "b.png", shape=(16, 16, 4), seed=3)
     write_png(root / "sub" / "deeper" / "c.png", shape=(9, 40, 3), seed=4)
-    deep = np.random.default_rng(5).integers(0, 65536, size=(23, 19), dtype=np.uint16)
-    Image.fromarray(deep).save(root / "sub" / "sixteen.png")
     (root / "readme.txt").write_text("not an image")
     (root / "bad").mkdir()
     write_bad_files(root / "bad", root / "a.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def mixed_tree(tmp_path_factory) -> Path:
+    """write_tree's files and a 16-bit image."""
+    root = write_tree(tmp_path_factory.mktemp("mixed") / "in")
+    deep = np.random.default_rng(5).integers(0, 65536, size=(23, 19), dtype=np.uint16)
+    Image.fromarray(deep).save(root / "sub" / "sixteen.png")
     return root
 
 

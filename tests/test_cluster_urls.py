@@ -10,8 +10,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from test_batch import all_files, assert_filtered, temporaries, write_bad_files, write_png
-from test_cluster import assert_same_bytes, comparable
+from test_batch import all_files, assert_filtered, temporaries
+from test_cluster import assert_same_bytes, comparable, write_tree
 
 pytest.importorskip("distributed")
 pytest.importorskip("fsspec")
@@ -24,14 +24,7 @@ BUCKET = "clconv-test"
 @pytest.fixture(scope="module")
 def url_tree(tmp_path_factory) -> Path:
     """Nested images, a file that is not an image, bad images (no link: object stores have none)."""
-    root = tmp_path_factory.mktemp("urls") / "in"
-    write_png(root / "a.png", seed=1)
-    write_png(root / "gray.png", shape=(20, 31), seed=2, mode="L")
-    write_png(root / "sub" / "b.png", shape=(16, 16, 4), seed=3)
-    write_png(root / "sub" / "deeper" / "c.png", shape=(9, 40, 3), seed=4)
-    (root / "readme.txt").write_text("not an image")
-    (root / "bad").mkdir()
-    write_bad_files(root / "bad", root / "a.png")
+    root = write_tree(tmp_path_factory.mktemp("urls") / "in")
     (root / "bad" / "dangling.png").unlink()
     return root
 
