@@ -173,6 +173,40 @@ def test_a_device_no_worker_can_open_is_exit_2_before_out_dir_exists(run_cli, sc
     assert not out.exists()
 
 
+def test_a_worker_that_cannot_open_the_device_gets_no_files(run_cli, scheduler, kill_tree, kill_tree_local,
+                                                             tmp_path):  # fmt: skip
+    """A third worker joins whose default device does not exist (its CLCONV_DEVICE names none):
+    the run says so once, sends it no file (it would fail each one), and equals the local batch."""
+    from conftest import dask_command
+    from distributed import Client
+
+    env = dict(os.environ, CLCONV_DEVICE="no-such-device-on-this-worker")
+    worker = subprocess.Popen(dask_command("worker", scheduler, "--nthreads", "1", "--no-dashboard",
+                                           "--host", "127.0.0.1", "--local-directory", str(tmp_path)),
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        with Client(scheduler, timeout="30s", set_as_default=False) as client:
+            client.wait_for_workers(3, timeout=60)
+            out, report = tmp_path / "out", tmp_path / "r.json"
+            result = run_cli("batch", "-r", "-k", KERNEL, "--cluster", scheduler, "--report", report, kill_tree, out)
+            worker.terminate()
+            worker.wait(10)
+            deadline = time.monotonic() + 30  # the session's two workers again, for the tests after this one
+            while len(client.scheduler_info()["workers"]) > 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(5)
+    assert result.returncode == 0, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("clconv: warning: worker tcp://127.0.0.1:") and "gets no files" in line, line
+    assert "no-such-device-on-this-worker" in line, line
+    assert_same_bytes(kill_tree_local, out)
+    summary = json.loads(report.read_text())
+    assert summary["summary"]["ok"] == KILL_TREE_COUNT and summary["settings"]["jobs"] == 2
+
+
 @pytest.fixture(scope="module")
 def kill_tree(tmp_path_factory) -> Path:
     """200 small PNGs in four folders."""

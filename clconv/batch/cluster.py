@@ -13,6 +13,9 @@ keeps at most ``2 * threads + 2`` tasks of at most GROUP_MAX files in flight (so
 tree is never a million futures; see group_size), draws the progress bar and writes the report:
 the local batch's steps and rules.
 
+Workers that cannot open the device get no files (one warning names them): the tasks then ask
+for the resource the others offer (clconv.batch.cluster_worker.device_resource).
+
 A worker killed mid-run loses its files in flight; the scheduler runs them again elsewhere, and
 each retry first removes the temporary its dead attempt may have left. Ctrl-C cancels the
 futures and waits for the files the workers had started, which end without being renamed into
@@ -129,7 +132,7 @@ class Cluster:
                 self.device or "default device", f"on every worker: {next(iter(self.failed_workers.values()))}"
             )
         self.info = DeviceInfo(_joined(f["name"] for f in good.values()), _joined(f["platform"] for f in good.values()))
-        self.jobs = sum(self.client.nthreads().values())
+        self.jobs = sum(threads for w, threads in self.client.nthreads().items() if w in good)
 
     def run(self, result, work: Work, progress_stream, warn_line, out_dir: str) -> None:
         """Every pending task of ``result`` through the cluster (see ClusterPipeline); ``work``:
@@ -178,9 +181,15 @@ class ClusterPipeline(Pipeline):
         flight; any exception (Ctrl-C, SIGTERM) cancels the run's futures (see abort) and is raised again."""
         from distributed import as_completed
 
-        from clconv.batch.cluster_worker import FileJob
+        from clconv.batch.cluster_worker import FileJob, device_resource
 
         self.cluster, self.limit = cluster, 2 * max(cluster.jobs, 1) + 2
+        self.restrictions: dict = {}
+        if cluster.failed_workers:  # files only where the device opened (unrestricted tasks queue better)
+            self.restrictions = {"resources": {device_resource(cluster.device): 1}}
+            worker, cause = next(iter(cluster.failed_workers.items()))
+            more = f" (and {len(cluster.failed_workers) - 1} more)" if len(cluster.failed_workers) > 1 else ""
+            self.say(f"worker {worker}{more} cannot open the device, so it gets no files: {cause}")
         self.running: dict = {}  # future -> [(task, temporary), ...]
         self.run_id = uuid.uuid4().hex
         job = FileJob(cluster.device, self.work.options, self.work.save_options, self.run_id)
@@ -211,7 +220,7 @@ class ClusterPipeline(Pipeline):
                 group.append((task, "" if "://" in task.output else temporary_path(task.output)))
             files = [(_absolute(task.input), _absolute(task.output), temporary) for task, temporary in group]
             future = self.cluster.client.submit(filter_files, self.job, files, key=f"clconv-files-{uuid.uuid4().hex}",
-                                                pure=False)  # fmt: skip
+                                                pure=False, **self.restrictions)  # fmt: skip
             self.running[future] = group
             self.completed.add(future)
 

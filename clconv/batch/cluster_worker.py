@@ -2,8 +2,9 @@
 
 :class:`RuntimePlugin` opens the device once per worker process (device choice, context; the
 programs are compiled on first use and kept by that Runtime), never per file, and imports what
-a file needs as the worker starts. A worker whose device cannot be opened keeps the one-line
-cause, and every file it is given fails with it.
+a file needs as the worker starts. A worker that opened it offers the device_resource the
+client's tasks ask for when some workers cannot; one whose device cannot be opened keeps the
+one-line cause, and every file it is given anyway fails with it.
 
 :func:`filter_file` is a whole file on the worker: decode, filter, encode into the temporary
 name the client chose, rename onto the output (both on the worker's filesystem, which every
@@ -53,15 +54,25 @@ class RuntimePlugin(WorkerPlugin):
     def __init__(self, device: str | None, quiet: bool = False):
         self.device, self.quiet = device, quiet
 
-    def setup(self, worker) -> None:
+    async def setup(self, worker) -> None:
         """Open the device and import the modules of a file's work as the worker starts, so that
-        its first file does not wait for them. One that cannot be imported fails each file, as before."""
+        its first file does not wait for them. One that cannot be imported fails each file, as before.
+        A worker that opened the device offers device_resource (one per thread): the client
+        sends files only there when some workers cannot open it."""
         if self.quiet:
             quiet_logs()
-        runtime_of(self.device)
+        opened = not isinstance(runtime_of(self.device), str)
         with contextlib.suppress(ImportError):
             from clconv import files, imageio  # noqa: F401
             from clconv.batch import remote  # noqa: F401
+        resource, threads = device_resource(self.device), worker.state.nthreads
+        if opened and worker.state.total_resources.get(resource) != threads:
+            await worker.set_resources(**{resource: threads})
+
+
+def device_resource(device: str | None) -> str:
+    """The Dask worker resource a worker that opened ``device`` offers (see RuntimePlugin)."""
+    return f"clconv-device:{device or 'default'}"
 
 
 def quiet_logs() -> None:
