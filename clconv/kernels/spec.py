@@ -3,6 +3,7 @@ or an array."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -60,6 +61,7 @@ def _from_array(a, subject: str = "array") -> Linear:
     return Linear(subject, arr)
 
 
+@functools.lru_cache(maxsize=256)  # kernels are frozen: a batch or a dask array asks for the same one per image
 def _parse_named(text: str) -> Kernel:
     name, _, rest = text.partition(":")
     key = name.strip().lower()
