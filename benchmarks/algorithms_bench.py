@@ -63,7 +63,7 @@ def bench_separable(image, repeat, device, rows):
         np.testing.assert_allclose(got, want, atol=1e-4 * float(np.abs(want).max()))
         samples = time_calls({name: (lambda name=name: clconv.convolve(image, spec, algorithm=name, device=device))
                               for name in ("direct", "separable", "gemm")}, repeat)
-        auto = clconv.algorithms.choose_model(kernel, image_pixels=image.size, device_kind="cpu")[0]
+        auto = clconv.algorithms.choose_model(kernel, device_kind="cpu")[0]
         for name, times in samples.items():
             seconds = statistics.median(times)
             rows.append({"workload": f"{spec} ({size * size} taps)", "candidate": name, "median_ms": seconds * 1e3,

@@ -111,7 +111,7 @@ def test_rounded_text_weights_keep_their_rank_honest(tmp_path):
 def test_common_low_rank_kernels(weights, rank):
     kernel = parse_spec(weights)
     assert kernel.rank == rank
-    name, reason = choose_model(kernel, image_pixels=10**6, device_kind="cpu")
+    name, reason = choose_model(kernel, device_kind="cpu")
     assert name == "separable", reason
 
 

@@ -81,7 +81,10 @@ CHOICES = ("auto", *REGISTRY)
 # The built-in model of `auto`: a cost per output value in tap-equivalents, from measurements on
 # the PoCL CPU device (2-core AMD EPYC Zen 5; README "How auto decides"). `clconv tune` replaces
 # it with measurements on the device at hand.
-TINY_IMAGE_PIXELS = 64 * 64  # below this, one pass has the least overhead whatever the kernel
+# The tuned table's smallest image is 512x512: below this its nearest size says little, and the
+# model decides. (The model used to send these images direct, for one launch: a launch took
+# 0.2 ms then, 2 us now, and direct was up to 6x slower there than separable or fft.)
+TINY_IMAGE_PIXELS = 64 * 64
 GEMM_MIN_BANK_GPU = 16  # a bank this large goes through one GEMM on a GPU; on a CPU never
 PASS_OVERHEAD_TAPS = 6  # a separable term's extra row pass and intermediate, in taps
 FFT_COST_TAPS = 168  # fft's cost, flat in the kernel size: it beats direct from 13x13 (169 taps)
@@ -124,12 +127,10 @@ def _shape_text(kernel) -> str:
     return f"{kh}x{kw}, " + (f"rank {kernel.rank}" if kernel.rank else "rank above 4")
 
 
-def choose_model(kernel, *, image_pixels: int, device_kind: str, bank_size: int = 1) -> tuple[str, str]:
+def choose_model(kernel, *, device_kind: str, bank_size: int = 1) -> tuple[str, str]:
     """The built-in model's algorithm for one linear kernel, and why (a pure function)."""
     if bank_size >= GEMM_MIN_BANK_GPU and device_kind == "gpu":
         return "gemm", f"a bank of {bank_size} kernels on a GPU: one unfold and one GEMM"
-    if image_pixels < TINY_IMAGE_PIXELS:
-        return "direct", f"tiny image ({image_pixels} pixels): one pass has the least overhead"
     costs = model_costs(kernel)
     best = min(costs, key=lambda name: (costs[name], name != "direct"))
     others = ", ".join(f"{name} {cost:.0f}" for name, cost in sorted(costs.items(), key=lambda c: c[1]) if name != best)
@@ -185,7 +186,7 @@ def choose(name: str, kernel, *, image_pixels: int, device_kind: str, bank_size:
         if found is not None:
             algorithm, params, reason = found
             return Step(kernel, REGISTRY[algorithm], f"auto: {_shape_text(kernel)}: {reason}", dict(params), "tuned")
-    algorithm, reason = choose_model(kernel, image_pixels=image_pixels, device_kind=device_kind, bank_size=bank_size)
+    algorithm, reason = choose_model(kernel, device_kind=device_kind, bank_size=bank_size)
     return Step(kernel, REGISTRY[algorithm], f"auto: {reason}", model_params(algorithm, kernel))
 
 
