@@ -6,10 +6,16 @@ for byte with the local batch's output of the same tree, itself checked against 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from test_batch import all_files, assert_filtered, temporaries
 from test_cluster import assert_same_bytes, comparable, write_tree
 
@@ -232,6 +238,70 @@ def test_s3_to_a_local_folder_and_back(s3_cluster, run_cli, s3, url_tree, local_
     assert f"clconv: error: {url_tree / 'bad' / 'empty.png'}: empty file (not an image)" in up.stderr
     download(s3, "up/", tmp_path / "up")
     assert_same_bytes(local_run[0], tmp_path / "up")
+
+
+MANY = 120  # enough that a run on the S3 server is still going when its 10th output appears
+
+
+@pytest.fixture(scope="module")
+def many_tree(tmp_path_factory) -> tuple[Path, Path]:
+    """MANY small PNGs in three folders, and their local batch output (checked against the oracle)."""
+    from click.testing import CliRunner
+
+    from clconv.cli import cli
+
+    root = tmp_path_factory.mktemp("many") / "in"
+    base = np.random.default_rng(11).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    for i in range(MANY):
+        (root / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.roll(base, i, axis=0)).save(root / f"d{i % 3}" / f"img{i:03d}.png")
+    out = root.parent / "local"
+    result = CliRunner().invoke(cli, ["batch", "-r", "-k", KERNEL, "--jobs", "2", str(root), str(out)],
+                                prog_name="clconv", catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    for rel in all_files(root)[::30]:
+        assert_filtered(root / rel, out / rel)
+    return root, out
+
+
+def test_s3_ctrl_c_leaves_whole_outputs_only_and_a_rerun_finishes(clconv_script, s3_cluster, run_cli, s3,
+                                                                 many_tree, tmp_path):  # fmt: skip
+    """Ctrl-C during a run from S3 to S3: exit 130 and the report so far; every key under OUT_DIR
+    is a whole output (files of the tasks in flight may still land, uncounted); no other key,
+    no local temporary; --skip-existing finishes the rest."""
+    from clconv.batch.cluster import GROUP_MAX
+
+    root, local = many_tree
+    for rel in all_files(root):
+        s3.upload_file(str(root / rel), BUCKET, f"many/{rel}")
+    report, scratch = tmp_path / "r.json", tmp_path / "tmp"
+    scratch.mkdir()
+    args = ["batch", "-r", "-k", KERNEL, "--cluster", s3_cluster, f"s3://{BUCKET}/many", f"s3://{BUCKET}/many-out"]
+    proc = subprocess.Popen([clconv_script, *args, "--report", str(report)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            env=dict(os.environ, TMPDIR=str(scratch)),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_keys(s3, "many-out/")) < 10 and proc.poll() is None:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be interrupted; make the tree bigger"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("clconv: error: ")
+    doc = json.loads(report.read_text())
+    written = _keys(s3, "many-out/")
+    assert doc["summary"]["interrupted"] is True and 10 <= len(written) < MANY
+    in_flight = (2 * doc["settings"]["jobs"] + 2) * GROUP_MAX
+    assert doc["summary"]["ok"] <= len(written) <= doc["summary"]["ok"] + in_flight
+    download(s3, "many-out/", tmp_path / "part")
+    for rel in all_files(tmp_path / "part"):  # only outputs, each whole
+        assert (tmp_path / "part" / rel).read_bytes() == (local / rel).read_bytes(), rel
+    assert list(scratch.iterdir()) == [] and temporaries(tmp_path) == []
+    rerun = run_cli(*args, "--skip-existing")
+    assert rerun.returncode == 0, rerun.stderr
+    download(s3, "many-out/", tmp_path / "all")
+    assert_same_bytes(local, tmp_path / "all")
 
 
 def test_the_plain_batch_imports_no_fsspec(url_tree, tmp_path):
