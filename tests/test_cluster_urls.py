@@ -111,10 +111,13 @@ def s3_cluster(s3_env, scheduler):
     from distributed import Client
 
     with Client(scheduler, timeout="30s", set_as_default=False) as client:
-        # exec, not a function of this module: the workers cannot import the test modules
-        client.run(exec, f"import os; os.environ.update({s3_env!r})")
+        # exec, not a function of this module: the workers cannot import the test modules. In the
+        # nannies too: a worker they restart (after a kill) starts with their environment.
+        for nanny in (False, True):
+            client.run(exec, f"import os; os.environ.update({s3_env!r})", nanny=nanny)
         yield scheduler
-        client.run(exec, f"import os; [os.environ.pop(name, None) for name in {sorted(s3_env)!r}]")
+        for nanny in (False, True):
+            client.run(exec, f"import os; [os.environ.pop(name, None) for name in {sorted(s3_env)!r}]", nanny=nanny)
 
 
 @pytest.fixture()
@@ -302,6 +305,44 @@ def test_s3_ctrl_c_leaves_whole_outputs_only_and_a_rerun_finishes(clconv_script,
     assert rerun.returncode == 0, rerun.stderr
     download(s3, "many-out/", tmp_path / "all")
     assert_same_bytes(local, tmp_path / "all")
+
+
+def test_s3_a_worker_killed_mid_run_loses_nothing(s3_cluster, run_cli, s3, many_tree, tmp_path):
+    """One worker SIGKILLed (not its nanny) once 10 outputs are in the bucket: the run still
+    exits 0, every output is there once and whole, no other key, each file reported once."""
+    import threading
+
+    from distributed import Client
+
+    root, local = many_tree
+    for rel in all_files(root):
+        s3.upload_file(str(root / rel), BUCKET, f"many/{rel}")
+    killed: dict = {}
+
+    def kill_a_worker() -> None:
+        with Client(s3_cluster, timeout="30s", set_as_default=False) as client:
+            pids = sorted(client.run(os.getpid).values())
+            deadline = time.monotonic() + 120
+            while len(_keys(s3, "many-out/")) < 10 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            killed["outputs_then"] = len(_keys(s3, "many-out/"))
+            os.kill(pids[0], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    try:
+        result = run_cli("batch", "-r", "-k", KERNEL, "--cluster", s3_cluster, "--report", tmp_path / "r.json",
+                         f"s3://{BUCKET}/many", f"s3://{BUCKET}/many-out")  # fmt: skip
+    finally:
+        killer.join(150)
+    assert 10 <= killed["outputs_then"] < MANY, killed  # killed in the middle
+    assert result.returncode == 0, result.stderr
+    assert _keys(s3, "many-out/") == sorted(f"many-out/{rel}" for rel in all_files(local))
+    download(s3, "many-out/", tmp_path / "out")
+    assert_same_bytes(local, tmp_path / "out")
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["summary"]["ok"] == MANY and doc["summary"]["failed"] == 0
+    assert sorted(f["input"] for f in doc["files"]) == all_files(root)  # each file once
 
 
 def test_the_plain_batch_imports_no_fsspec(url_tree, tmp_path):
