@@ -134,19 +134,19 @@ def s3(s3_env, s3_server, url_tree):
     return client
 
 
-def _keys(client, prefix: str = "") -> list[str]:
+def _keys(client, prefix: str = "", bucket: str = BUCKET) -> list[str]:
     try:
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
     except client.exceptions.NoSuchBucket:
         return []
 
 
-def download(client, prefix: str, folder: Path) -> None:
-    for key in _keys(client, prefix):
+def download(client, prefix: str, folder: Path, bucket: str = BUCKET) -> None:
+    for key in _keys(client, prefix, bucket):
         target = folder / key[len(prefix) :]
         target.parent.mkdir(parents=True, exist_ok=True)
-        client.download_file(BUCKET, key, str(target))
+        client.download_file(bucket, key, str(target))
 
 
 def test_s3_urls_equal_the_local_batch(s3_cluster, run_cli, s3, url_tree, local_run, tmp_path):
@@ -243,12 +243,15 @@ def test_s3_to_a_local_folder_and_back(s3_cluster, run_cli, s3, url_tree, local_
     assert_same_bytes(local_run[0], tmp_path / "up")
 
 
-MANY = 120  # enough that a run on the S3 server is still going when its 10th output appears
+MANY = 64  # enough that a run on the S3 server is still going when its 10th output appears
+MANY_BUCKET = "clconv-many"  # its own bucket, uploaded once: the s3 fixture empties BUCKET for each test
 
 
 @pytest.fixture(scope="module")
-def many_tree(tmp_path_factory) -> tuple[Path, Path]:
-    """MANY small PNGs in three folders, and their local batch output (checked against the oracle)."""
+def many_tree(tmp_path_factory, s3_env, s3_server) -> tuple[Path, Path, object]:
+    """MANY small PNGs in three folders, uploaded to MANY_BUCKET under in/: (the folder, its
+    local batch output, checked against the oracle, and a boto3 client)."""
+    import boto3
     from click.testing import CliRunner
 
     from clconv.cli import cli
@@ -262,84 +265,82 @@ def many_tree(tmp_path_factory) -> tuple[Path, Path]:
     result = CliRunner().invoke(cli, ["batch", "-r", "-k", KERNEL, "--jobs", "2", str(root), str(out)],
                                 prog_name="clconv", catch_exceptions=False)  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    for rel in all_files(root)[::30]:
+    for rel in all_files(root)[::16]:
         assert_filtered(root / rel, out / rel)
-    return root, out
+    client = boto3.client("s3", endpoint_url=s3_server)
+    client.create_bucket(Bucket=MANY_BUCKET)
+    for rel in all_files(root):
+        client.upload_file(str(root / rel), MANY_BUCKET, f"in/{rel}")
+    return root, out, client
 
 
-def test_s3_ctrl_c_leaves_whole_outputs_only_and_a_rerun_finishes(clconv_script, s3_cluster, run_cli, s3,
-                                                                 many_tree, tmp_path):  # fmt: skip
+def test_s3_ctrl_c_leaves_whole_outputs_only_and_a_rerun_finishes(clconv_script, s3_cluster, run_cli, many_tree,
+                                                                 tmp_path):  # fmt: skip
     """Ctrl-C during a run from S3 to S3: exit 130 and the report so far; every key under OUT_DIR
-    is a whole output (files of the tasks in flight may still land, uncounted); no other key,
-    no local temporary; --skip-existing finishes the rest."""
+    is a whole output (files of the tasks in flight may still land, uncounted; the rerun, which
+    passes over them, is compared byte for byte); no other key, no local temporary."""
     from clconv.batch.cluster import GROUP_MAX
 
-    root, local = many_tree
-    for rel in all_files(root):
-        s3.upload_file(str(root / rel), BUCKET, f"many/{rel}")
+    root, local, s3 = many_tree
     report, scratch = tmp_path / "r.json", tmp_path / "tmp"
     scratch.mkdir()
-    args = ["batch", "-r", "-k", KERNEL, "--cluster", s3_cluster, f"s3://{BUCKET}/many", f"s3://{BUCKET}/many-out"]
+    args = ["batch", "-r", "-k", KERNEL, "--cluster", s3_cluster, f"s3://{MANY_BUCKET}/in",
+            f"s3://{MANY_BUCKET}/ctrl-c"]  # fmt: skip
     proc = subprocess.Popen([clconv_script, *args, "--report", str(report)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
                             env=dict(os.environ, TMPDIR=str(scratch)),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(_keys(s3, "many-out/")) < 10 and proc.poll() is None:
-        time.sleep(0.01)
+    while time.monotonic() < deadline and len(_keys(s3, "ctrl-c/", MANY_BUCKET)) < 10 and proc.poll() is None:
+        time.sleep(0.02)
     assert proc.poll() is None, "the run finished before it could be interrupted; make the tree bigger"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("clconv: error: ")
     doc = json.loads(report.read_text())
-    written = _keys(s3, "many-out/")
+    written = _keys(s3, "ctrl-c/", MANY_BUCKET)
     assert doc["summary"]["interrupted"] is True and 10 <= len(written) < MANY
     in_flight = (2 * doc["settings"]["jobs"] + 2) * GROUP_MAX
     assert doc["summary"]["ok"] <= len(written) <= doc["summary"]["ok"] + in_flight
-    download(s3, "many-out/", tmp_path / "part")
-    for rel in all_files(tmp_path / "part"):  # only outputs, each whole
-        assert (tmp_path / "part" / rel).read_bytes() == (local / rel).read_bytes(), rel
     assert list(scratch.iterdir()) == [] and temporaries(tmp_path) == []
     rerun = run_cli(*args, "--skip-existing")
     assert rerun.returncode == 0, rerun.stderr
-    download(s3, "many-out/", tmp_path / "all")
+    assert f"{MANY - len(written)} written, 0 failed, {len(written)} skipped" in rerun.stdout
+    download(s3, "ctrl-c/", tmp_path / "all", MANY_BUCKET)
     assert_same_bytes(local, tmp_path / "all")
 
 
-def test_s3_a_worker_killed_mid_run_loses_nothing(s3_cluster, run_cli, s3, many_tree, tmp_path):
+def test_s3_a_worker_killed_mid_run_loses_nothing(s3_cluster, run_cli, many_tree, tmp_path):
     """One worker SIGKILLed (not its nanny) once 10 outputs are in the bucket: the run still
     exits 0, every output is there once and whole, no other key, each file reported once."""
     import threading
 
     from distributed import Client
 
-    root, local = many_tree
-    for rel in all_files(root):
-        s3.upload_file(str(root / rel), BUCKET, f"many/{rel}")
+    root, local, s3 = many_tree
     killed: dict = {}
 
     def kill_a_worker() -> None:
         with Client(s3_cluster, timeout="30s", set_as_default=False) as client:
             pids = sorted(client.run(os.getpid).values())
             deadline = time.monotonic() + 120
-            while len(_keys(s3, "many-out/")) < 10 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            killed["outputs_then"] = len(_keys(s3, "many-out/"))
+            while len(_keys(s3, "killed/", MANY_BUCKET)) < 10 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            killed["outputs_then"] = len(_keys(s3, "killed/", MANY_BUCKET))
             os.kill(pids[0], signal.SIGKILL)
 
     killer = threading.Thread(target=kill_a_worker)
     killer.start()
     try:
         result = run_cli("batch", "-r", "-k", KERNEL, "--cluster", s3_cluster, "--report", tmp_path / "r.json",
-                         f"s3://{BUCKET}/many", f"s3://{BUCKET}/many-out")  # fmt: skip
+                         f"s3://{MANY_BUCKET}/in", f"s3://{MANY_BUCKET}/killed")  # fmt: skip
     finally:
         killer.join(150)
     assert 10 <= killed["outputs_then"] < MANY, killed  # killed in the middle
     assert result.returncode == 0, result.stderr
-    assert _keys(s3, "many-out/") == sorted(f"many-out/{rel}" for rel in all_files(local))
-    download(s3, "many-out/", tmp_path / "out")
-    assert_same_bytes(local, tmp_path / "out")
+    download(s3, "killed/", tmp_path / "out", MANY_BUCKET)
+    assert_same_bytes(local, tmp_path / "out")  # every output, whole, and nothing else
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["summary"]["ok"] == MANY and doc["summary"]["failed"] == 0
     assert sorted(f["input"] for f in doc["files"]) == all_files(root)  # each file once
