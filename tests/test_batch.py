@@ -52,6 +52,24 @@ def temporaries(folder: Path) -> list[str]:
     return [str(p) for p in folder.rglob(".clconv-*")]
 
 
+def interrupt_when(cmd: list, done, at_least: int, sig=signal.SIGINT, env=None, poll=0.02) -> tuple[int, str, float]:
+    """Start ``cmd``, wait until ``done()`` (outputs so far) reaches ``at_least`` while it still
+    runs, send ``sig``: (exit code, stderr, seconds from the signal to the exit). A shell starts
+    background jobs with SIGINT ignored, and children inherit that: it is restored to the
+    default, as a terminal's Ctrl-C finds it."""
+    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and done() < at_least and proc.poll() is None:
+        time.sleep(poll)
+    assert proc.poll() is None, "the run finished before it could be interrupted; make the tree bigger"
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr, time.monotonic() - sent
+
+
 @pytest.fixture()
 def tree(tmp_path) -> Path:
     """A nested tree: images at three depths, in gray, RGB and RGBA, plus files that are not images."""
@@ -342,21 +360,9 @@ def test_interrupted_run_leaves_no_partial_file_and_a_rerun_finishes(clconv_scri
     scratch = tmp_path / "tmp"  # where the run keeps pixels in transit: must be left empty
     scratch.mkdir()
     env = dict(os.environ, TMPDIR=str(scratch))
-    cmd = [clconv_script, "batch", "-r", *BIG_KERNEL, "--jobs", "2", "--report", tmp_path / "r.json"]
-    # A shell starts background jobs with SIGINT ignored, and children inherit that: restore the default,
-    # as a terminal's Ctrl-C finds it.
-    proc = subprocess.Popen([*map(str, cmd), str(root), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, stdin=subprocess.DEVNULL, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(out.rglob("img*.png"))) < 5 and proc.poll() is None:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be interrupted; make the tree bigger"
-    sent = time.monotonic()
-    proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=30)
-    stopped_in = time.monotonic() - sent
-    assert proc.returncode == code, stderr
+    cmd = [clconv_script, "batch", "-r", *BIG_KERNEL, "--jobs", "2", "--report", tmp_path / "r.json", root, out]
+    returncode, stderr, stopped_in = interrupt_when(cmd, lambda: len(list(out.rglob("img*.png"))), 5, sig, env)
+    assert returncode == code, stderr
     assert stopped_in < 3.0, f"took {stopped_in:.1f} s to stop"
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("clconv: error: ")
     assert temporaries(tmp_path) == [] and temporaries(root) == [] and list(scratch.iterdir()) == []

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_batch import all_files, assert_filtered, temporaries, write_bad_files, write_png
+from test_batch import all_files, assert_filtered, interrupt_when, temporaries, write_bad_files, write_png
 
 pytest.importorskip("distributed")
 pytestmark = pytest.mark.xdist_group("dask")  # one pytest-xdist worker starts the scheduler, once
@@ -236,23 +236,24 @@ def kill_tree_local(kill_tree, tmp_path_factory) -> Path:
     return out
 
 
-def kill_a_worker_when(out: Path, outputs: int, scheduler: str, killed: dict) -> None:
-    """Once ``outputs`` files are in ``out``, SIGKILL one worker process (not its nanny)."""
+def kill_a_worker_when(done, outputs: int, scheduler: str, killed: dict, poll: float = 0.005) -> None:
+    """Once ``done()`` (outputs so far) reaches ``outputs``, SIGKILL one worker process (not its nanny)."""
     from distributed import Client
 
     with Client(scheduler, timeout="30s", set_as_default=False) as client:
         pids = sorted(client.run(os.getpid).values())
         deadline = time.monotonic() + 120
-        while len(list(out.rglob("img*.png"))) < outputs and time.monotonic() < deadline:
-            time.sleep(0.005)
-        killed["outputs_then"] = len(list(out.rglob("img*.png")))
+        while done() < outputs and time.monotonic() < deadline:
+            time.sleep(poll)
+        killed["outputs_then"] = done()
         os.kill(pids[0], signal.SIGKILL)
         killed["pid"] = pids[0]
 
 
 def test_a_worker_killed_mid_run_loses_nothing(run_cli, scheduler, kill_tree, kill_tree_local, tmp_path):
     out, killed = tmp_path / "cluster", {}
-    killer = threading.Thread(target=kill_a_worker_when, args=(out, 40, scheduler, killed))
+    killer = threading.Thread(target=kill_a_worker_when,
+                              args=(lambda: len(list(out.rglob("img*.png"))), 40, scheduler, killed))  # fmt: skip
     killer.start()
     try:
         result = run_cli("batch", "-r", "-k", KERNEL, "--cluster", scheduler, "--report", tmp_path / "r.json",
@@ -272,17 +273,9 @@ def test_ctrl_c_cancels_leaves_no_temporary_writes_the_report_and_exits_130(
     clconv_script, run_cli, scheduler, kill_tree, kill_tree_local, tmp_path
 ):
     out, report = tmp_path / "out", tmp_path / "r.json"
-    cmd = [clconv_script, "batch", "-r", "-k", KERNEL, "--cluster", scheduler, "--report", str(report)]
-    proc = subprocess.Popen([*cmd, str(kill_tree), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, stdin=subprocess.DEVNULL,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(out.rglob("img*.png"))) < 20 and proc.poll() is None:
-        time.sleep(0.005)
-    assert proc.poll() is None, "the run finished before it could be interrupted; make the tree bigger"
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    cmd = [clconv_script, "batch", "-r", "-k", KERNEL, "--cluster", scheduler, "--report", report, kill_tree, out]
+    returncode, stderr, _ = interrupt_when(cmd, lambda: len(list(out.rglob("img*.png"))), 20, poll=0.005)
+    assert returncode == 130, stderr
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("clconv: error: ")
     assert temporaries(tmp_path) == []
     written = all_files(out)

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_batch import all_files, assert_filtered, temporaries
-from test_cluster import assert_same_bytes, comparable, write_tree
+from test_batch import all_files, assert_filtered, interrupt_when, temporaries
+from test_cluster import assert_same_bytes, comparable, kill_a_worker_when, write_tree
 
 pytest.importorskip("distributed")
 pytest.importorskip("fsspec")
@@ -286,17 +283,10 @@ def test_s3_ctrl_c_leaves_whole_outputs_only_and_a_rerun_finishes(clconv_script,
     scratch.mkdir()
     args = ["batch", "-r", "-k", KERNEL, "--cluster", s3_cluster, f"s3://{MANY_BUCKET}/in",
             f"s3://{MANY_BUCKET}/ctrl-c"]  # fmt: skip
-    proc = subprocess.Popen([clconv_script, *args, "--report", str(report)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-                            env=dict(os.environ, TMPDIR=str(scratch)),
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(_keys(s3, "ctrl-c/", MANY_BUCKET)) < 10 and proc.poll() is None:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be interrupted; make the tree bigger"
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    returncode, stderr, _ = interrupt_when([clconv_script, *args, "--report", report],
+                                           lambda: len(_keys(s3, "ctrl-c/", MANY_BUCKET)), 10,
+                                           env=dict(os.environ, TMPDIR=str(scratch)))  # fmt: skip
+    assert returncode == 130, stderr
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("clconv: error: ")
     doc = json.loads(report.read_text())
     written = _keys(s3, "ctrl-c/", MANY_BUCKET)
@@ -316,21 +306,13 @@ def test_s3_a_worker_killed_mid_run_loses_nothing(s3_cluster, run_cli, many_tree
     exits 0, every output is there once and whole, no other key, each file reported once."""
     import threading
 
-    from distributed import Client
-
     root, local, s3 = many_tree
     killed: dict = {}
 
-    def kill_a_worker() -> None:
-        with Client(s3_cluster, timeout="30s", set_as_default=False) as client:
-            pids = sorted(client.run(os.getpid).values())
-            deadline = time.monotonic() + 120
-            while len(_keys(s3, "killed/", MANY_BUCKET)) < 10 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            killed["outputs_then"] = len(_keys(s3, "killed/", MANY_BUCKET))
-            os.kill(pids[0], signal.SIGKILL)
+    def written() -> int:
+        return len(_keys(s3, "killed/", MANY_BUCKET))
 
-    killer = threading.Thread(target=kill_a_worker)
+    killer = threading.Thread(target=kill_a_worker_when, args=(written, 10, s3_cluster, killed, 0.02))
     killer.start()
     try:
         result = run_cli("batch", "-r", "-k", KERNEL, "--cluster", s3_cluster, "--report", tmp_path / "r.json",
