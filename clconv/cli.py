@@ -1,19 +1,18 @@
 """The clconv command line: thin click commands over the library.
 
-With clconv/cli_options.py (the shared options) the only modules that import click, and
-the one place where errors become messages and exit codes (``ClconvGroup.main``).
+With clconv/cli_options.py (the shared options) and clconv/cli_boundary.py (where errors
+become messages and exit codes: ``ClconvGroup.main``) the only modules that import click.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import warnings
 
 import click
 
 from clconv import __version__
+from clconv.cli_boundary import ClconvGroup, Terminated, error_line, warnings_as_lines
 from clconv.cli_options import (
     CLUSTER_HELP,
     debug_option,
@@ -22,80 +21,9 @@ from clconv.cli_options import (
     make_save_options,
     output_options,
 )
-from clconv.errors import ClconvError, warn
+from clconv.errors import ClconvError
 
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
-EXIT_INTERNAL = 1
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised where the program is, so atomic writes clean up as for Ctrl-C."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
-
-
-def _print_traceback() -> None:
-    import traceback  # only for --debug: 4 ms of imports otherwise
-
-    traceback.print_exc()
-
-
-def _error(message: str) -> None:
-    click.echo(f"clconv: error: {message}", err=True)
-
-
-def warnings_as_lines() -> None:
-    """SPEC: no Python warning reaches stderr as such; each becomes one clconv line."""
-    warnings.showwarning = lambda message, category, *rest: warn(f"{category.__name__}: {message}")
-
-
-class ClconvGroup(click.Group):
-    """Runs a command and turns every failure into one line on stderr and the SPEC's exit code."""
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        """Run the command; every failure becomes one ``clconv: error:`` line and the SPEC's exit code."""
-        if args is None:
-            args = sys.argv[1:]
-        args = list(args)
-        debug = "--debug" in args
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-        warnings_as_lines()
-        try:
-            code = super().main(args, prog_name or "clconv", complete_var, standalone_mode=False, **extra)
-            code = code if isinstance(code, int) else 0
-        except ClconvError as exc:
-            if debug:
-                _print_traceback()
-            _error(str(exc))
-            code = exc.exit_code
-        except click.UsageError as exc:
-            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
-            _error(f"{where}{exc.format_message()} (see --help)")
-            code = exc.exit_code
-        except click.ClickException as exc:
-            _error(exc.format_message())
-            code = exc.exit_code
-        except (KeyboardInterrupt, click.exceptions.Abort):
-            _error("interrupted")
-            code = EXIT_INTERRUPTED
-        except Terminated:
-            _error("terminated")
-            code = EXIT_TERMINATED
-        except Exception as exc:  # noqa: BLE001 - a bug: still one line, unless --debug
-            if debug:
-                _print_traceback()
-            _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
-            code = EXIT_INTERNAL
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            if "clconv.runtime" in sys.modules:
-                sys.modules["clconv.runtime"].finish_prefetch()
-        if standalone_mode:
-            sys.exit(code)
-        return code
+__all__ = ["Terminated", "cli", "main"]
 
 
 @click.group(cls=ClconvGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -209,7 +137,7 @@ def batch(in_dir, out_dir, recursive, patterns, format, skip_existing, force, jo
         cluster=cluster,
     )
     for task in result.failures:
-        _error(f"{library.shown(task.error_path or task.input)}: {task.error}")
+        error_line(f"{library.shown(task.error_path or task.input)}: {task.error}")
     if not quiet:
         s = result.summary()
         processed = s["ok"] + s["failed"]

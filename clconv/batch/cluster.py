@@ -32,7 +32,7 @@ import uuid
 from dataclasses import dataclass
 
 from clconv.atomic import discard, temporary_path
-from clconv.batch.pipeline import Pipeline, Work
+from clconv.batch.pipeline import Pipeline, Work, signals_deferred
 from clconv.batch.tasks import Task, shown
 from clconv.batch.workers import DEAD_WORKER
 from clconv.errors import DeviceError, OptionError
@@ -40,6 +40,7 @@ from clconv.errors import DeviceError, OptionError
 CONNECT_TIMEOUT_S = 10  # a scheduler that does not answer in this time cannot be reached
 WORKERS_TIMEOUT_S = 60  # a scheduler with no worker after this time is an error
 SETTLE_TIMEOUT_S = 30  # after Ctrl-C, how long the files being written on workers may take
+READY_POLL_SECONDS = 0.01  # how often the run looks for finished tasks (and a held Ctrl-C/SIGTERM)
 GROUP_MAX = 16  # files per task at most (see group_size)
 
 
@@ -196,10 +197,17 @@ class ClusterPipeline(Pipeline):
         self.job = cluster.client.scatter(job, broadcast=True, hash=False)
         self.completed = as_completed(loop=cluster.client.loop)
         try:
-            self.fill()
-            for future in self.completed:
-                self.on_filtered(future)
+            with signals_deferred() as deliver_signals:  # delivered between steps, as in Pipeline.run
                 self.fill()
+                while not self.completed.is_empty():
+                    ready = self.completed.next_batch(block=False)
+                    for future in ready:
+                        self.on_filtered(future)
+                        self.fill()
+                        deliver_signals()
+                    if not ready:
+                        time.sleep(READY_POLL_SECONDS)
+                    deliver_signals()
         except BaseException:
             self.abort()
             raise

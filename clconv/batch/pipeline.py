@@ -17,6 +17,7 @@ import contextlib
 import os
 import signal
 import tempfile
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from clconv.batch.report import BatchResult
 from clconv.batch.tasks import Task, shown
 from clconv.batch.workers import DEAD_WORKER, WorkerDied
 from clconv.errors import ClconvError, collected_warnings
+
+# How often a run waiting on its workers looks for a held SIGINT/SIGTERM (see signals_deferred)
+SIGNAL_POLL_SECONDS = 0.05
 
 if TYPE_CHECKING:
     from clconv.files import FilterOptions
@@ -74,14 +78,18 @@ class Pipeline:
         Any exception (Ctrl-C, SIGTERM) aborts, and is raised again."""
         self.workers, self.limit = workers, 2 * workers.jobs + 2
         try:
-            while self.todo or self.decoding or self.encoding:
-                self.fill()
-                for future in self.workers.wait(list(self.decoding) + list(self.encoding)):
-                    if future in self.decoding:
-                        self.on_decoded(future)
-                    else:
-                        self.on_encoded(future)
-                self.replace_broken_pool()
+            with signals_deferred() as deliver_signals:
+                while self.todo or self.decoding or self.encoding:
+                    self.fill()
+                    in_flight = list(self.decoding) + list(self.encoding)
+                    for future in self.workers.wait(in_flight, timeout=SIGNAL_POLL_SECONDS):
+                        if future in self.decoding:
+                            self.on_decoded(future)
+                        else:
+                            self.on_encoded(future)
+                        deliver_signals()
+                    self.replace_broken_pool()
+                    deliver_signals()
         except BaseException:
             self.abort()
             raise
@@ -151,19 +159,17 @@ class Pipeline:
         _, error, warnings = self.workers.outcome(future)
         for message in warnings:
             self.say(message, self.encoding[future][0])
-        # An interrupt between the rename and the record would leave a written file
-        # the report does not count: SIGINT/SIGTERM wait until both are done.
-        with signals_deferred():
-            task, count, temporary = self.encoding.pop(future)
-            if error is None:
-                try:
-                    _commit(temporary, task.output)
-                except ClconvError as e:
-                    error = e.cause
-            else:
-                discard(temporary)
-            self.workers.release(task)
-            self.finished(task, error, count)
+        # Signals wait for the run's next step (see run), so the rename is always recorded.
+        task, count, temporary = self.encoding.pop(future)
+        if error is None:
+            try:
+                _commit(temporary, task.output)
+            except ClconvError as e:
+                error = e.cause
+        else:
+            discard(temporary)
+        self.workers.release(task)
+        self.finished(task, error, count)
 
     def replace_broken_pool(self) -> None:
         """A worker died (killed, out of memory): its files failed; go on with a fresh pool once
@@ -225,17 +231,34 @@ def _commit(temporary: str, output: str) -> None:
 
 @contextlib.contextmanager
 def signals_deferred():
-    """SIGINT and SIGTERM that arrive inside the block are delivered right after it (an ignored
-    signal stays ignored). Python runs signal handlers in the main thread, which this is."""
+    """SIGINT and SIGTERM that arrive inside the block are held, and delivered through the handlers
+    that were there (an ignored signal stays ignored) when the block calls the function it gets,
+    or at its end. So the exception they raise comes from a known step of the run, never from
+    inside a library call: numpy's ``fromfile`` once turned a SIGTERM that fired within its own
+    isinstance check into a SystemError. Python runs signal handlers in the main thread only; in
+    another thread nothing is held."""
     caught: list[int] = []
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     held = [s for s, handler in previous.items() if handler not in (signal.SIG_IGN, None)]
+    if threading.current_thread() is not threading.main_thread():
+        held = []
+
+    def restore() -> None:
+        for s in held:
+            signal.signal(s, previous[s])
+        held.clear()
+
+    def deliver() -> None:
+        if caught:
+            signum = caught[0]
+            caught.clear()
+            restore()
+            signal.raise_signal(signum)
+
     for s in held:
         signal.signal(s, lambda signum, frame: caught.append(signum))
     try:
-        yield
+        yield deliver
     finally:
-        for s in held:
-            signal.signal(s, previous[s])
-        for signum in caught:
-            signal.raise_signal(signum)
+        restore()
+        deliver()

@@ -68,9 +68,9 @@ class LocalWorkers:
         """Drop what was kept for ``task``'s encode, which has ended."""
         discard(self._raw(task, "out"))
 
-    def wait(self, futures: list[Future]) -> set[Future]:
-        """Block until at least one of ``futures`` has ended; return those that have."""
-        done, _ = wait(futures, return_when=FIRST_COMPLETED)
+    def wait(self, futures: list[Future], timeout: float | None = None) -> set[Future]:
+        """Block until at least one of ``futures`` has ended, or ``timeout`` seconds; return those that have."""
+        done, _ = wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
         return done
 
     def outcome(self, future: Future) -> tuple:
