@@ -26,11 +26,22 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+class _PastClick(BaseException):
+    """Carries an exception past click's own handling to ClconvGroup.main (see invoke)."""
+
+    def __init__(self, original: BaseException):
+        super().__init__(original)
+        self.original = original
+
+
 def _stopped(exc: BaseException) -> int:
-    """Ctrl-C or SIGTERM: one line, and the exit code."""
+    """Ctrl-C or SIGTERM: one line, and the exit code. On a terminal the line starts on a line of
+    its own, after the ``^C`` the terminal echoed."""
     if isinstance(exc, Terminated):
         error_line("terminated")
         return EXIT_TERMINATED
+    if sys.stderr.isatty():
+        click.echo(err=True)
     error_line("interrupted")
     return EXIT_INTERRUPTED
 
@@ -46,6 +57,32 @@ def _signal_behind(exc: BaseException) -> BaseException | None:
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     return None
+
+
+def _exit_code(exc: BaseException, debug: bool) -> int:
+    """``exc`` said as one line on stderr (a traceback before it with --debug, for errors that
+    are not the user's); the SPEC's exit code. Raises again what is not a failure (SystemExit)."""
+    if isinstance(exc, click.UsageError):
+        where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+        error_line(f"{where}{exc.format_message()} (see --help)")
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
+        error_line(exc.format_message())
+        return exc.exit_code
+    if isinstance(exc, (KeyboardInterrupt, click.exceptions.Abort, Terminated)):
+        return _stopped(exc)
+    if not isinstance(exc, Exception):
+        raise exc
+    if debug:
+        _print_traceback()
+    if isinstance(exc, ClconvError):
+        error_line(str(exc))
+        return exc.exit_code
+    stopped_by = _signal_behind(exc)
+    if stopped_by is not None:
+        return _stopped(stopped_by)
+    error_line(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+    return EXIT_INTERNAL
 
 
 def _print_traceback() -> None:
@@ -78,29 +115,10 @@ class ClconvGroup(click.Group):
         try:
             code = super().main(args, prog_name or "clconv", complete_var, standalone_mode=False, **extra)
             code = code if isinstance(code, int) else 0
-        except ClconvError as exc:
-            if debug:
-                _print_traceback()
-            error_line(str(exc))
-            code = exc.exit_code
-        except click.UsageError as exc:
-            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
-            error_line(f"{where}{exc.format_message()} (see --help)")
-            code = exc.exit_code
-        except click.ClickException as exc:
-            error_line(exc.format_message())
-            code = exc.exit_code
-        except (KeyboardInterrupt, click.exceptions.Abort, Terminated) as exc:
-            code = _stopped(exc)
-        except Exception as exc:  # noqa: BLE001 - a bug: still one line, unless --debug
-            if debug:
-                _print_traceback()
-            stopped_by = _signal_behind(exc)
-            if stopped_by is not None:
-                code = _stopped(stopped_by)
-            else:
-                error_line(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
-                code = EXIT_INTERNAL
+        except _PastClick as carried:
+            code = _exit_code(carried.original, debug)
+        except BaseException as exc:  # noqa: BLE001 - every failure is one line; SystemExit goes on
+            code = _exit_code(exc, debug)
         finally:
             signal.signal(signal.SIGTERM, previous)
             if "clconv.runtime" in sys.modules:
@@ -108,3 +126,11 @@ class ClconvGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def invoke(self, ctx):
+        """Run the command. click would print a blank line for Ctrl-C and call an EOFError
+        (from any library) an abort: both go to main as they are."""
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, EOFError) as exc:
+            raise _PastClick(exc) from exc

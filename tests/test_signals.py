@@ -106,6 +106,23 @@ def test_an_error_that_a_signal_caused_exits_as_the_signal(capsys, behind, code,
     assert capsys.readouterr().err.strip().splitlines() == [line]
 
 
+@pytest.mark.parametrize("raised, code", [(KeyboardInterrupt(), 130), (Terminated(), 143)])
+def test_a_signal_in_a_command_is_one_line_without_a_blank_one_before_it(capsys, raised, code):
+    """click prints an empty line for Ctrl-C (after the terminal's ^C); stderr here is no terminal."""
+    assert _group_failing_with(raised).main(["fail"], standalone_mode=False) == code
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["clconv: error: " + ("terminated" if code == 143 else "interrupted")]
+
+
+def test_an_eoferror_from_a_library_is_an_internal_error_not_an_interruption(capsys):
+    """click takes EOFError (end of input at a prompt) for an abort."""
+    assert _group_failing_with(EOFError("No data left in file")).main(["fail"], standalone_mode=False) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "clconv: error: internal error: EOFError: No data left in file (run with --debug for the traceback)"
+    ]
+
+
 def test_an_error_without_a_signal_behind_it_is_still_an_internal_error(capsys):
     failure = SystemError("something else")
     failure.__context__ = ValueError("unrelated")
