@@ -5,6 +5,7 @@ runs in this process (run_cli); tests/test_fast_start.py covers imports and the 
 from __future__ import annotations
 
 import hashlib
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,28 @@ def test_python_dash_m_clconv_is_the_same_program(run_clconv, png, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "clconv", "kernels", "nope"], capture_output=True, text=True,
                          timeout=120, stdin=subprocess.DEVNULL)
     assert bad.returncode == 2 and bad.stderr.startswith("clconv: error: "), bad.stderr
+
+
+@pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_apply_stopped_by_a_signal_leaves_nothing_and_says_one_line(clconv_script, tmp_path, sig, code, line):
+    """The signal is sent once --explain has named the algorithm, so the filter (seconds of 65x65
+    direct on a 1600x1200 RGB image on a CPU) and the save are still ahead."""
+    source = tmp_path / "in.npy"
+    np.save(source, np.random.default_rng(5).integers(0, 256, (1200, 1600, 3), dtype=np.uint8))
+    before = sha(source)
+    cmd = [clconv_script, "apply", "--explain", "-k", "gaussian:sigma=8", "--algorithm", "direct",
+           str(source), str(tmp_path / "out.png")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's
+    assert proc.stderr is not None
+    said = []
+    for said_line in proc.stderr:
+        said.append(said_line)
+        if said_line.startswith("clconv: explain: gaussian:sigma=8: direct"):
+            break
+    proc.send_signal(sig)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == code, "".join(said) + rest
+    assert rest.splitlines() == [f"clconv: error: {line}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]  # no output, no temporary
+    assert sha(source) == before

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import signal
 import threading
 
 from clconv.errors import BuildError, ClconvError, DeviceError, warn
@@ -39,7 +40,13 @@ from clconv.runtime.choice import (
     requested_spec,
     select_device,
 )
-from clconv.runtime.device import BUILD_OPTIONS_VARIABLE, UNUSABLE_CPU_HINT, Runtime, filter_compiler_warnings
+from clconv.runtime.device import (
+    BUILD_OPTIONS_VARIABLE,
+    UNUSABLE_CPU_HINT,
+    Runtime,
+    filter_compiler_warnings,
+    take_back_signals,
+)
 
 # The tests reach these through clconv.runtime, as before it was a package.
 from clconv.runtime.device import _zero_copy as _zero_copy
@@ -142,6 +149,8 @@ def get_runtime(spec: str | None = None) -> Runtime:
         return spec
     wanted = requested_spec(spec)
     pending = _join_prefetch()
+    if pending is not None:  # the device thread's builds ran: builds in this thread take them back themselves
+        take_back_signals()
     if pending is not None and pending[0] == wanted:
         box = pending[1]
         if "runtime" in box:
@@ -183,6 +192,10 @@ def prefetch(spec: str | None = None) -> None:
         pass
 
     def work():
+        # Ctrl-C and SIGTERM are for the main thread, which acts on them; delivered here they
+        # would only interrupt the driver's system calls. Threads the driver starts from here
+        # (PoCL's workers) inherit the mask.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             box["runtime"] = rt = _usable_runtime(wanted)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread

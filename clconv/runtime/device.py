@@ -4,8 +4,10 @@ scratch buffers and per-device caches. Opened once per device by clconv.runtime.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shlex
+import signal
 import threading
 import time
 import warnings
@@ -57,6 +59,19 @@ def filter_compiler_warnings() -> None:
     _compiler_warnings_filtered = True
 
 
+def take_back_signals() -> None:
+    """Make Python's handlers of SIGINT and SIGTERM the process's own again. The first OpenCL
+    build installs LLVM's (it removes the compiler's temporary files on those signals), so an
+    interrupt made the builds still running fail aloud ("1 error generated."), whatever the
+    program did with the signal. LLVM installs them once per process. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: not set from Python, left alone
+            signal.signal(signum, handler)
+
+
 @contextlib.contextmanager
 def _quiet_build():
     if _compiler_warnings_filtered:
@@ -97,6 +112,10 @@ class Runtime:
         self.zero_copy = _zero_copy(cl, info, device)
         checked = is_simulator(info) and os.environ.get("OCLGRIND_UNINITIALIZED", "0") not in ("", "0")
         self._retained: list | None = [] if checked else None  # see _made
+        self._host_in_use: dict[
+            int, object
+        ] = {}  # zero-copy buffers, by number, until the queue has finished (see wrap)
+        self._wraps = itertools.count()
         self._kernels: dict[tuple[str, str], object] = {}
         self._typed_kernels: set[tuple[str, str]] = set()
         self._group_limits: dict[int, int] = {}  # id(kernel) -> CL_KERNEL_WORK_GROUP_SIZE
@@ -134,6 +153,7 @@ class Runtime:
                         raise DeviceError(self.info.describe(), UNUSABLE_CPU_HINT) from exc
                     raise BuildError(f"cl/{name}", f"OpenCL build failed:\n{exc}") from exc
                 self.build_seconds[cl_file] = time.thread_time() - start
+                take_back_signals()
                 self.builds += 1
                 self._programs[cl_file] = prog
         return prog
@@ -238,7 +258,10 @@ class Runtime:
         (USE_HOST_PTR); else an upload, or a plain device buffer. Read the result back with
         ``read_back``, never by reading ``array`` directly, and keep every wrapped buffer until
         then: a zero-copy buffer keeps its host memory (the array, or a copy made here) only
-        as long as it lives, and the queued kernels read that memory."""
+        as long as it lives, and the queued kernels read that memory. The runtime holds each
+        one too, until a read_back has seen the queue finish: a caller unwound by an exception
+        (Ctrl-C, a failed launch) would otherwise free that memory while kernels that use it
+        are still queued, which OpenCL forbids (USE_HOST_PTR memory must outlive them)."""
         import numpy as np
 
         if not self.zero_copy:
@@ -248,7 +271,9 @@ class Runtime:
         mf = self.cl.mem_flags
         access = mf.READ_WRITE if writable else mf.READ_ONLY
         with self.device_errors(f"cannot use {array.nbytes} bytes of host memory on the device"):
-            return self.cl.Buffer(self.context, access | mf.USE_HOST_PTR, hostbuf=array)
+            buffer = self.cl.Buffer(self.context, access | mf.USE_HOST_PTR, hostbuf=array)
+        self._host_in_use[next(self._wraps)] = buffer
+        return buffer
 
     def read_back(self, buffer, array) -> None:
         """Make a ``wrap``-ped array hold the device's results: a map (and unmap) of its own
@@ -256,12 +281,15 @@ class Runtime:
         if not self.zero_copy:
             self.download(buffer, array)
             return
+        before = next(self._wraps)  # buffers wrapped before the finish below are free after it
         with self.device_errors("running the filter"):
             mapped, _ = self.cl.enqueue_map_buffer(
                 self.queue, buffer, self.cl.map_flags.READ, 0, array.shape, array.dtype, is_blocking=True
             )
             mapped.base.release(self.queue)
             self.queue.finish()
+        for number in [n for n in list(self._host_in_use) if n < before]:
+            self._host_in_use.pop(number, None)  # another thread's read_back may have taken it
 
     @property
     def memory(self) -> str:
