@@ -204,7 +204,6 @@ class ClusterPipeline(Pipeline):
                     for future in ready:
                         self.on_filtered(future)
                         self.fill()
-                        deliver_signals()
                     if not ready:
                         time.sleep(READY_POLL_SECONDS)
                     deliver_signals()

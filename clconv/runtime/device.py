@@ -4,7 +4,6 @@ scratch buffers and per-device caches. Opened once per device by clconv.runtime.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import shlex
 import signal
@@ -112,10 +111,7 @@ class Runtime:
         self.zero_copy = _zero_copy(cl, info, device)
         checked = is_simulator(info) and os.environ.get("OCLGRIND_UNINITIALIZED", "0") not in ("", "0")
         self._retained: list | None = [] if checked else None  # see _made
-        self._host_in_use: dict[
-            int, object
-        ] = {}  # zero-copy buffers, by number, until the queue has finished (see wrap)
-        self._wraps = itertools.count()
+        self._host_in_use: list = []  # zero-copy buffers until the queue has finished (see wrap)
         self._kernels: dict[tuple[str, str], object] = {}
         self._typed_kernels: set[tuple[str, str]] = set()
         self._group_limits: dict[int, int] = {}  # id(kernel) -> CL_KERNEL_WORK_GROUP_SIZE
@@ -272,7 +268,7 @@ class Runtime:
         access = mf.READ_WRITE if writable else mf.READ_ONLY
         with self.device_errors(f"cannot use {array.nbytes} bytes of host memory on the device"):
             buffer = self.cl.Buffer(self.context, access | mf.USE_HOST_PTR, hostbuf=array)
-        self._host_in_use[next(self._wraps)] = buffer
+        self._host_in_use.append(buffer)
         return buffer
 
     def read_back(self, buffer, array) -> None:
@@ -281,15 +277,13 @@ class Runtime:
         if not self.zero_copy:
             self.download(buffer, array)
             return
-        before = next(self._wraps)  # buffers wrapped before the finish below are free after it
         with self.device_errors("running the filter"):
             mapped, _ = self.cl.enqueue_map_buffer(
                 self.queue, buffer, self.cl.map_flags.READ, 0, array.shape, array.dtype, is_blocking=True
             )
             mapped.base.release(self.queue)
             self.queue.finish()
-        for number in [n for n in list(self._host_in_use) if n < before]:
-            self._host_in_use.pop(number, None)  # another thread's read_back may have taken it
+        self._host_in_use.clear()  # one image at a time per Runtime (DEVICE_LOCK across threads)
 
     @property
     def memory(self) -> str:
