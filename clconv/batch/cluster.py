@@ -32,7 +32,7 @@ import uuid
 from dataclasses import dataclass
 
 from clconv.atomic import discard, temporary_path
-from clconv.batch.pipeline import Pipeline, Work, signals_deferred
+from clconv.batch.pipeline import Pipeline, Work
 from clconv.batch.tasks import Task, shown
 from clconv.batch.workers import DEAD_WORKER
 from clconv.errors import DeviceError, OptionError
@@ -196,23 +196,16 @@ class ClusterPipeline(Pipeline):
         job = FileJob(cluster.device, self.work.options, self.work.save_options, self.run_id)
         self.job = cluster.client.scatter(job, broadcast=True, hash=False)
         self.completed = as_completed(loop=cluster.client.loop)
-        try:
-            with signals_deferred() as deliver_signals:  # delivered between steps, as in Pipeline.run
-                self.fill()
-                while not self.completed.is_empty():
-                    ready = self.completed.next_batch(block=False)
-                    for future in ready:
-                        self.on_filtered(future)
-                        self.fill()
-                    if not ready:
-                        time.sleep(READY_POLL_SECONDS)
-                    deliver_signals()
-        except BaseException:
-            self.abort()
-            raise
-        finally:
-            self.result.seconds = time.monotonic() - self.start
-            self.progress.close()
+        with self.steps() as deliver_signals:
+            self.fill()
+            while not self.completed.is_empty():
+                ready = self.completed.next_batch(block=False)
+                for future in ready:
+                    self.on_filtered(future)
+                    self.fill()
+                if not ready:
+                    time.sleep(READY_POLL_SECONDS)
+                deliver_signals()
 
     def fill(self) -> None:
         """Submit the next groups of files, up to ``limit`` groups in flight."""

@@ -73,12 +73,27 @@ class Pipeline:
         self.encoding: dict = {}  # future -> (task, pixel count, temporary output)
         self.progress = Progress(progress_stream, len(result.tasks), self.done, result.count("failed"))
 
+    @contextlib.contextmanager
+    def steps(self):
+        """A run's loop goes inside. SIGINT and SIGTERM are held, and delivered by the function it
+        gets, between steps (see signals_deferred); any exception (Ctrl-C, SIGTERM) aborts (see
+        abort) and is raised again; the run's time is recorded and the bar closed at the end."""
+        try:
+            with signals_deferred() as deliver_signals:
+                yield deliver_signals
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self.result.seconds = time.monotonic() - self.start
+            self.progress.close()
+
     def run(self, workers) -> None:
         """Until every task has ended, decoding and encoding on ``workers`` (closed at the end).
         Any exception (Ctrl-C, SIGTERM) aborts, and is raised again."""
         self.workers, self.limit = workers, 2 * workers.jobs + 2
         try:
-            with signals_deferred() as deliver_signals:
+            with self.steps() as deliver_signals:
                 while self.todo or self.decoding or self.encoding:
                     self.fill()
                     in_flight = list(self.decoding) + list(self.encoding)
@@ -87,16 +102,11 @@ class Pipeline:
                             self.on_decoded(future)
                         else:
                             self.on_encoded(future)
-                        deliver_signals()
+                        deliver_signals()  # after each file's step: a filter can take a while
                     self.replace_broken_pool()
                     deliver_signals()
-        except BaseException:
-            self.abort()
-            raise
         finally:
-            self.result.seconds = time.monotonic() - self.start
             self.workers.close()
-            self.progress.close()
 
     def fill(self) -> None:
         """Start decoding the next files, up to ``limit`` in flight."""
